@@ -1,0 +1,1 @@
+"""Report sinks: every claim reaches the terminal, JUnit, summary.json and Allure."""

@@ -1,0 +1,171 @@
+"""Hardware target profiles: TOML files that say what a machine must achieve.
+
+A profile names its claims' requirements (``[claims]``) and the workload the suites
+run (``[workload]``).  Shipped profiles live beside this module; any other path is a
+vendor's own profile, which may ``extends = "mi300x"`` a shipped one.
+
+Everything here raises :class:`TargetError` with one readable line; the plugin turns it
+into a pytest usage error.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..claims import Requirement, fmt
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_TARGET = "cpu-local"
+
+_TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "economics", "notes"}
+_CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
+
+
+class TargetError(Exception):
+    """A target cannot be loaded; the message is one line meant for the user."""
+
+
+@dataclass
+class Target:
+    name: str
+    description: str
+    source: str
+    confidence: float = 0.99
+    requirements: dict[str, Requirement] = field(default_factory=dict)
+    workload: dict[str, Any] = field(default_factory=dict)
+    economics: dict[str, Any] = field(default_factory=dict)
+
+    def requirement(self, metric: str) -> Requirement | None:
+        return self.requirements.get(metric)
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        return self.workload.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "confidence": self.confidence,
+            "claims": {
+                m: {"op": r.op, "threshold": r.threshold, "unit": r.unit, "stat": r.stat, "min_samples": r.min_samples}
+                for m, r in sorted(self.requirements.items())
+            },
+            "workload": dict(self.workload),
+        }
+
+
+def available_targets() -> list[str]:
+    return sorted(p.stem for p in HERE.glob("*.toml"))
+
+
+def _resolve(name_or_path: str) -> Path:
+    p = Path(name_or_path).expanduser()
+    if p.suffix == ".toml" or p.exists() or "/" in name_or_path:
+        if not p.is_file():
+            raise TargetError(f"target profile {name_or_path!r} not found (no such file)")
+        return p
+    shipped = HERE / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        raise TargetError(
+            f"unknown target {name_or_path!r}; available targets: {', '.join(available_targets())} "
+            "(or a path to a .toml profile)"
+        )
+    return shipped
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError(f"malformed target profile {path}: {exc}") from None
+    except OSError as exc:
+        raise TargetError(f"cannot read target profile {path}: {exc.strerror}") from None
+
+
+def _requirement(path: Path, metric: str, spec: Any) -> Requirement:
+    where = f"malformed target profile {path}: claims.{metric!r}"
+    if not isinstance(spec, dict):
+        raise TargetError(f"{where} must be a table like {{ op = \"<\", threshold = 5 }}")
+    unknown = set(spec) - _CLAIM_KEYS
+    if unknown:
+        raise TargetError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_CLAIM_KEYS))}")
+    missing = {"op", "threshold"} - set(spec)
+    if missing:
+        raise TargetError(f"{where} lacks {' and '.join(sorted(missing))}")
+    try:
+        return Requirement(metric=metric, **spec)
+    except (TypeError, ValueError) as exc:
+        raise TargetError(f"{where}: {exc}") from None
+
+
+def load_target(name_or_path: str, _seen: tuple[str, ...] = ()) -> Target:
+    path = _resolve(name_or_path)
+    key = str(path.resolve())
+    if key in _seen:
+        raise TargetError(f"malformed target profile {path}: 'extends' loops back to itself")
+    data = _read(path)
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise TargetError(
+            f"malformed target profile {path}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+            f"allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
+    for table in ("claims", "workload", "economics"):
+        if table in data and not isinstance(data[table], dict):
+            raise TargetError(f"malformed target profile {path}: '{table}' must be a table")
+
+    base: Target | None = None
+    if "extends" in data:
+        if not isinstance(data["extends"], str):
+            raise TargetError(f"malformed target profile {path}: 'extends' must be a target name or path")
+        base = load_target(data["extends"], _seen + (key,))
+
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise TargetError(f"malformed target profile {path}: 'name' must be a non-empty string")
+    confidence = data.get("confidence", base.confidence if base else 0.99)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1 or math.isnan(confidence):
+        raise TargetError(f"malformed target profile {path}: 'confidence' must be a number between 0 and 1")
+
+    reqs = dict(base.requirements) if base else {}
+    for metric, spec in data.get("claims", {}).items():
+        reqs[metric] = _requirement(path, metric, spec)
+    workload = dict(base.workload) if base else {}
+    workload.update(data.get("workload", {}))
+    economics = dict(base.economics) if base else {}
+    economics.update(data.get("economics", {}))
+    return Target(
+        name=name,
+        description=str(data.get("description", base.description if base else "")),
+        source=str(path),
+        confidence=float(confidence),
+        requirements=reqs,
+        workload=workload,
+        economics=economics,
+    )
+
+
+def describe_targets(names: list[str] | None = None) -> str:
+    """The text ``pytest --inference-targets`` prints: each target and its claims."""
+    lines: list[str] = []
+    for name in names or available_targets():
+        t = load_target(name)
+        lines.append(f"{t.name}: {t.description}")
+        lines.append(f"  source: {t.source}   confidence: {t.confidence:g}")
+        for metric, r in sorted(t.requirements.items()):
+            unit = f" {r.unit}" if r.unit else ""
+            extra = []
+            if r.stat:
+                extra.append(r.stat)
+            if r.min_samples > 1:
+                extra.append(f"over >= {r.min_samples} samples")
+            more = f"  ({', '.join(extra)})" if extra else ""
+            lines.append(f"  {metric:<34} {r.op:>2} {fmt(r.threshold)}{unit}{more}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
