@@ -1,0 +1,99 @@
+"""Compare a run's claims with a saved ``summary.json`` and flag regressions.
+
+Like pytest-benchmark's ``--benchmark-compare-fail``, but for every claim and direction-aware:
+a claim whose requirement is ``<``/``<=`` (or whose unit is a time) is better lower; ``>``/``>=``
+(or tok/s, MB/s, …) better higher. The baseline is read-only, so every xdist worker can judge
+its own tests' claims.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .claims import Claim, direction, fmt
+
+DEFAULT_TOLERANCE = 0.10
+
+
+class BaselineError(Exception):
+    """An unusable baseline file or tolerance; one line for the user."""
+
+
+def parse_tolerance(text: str | None) -> float:
+    if text is None or text == "":
+        return DEFAULT_TOLERANCE
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise BaselineError(f"--inference-baseline-tolerance {text!r} is not a percentage like 10%") from None
+    if not 0 <= value < 10:
+        raise BaselineError(f"--inference-baseline-tolerance {text!r} is out of range")
+    return value
+
+
+@dataclass
+class Baseline:
+    path: str
+    tolerance: float
+    by_test_metric: dict[tuple[str, str], dict[str, Any]]
+    by_metric: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: str, tolerance: str | None = None) -> "Baseline":
+        tol = parse_tolerance(tolerance)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise BaselineError(f"baseline {path} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BaselineError(f"cannot read baseline {path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise BaselineError(f"baseline {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("claims"), list):
+            raise BaselineError(f"baseline {path} is not a pytest-inference summary.json (schema 1)")
+        by_tm: dict[tuple[str, str], dict[str, Any]] = {}
+        by_m: dict[str, dict[str, Any]] = {}
+        for c in data["claims"]:
+            if not isinstance(c, dict) or "metric" not in c or not isinstance(c.get("measured"), (int, float, type(None))):
+                raise BaselineError(f"baseline {path} has a malformed claim entry")
+            by_tm[(c.get("test") or "", c["metric"])] = c
+            by_m.setdefault(c["metric"], c)
+        return cls(str(path), tol, by_tm, by_m)
+
+    def compare(self, claim: Claim) -> dict[str, Any] | None:
+        """The ``baseline`` block of a claim, or None when the baseline has no such metric."""
+        base = self.by_test_metric.get((claim.test or "", claim.metric)) or self.by_metric.get(claim.metric)
+        if base is None or base.get("measured") is None or claim.measured is None:
+            return None
+        old, new = float(base["measured"]), float(claim.measured)
+        better = direction(claim.op, claim.unit) or direction(base.get("op"), base.get("unit"))
+        change = None if old == 0 else (new - old) / abs(old)
+        if better == "lower":
+            regression = new > old * (1 + self.tolerance) if old > 0 else new > old
+        elif better == "higher":
+            regression = new < old * (1 - self.tolerance) if old > 0 else new < old
+        else:
+            regression = False
+        return {
+            "file": self.path,
+            "measured": old,
+            "change_pct": None if change is None else round(100 * change, 2),
+            "better": better,
+            "tolerance_pct": round(100 * self.tolerance, 2),
+            "regression": bool(regression),
+        }
+
+    def describe(self, claim: Claim) -> str:
+        b = claim.baseline or {}
+        unit = f" {claim.unit}" if claim.unit else ""
+        change = b.get("change_pct")
+        delta = f"{change:+.1f}%" if change is not None else "changed"
+        return (
+            f"{claim.metric} regressed {delta} against baseline {b.get('file')} "
+            f"({fmt(b.get('measured'))} -> {fmt(claim.measured)}{unit}; {b.get('better')} is better, "
+            f"tolerance {b.get('tolerance_pct'):g}%)"
+        )

@@ -1,0 +1,162 @@
+"""pytest-inference's pytest entry point: options and hooks only.
+
+The work lives elsewhere: :mod:`.claims` judges, :mod:`.session` collects, :mod:`.fixture`
+gives tests their fixtures, :mod:`.report` writes the sinks, :mod:`.baseline` compares
+runs. This module imports only light standard-library code at load time, so
+``pytest --help`` stays fast and ``-p no:inference`` removes everything.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import session as _session
+from .fixture import (  # noqa: F401  (fixtures are registered by being module attributes)
+    claim,
+    inference_api_key,
+    inference_client,
+    inference_endpoint,
+    inference_session,
+    inference_target,
+)
+
+MARKERS = {
+    "coldstart": "cold-start suite: launch an inference server and time it to its first token",
+    "warm": "warm-latency suite: TTFT, TPOT and throughput of a running endpoint",
+    "serverless": "serverless suite: a remote OpenAI-compatible endpoint, idle-then-probe and warm",
+    "economics": "economics suite: cost crossover between a GPU and a serverless endpoint",
+    "storage": "storage suite: the model path's file system and its read throughput",
+    "node": "node suite: network tuning of the host (MTU, TCP buffers, stale NFS connections)",
+    "k8s": "Kubernetes suite: taint gate, tuner, HA and storage checks of a deployment",
+    "api": "API suite: OpenAI-compatible API behaviour of an endpoint",
+}
+
+INCONCLUSIVE_MODES = ("fail", "xfail")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("inference", "pytest-inference (claims about LLM-inference infrastructure)")
+    group.addoption(
+        "--target",
+        dest="inference_target",
+        metavar="NAME|PATH",
+        default=None,
+        help="hardware target profile whose thresholds judge the claims: a shipped name "
+        "(see --inference-targets) or a path to a .toml profile. Default: ini inference_target, else cpu-local.",
+    )
+    group.addoption(
+        "--inference-targets",
+        dest="inference_list_targets",
+        action="store_true",
+        default=False,
+        help="list the shipped target profiles and their claims, then exit.",
+    )
+    group.addoption(
+        "--endpoint",
+        dest="inference_endpoint",
+        metavar="URL",
+        default=None,
+        help="OpenAI-compatible base URL to measure, e.g. http://127.0.0.1:8000/v1 (ini inference_endpoint).",
+    )
+    group.addoption(
+        "--model",
+        dest="inference_model",
+        metavar="NAME",
+        default=None,
+        help="model name sent in requests. Default: the endpoint's only model from /v1/models, else the target's.",
+    )
+    group.addoption(
+        "--api-key-env",
+        dest="inference_api_key_env",
+        metavar="VAR",
+        default=None,
+        help="name of the environment variable holding the endpoint's API key. The key itself is never "
+        "accepted on the command line and never written to any report (ini inference_api_key_env).",
+    )
+    group.addoption(
+        "--inference-report",
+        dest="inference_report",
+        metavar="DIR",
+        default=None,
+        help="folder for summary.json and allure-results (ini inference_report_dir, default reports/).",
+    )
+    group.addoption(
+        "--inference-inconclusive",
+        dest="inference_inconclusive",
+        choices=INCONCLUSIVE_MODES,
+        default=None,
+        help="what an inconclusive claim does to its test: fail (default) or xfail. It never passes.",
+    )
+    group.addoption(
+        "--inference-baseline",
+        dest="inference_baseline",
+        metavar="FILE",
+        default=None,
+        help="a saved summary.json; a claim that regressed beyond the tolerance fails its test "
+        "(latency/seconds: lower is better; tok/s, MB/s: higher is better).",
+    )
+    group.addoption(
+        "--inference-baseline-tolerance",
+        dest="inference_baseline_tolerance",
+        metavar="PCT",
+        default=None,
+        help="allowed regression against --inference-baseline, e.g. 10%% (default 10%%).",
+    )
+    group.addoption(
+        "--warm-requests",
+        dest="inference_warm_requests",
+        type=int,
+        metavar="N",
+        default=None,
+        help="streamed requests the warm suite measures (default: the target's warm_requests, 20).",
+    )
+    group.addoption(
+        "--warm-warmup",
+        dest="inference_warm_warmup",
+        type=int,
+        metavar="N",
+        default=None,
+        help="uncounted warm-up requests before the measured ones (default: the target's warm_warmup).",
+    )
+    group.addoption(
+        "--max-tokens",
+        dest="inference_max_tokens",
+        type=int,
+        metavar="N",
+        default=None,
+        help="output tokens asked per request, with ignore_eos (default: the target's max_tokens).",
+    )
+    parser.addini("inference_target", "default hardware target profile (name or path)", default=None)
+    parser.addini("inference_endpoint", "default OpenAI-compatible base URL", default=None)
+    parser.addini("inference_api_key_env", "default environment variable holding the API key", default=None)
+    parser.addini("inference_report_dir", "default report folder", default=None)
+    parser.addini("inference_inconclusive", "fail (default) or xfail", default=None)
+
+
+def pytest_cmdline_main(config: pytest.Config):
+    if config.getoption("inference_list_targets"):
+        from .targets import describe_targets
+
+        print(describe_targets(), end="")
+        return 0
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if config.getoption("inference_list_targets"):
+        return
+    try:
+        state = _session.InferenceSession.from_config(config)
+    except _session.UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_session.SESSION_KEY] = state
+    config.pluginmanager.register(state, "inference-session")
+    state.configure_allure()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(_session.SESSION_KEY, None)
+    return state.header_lines() if state else None

@@ -1,0 +1,52 @@
+"""The end-of-session table: metric, measured, requirement, verdict, margin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Claim, fmt
+
+_MARKUP = {PASS: {"green": True}, FAIL: {"red": True, "bold": True}, INCONCLUSIVE: {"yellow": True}, MEASURED: {}}
+
+
+def rows(claims: Sequence[Claim]) -> list[tuple[str, ...]]:
+    out = []
+    for c in claims:
+        measured = f"{fmt(c.measured)} {c.unit or ''}".strip()
+        margin = ""
+        if c.margin is not None and c.verdict != MEASURED:
+            margin = f"{'+' if c.margin >= 0 else ''}{fmt(c.margin)}"
+            if c.margin_pct is not None:
+                margin += f" ({'+' if c.margin_pct >= 0 else ''}{c.margin_pct:.0f}%)"
+        verdict = c.verdict + (" REGRESSED" if c.regressed else "")
+        out.append((c.metric, measured, c.requirement_text() if c.op else "-", str(c.count), verdict, margin))
+    return out
+
+
+def format_table(claims: Sequence[Claim]) -> list[tuple[str, str]]:
+    """Lines of the table with the verdict each colours by (pure, for tests)."""
+    header = ("metric", "measured", "requirement", "n", "verdict", "margin")
+    body = rows(claims)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    out = [(line(header), ""), (line(tuple("-" * w for w in widths)), "")]
+    out += [(line(r), c.verdict) for r, c in zip(body, claims)]
+    return out
+
+
+def write_summary(tr, claims: Sequence[Claim], target, summary_path: Path) -> None:
+    tr.write_sep("=", f"inference claims (target {target.name})")
+    for text, verdict in format_table(claims):
+        tr.write_line(text, **_MARKUP.get(verdict, {}))
+    counts: dict[str, int] = {}
+    for c in claims:
+        counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    regressed = sum(1 for c in claims if c.regressed)
+    if regressed:
+        tally += f", {regressed} regressed vs baseline"
+    tr.write_line(f"{tally}; report: {summary_path}")
+    for c in claims:
+        if c.verdict in (FAIL, INCONCLUSIVE):
+            tr.write_line(f"  {c.verdict.upper()}: {c.message()}", **_MARKUP[c.verdict])
