@@ -210,7 +210,8 @@ def judge(
         if not xs:
             raise ValueError(f"{metric}: no samples and no measured value")
         measured = stats.compute(stat, xs)
-    need = min_samples if min_samples is not None else (requirement.min_samples if requirement else 1)
+    # the stricter of what the caller ran for (e.g. "over 20 requests") and what the target demands
+    need = max(min_samples or 1, requirement.min_samples if requirement else 1)
     claim = Claim(
         metric=metric,
         measured=float(measured),

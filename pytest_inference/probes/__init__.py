@@ -1,0 +1,1 @@
+"""Probes touch the world (servers, files, hosts) and return observations; claims judge them."""

@@ -1,0 +1,23 @@
+"""The warm run every test of this suite judges: measured once per session."""
+
+import pytest
+
+from pytest_inference.probes.serving import measure_warm
+
+
+@pytest.fixture(scope="session")
+def warm_run(request, inference_session, inference_endpoint, inference_client):
+    """N streamed requests after uncounted warm-ups (N: --warm-requests, else the target's)."""
+    from pytest_inference.engine import EndpointError
+
+    target, opt = inference_session.target, request.config.getoption
+    try:
+        return measure_warm(
+            inference_client,
+            inference_endpoint.model,
+            requests=opt("inference_warm_requests") or target.setting("warm_requests", 20),
+            warmup=opt("inference_warm_warmup") if opt("inference_warm_warmup") is not None else target.setting("warm_warmup", 2),
+            max_tokens=opt("inference_max_tokens") or target.setting("max_tokens", 64),
+        )
+    except EndpointError as exc:
+        pytest.fail(str(exc), pytrace=False)
