@@ -1,0 +1,38 @@
+"""The streaming measurement engine: a raw-socket HTTP/1.1 + SSE client that times
+OpenAI-compatible streaming requests close to the socket.
+
+    from pytest_inference.engine import StreamClient, RequestSpec
+    with StreamClient("http://127.0.0.1:8000/v1") as client:
+        run = client.run([RequestSpec(model="m", prompt="hi", max_tokens=64)] * 20,
+                         concurrency=4, warmup=2)
+        run.ttft_ms()
+
+See :mod:`.results` for the metric definitions, :mod:`.burst` for burst detection and
+:mod:`.prometheus` for server-side cross-checks.
+"""
+
+from .burst import mark_bursts
+from .client import StreamClient
+from .errors import (
+    EndpointAuthError,
+    EndpointError,
+    EndpointHTTPError,
+    EndpointUnreachable,
+    NotOpenAIResponse,
+)
+from .results import RequestResult, RequestSpec, RunResult
+from .sse import SSEParser
+
+__all__ = [
+    "StreamClient",
+    "RequestSpec",
+    "RequestResult",
+    "RunResult",
+    "EndpointError",
+    "EndpointUnreachable",
+    "EndpointAuthError",
+    "NotOpenAIResponse",
+    "EndpointHTTPError",
+    "SSEParser",
+    "mark_bursts",
+]

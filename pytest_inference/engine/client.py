@@ -1,0 +1,854 @@
+"""Raw-socket streaming client that times requests close to the socket.
+
+Why not httpx/openai in the timed path: every layer between ``recv`` and the
+timestamp adds jitter, and threads fighting over the GIL add milliseconds of it. Here
+one thread runs a ``selectors`` loop over non-blocking sockets:
+
+* connections are opened (TCP, then TLS) before the first measured request, up to the
+  concurrency, and reused (HTTP/1.1 keep-alive, one pool per client = per host:port);
+  every socket has ``TCP_NODELAY`` (a request written in two segments without it waits
+  ~40 ms for a delayed ACK);
+* request bodies are serialised before the run; a request's start time is taken right
+  before its bytes are written, in one ``send``; waiting for a free slot is recorded
+  as ``queue_ms``, never as latency;
+* when ``select`` returns, every ready socket is read and stamped
+  (``time.perf_counter_ns()`` right after its ``recv``) before any parsing happens;
+  an SSE event carries the stamp of the read that completed it;
+* the garbage collector is paused during a run (a collection in the middle of a
+  stream would be charged to whichever token arrives next).
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import os
+import selectors
+import socket
+import ssl
+import time
+from collections import deque
+from time import perf_counter_ns
+from typing import Any, Sequence
+
+from .errors import (
+    EndpointAuthError,
+    EndpointError,
+    EndpointHTTPError,
+    EndpointUnreachable,
+    NotOpenAIResponse,
+    scrub,
+)
+from .http import Origin, ProtocolError, ResponseParser, build_request, parse_base_url
+from .results import RequestResult, RequestSpec, RunResult
+from .sse import SSEParser
+
+__all__ = ["StreamClient"]
+
+RECV_SIZE = 256 * 1024
+CHECK_INTERVAL_S = 0.1
+COLLECT_LIMIT = 64 * 1024
+
+# connection states
+CONNECTING, HANDSHAKE, IDLE, BUSY, CLOSED = range(5)
+# response modes
+M_SSE, M_NOT_SSE, M_HTTPERR = range(3)
+
+_EVR = selectors.EVENT_READ
+_EVW = selectors.EVENT_WRITE
+_WANT = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _os_reason(err: int | BaseException) -> str:
+    if isinstance(err, BaseException):
+        if isinstance(err, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(err, (socket.timeout, TimeoutError)):
+            return "connection timed out"
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed ({err.verify_message})"
+        if isinstance(err, ssl.SSLError):
+            return f"TLS handshake failed ({err.reason or err})"
+        if isinstance(err, socket.gaierror):
+            return f"cannot resolve host ({err.strerror})"
+        code = getattr(err, "errno", None)
+        if code is None:
+            return str(err) or type(err).__name__
+        err = code
+    if err == errno.ECONNREFUSED:
+        return "connection refused"
+    if err == errno.ETIMEDOUT:
+        return "connection timed out"
+    return (errno.errorcode.get(err, str(err)) + ": " + os.strerror(err)).lower()
+
+
+class _Conn:
+    __slots__ = ("id", "sock", "state", "served", "req", "out", "deadline", "open_ns",
+                 "connect_ms", "mask", "measured_open")
+
+    def __init__(self, cid: int, sock: socket.socket) -> None:
+        self.id = cid
+        self.sock = sock
+        self.state = CONNECTING
+        self.served = 0
+        self.req: _Req | None = None
+        self.out = b""
+        self.deadline = 0.0
+        self.open_ns = perf_counter_ns()
+        self.connect_ms: float | None = None
+        self.mask = 0
+        self.measured_open = False
+
+
+class _Req:
+    __slots__ = ("idx", "spec", "data", "res", "parser", "sse", "mode", "reads", "tok_ns",
+                 "first_tok_read", "parts", "rparts", "tparts", "collected", "send_ns",
+                 "stream_error", "retried", "head_seen", "chat", "content_ns", "last_ns")
+
+    def __init__(self, idx: int, spec: RequestSpec, data: bytes, warmup: bool) -> None:
+        self.idx = idx
+        self.spec = spec
+        self.data = data
+        self.res = RequestResult(index=idx, warmup=warmup, api=spec.api, model=spec.model,
+                                 requested_max_tokens=spec.max_tokens, ignore_eos=spec.ignore_eos)
+        self.retried = False
+        self.chat = spec.api == "chat"
+        self.reset()
+
+    def reset(self) -> None:
+        self.parser = ResponseParser()
+        self.sse = SSEParser()
+        self.mode = M_SSE
+        self.reads = 0
+        self.tok_ns: list[int] = []
+        self.first_tok_read = 0
+        self.parts: list[str] = []
+        self.rparts: list[str] = []
+        self.tparts: list[str] = []
+        self.collected: list[bytes] = []
+        self.send_ns = 0
+        self.stream_error: str | None = None
+        self.head_seen = False
+        self.content_ns = 0
+        self.last_ns = 0
+
+
+class StreamClient:
+    """Measuring client for one OpenAI-compatible endpoint.
+
+    ``base_url`` is the API base (``http://host:port/v1``); ``api_key`` is sent as a
+    bearer token and appears in no message, repr or result. ``timeout_s`` bounds a
+    connect and any silence while a response is streaming. ``verify`` is for https:
+    True (system CAs), False (no verification) or a CA bundle path.
+    """
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 60.0,
+                 extra_headers: dict[str, str] | None = None, *, verify: bool | str = True,
+                 pause_gc: bool = True) -> None:
+        self._origin: Origin = parse_base_url(base_url)
+        self.base_url = self._origin.base_url
+        self.root_url = self._origin.root_url
+        self._key = api_key
+        self.timeout_s = float(timeout_s)
+        self._extra_headers = dict(extra_headers or {})
+        self._verify = verify
+        self._pause_gc = pause_gc
+        self._ssl_ctx: ssl.SSLContext | None = None
+        self._addr: tuple[int, Any] | None = None
+        self._sel = selectors.DefaultSelector()
+        self._conns: list[_Conn] = []
+        self._idle: deque[_Conn] = deque()
+        self._next_id = 1
+        self._measuring = False
+        self.connections_opened_total = 0
+        # per-drive state
+        self._pending: deque[_Req] = deque()
+        self._active = 0
+        self._t_enq = 0
+
+    # ------------------------------------------------------------------ public
+    def __repr__(self) -> str:
+        return f"StreamClient({self.base_url!r}, api_key={'***' if self._key else None})"
+
+    def __enter__(self) -> "StreamClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for c in list(self._conns):
+            self._discard(c)
+        self._idle.clear()
+
+    def connections(self) -> list[socket.socket]:
+        """The pool's open sockets (for inspection: TCP_NODELAY, peer address...)."""
+        return [c.sock for c in self._conns if c.state != CLOSED]
+
+    def open_connections(self, n: int) -> None:
+        """Open (TCP + TLS) connections until the pool holds ``n``; outside any timing."""
+        self._ensure(n)
+
+    def run(self, specs: Sequence[RequestSpec], concurrency: int = 1, warmup: int = 2) -> RunResult:
+        """Send ``warmup`` unmeasured requests (cycling over ``specs``), then ``specs``,
+        keeping at most ``concurrency`` in flight (closed loop). Results come back in
+        submission order. Raises :class:`EndpointAuthError`, :class:`EndpointUnreachable`
+        or :class:`NotOpenAIResponse` (with ``partial_results``) when the run cannot mean
+        anything; other failures are recorded per request (``ok=False``, ``error``).
+        """
+        specs = list(specs)
+        concurrency = max(1, int(concurrency))
+        warm_specs = [specs[i % len(specs)] for i in range(warmup)] if specs else []
+        # serialise everything before any clock starts
+        warm_reqs = [_Req(i, s, self._request_bytes(s), True) for i, s in enumerate(warm_specs)]
+        reqs = [_Req(i, s, self._request_bytes(s), False) for i, s in enumerate(specs)]
+        gc_was = gc.isenabled()
+        if self._pause_gc:
+            gc.collect()
+            gc.disable()
+        try:
+            self._ensure(min(concurrency, max(len(reqs), len(warm_reqs), 1)))
+            warm = self._drive(warm_reqs, concurrency) if warm_reqs else []
+            self._measuring = True
+            opened0 = self.connections_opened_total
+            cpu0 = time.process_time()
+            t0 = perf_counter_ns()
+            results = self._drive(reqs, concurrency)
+            wall = (perf_counter_ns() - t0) / 1e9
+            cpu = time.process_time() - cpu0
+            return RunResult(results=results, warmup_results=warm, wall_s=wall,
+                             concurrency=concurrency,
+                             connections_opened=self.connections_opened_total - opened0,
+                             client_cpu_s=cpu)
+        finally:
+            self._measuring = False
+            if gc_was:
+                gc.enable()
+
+    def run_one(self, spec: RequestSpec) -> RequestResult:
+        """One measured request (no warm-up)."""
+        return self.run([spec], concurrency=1, warmup=0).results[0]
+
+    def request(self, method: str, path: str, body: bytes | str | dict | None = None,
+                headers: dict[str, str] | None = None, *, root: bool = False
+                ) -> tuple[int, dict[str, str], bytes]:
+        """A plain blocking request on its own connection (not timed, not pooled).
+
+        ``path`` is relative to the base URL (``"/models"`` → ``/v1/models``), or to the
+        server root with ``root=True``. Returns ``(status, headers, body)`` with
+        lower-case header names. Raises :class:`EndpointUnreachable` and, for 401/403,
+        :class:`EndpointAuthError`.
+        """
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        elif isinstance(body, str):
+            body = body.encode()
+        full = (("" if root else self._origin.base_path) + "/" + path.lstrip("/"))
+        hdrs = {"User-Agent": "pytest-inference", "Accept": "*/*", "Connection": "close",
+                **self._auth_headers(), **self._extra_headers, **(headers or {})}
+        data = build_request(method.upper(), self._origin, full, body, hdrs)
+        sock = self._connect_blocking()
+        try:
+            sock.settimeout(self.timeout_s)
+            sock.sendall(data)
+            parser = ResponseParser(head_only=method.upper() == "HEAD")
+            out: list[bytes] = []
+            while not parser.done:
+                try:
+                    d = sock.recv(RECV_SIZE)
+                except (socket.timeout, TimeoutError):
+                    raise EndpointHTTPError(f"{self.root_url}{full}: timed out after {self.timeout_s:g} s "
+                                            "waiting for the response") from None
+                except OSError as e:
+                    raise EndpointHTTPError(f"{self.root_url}{full}: connection failed mid-response "
+                                            f"({_os_reason(e)})") from None
+                if not d:
+                    try:
+                        parser.feed_eof()
+                    except ProtocolError as e:
+                        raise EndpointHTTPError(f"{self.root_url}{full}: {e}") from None
+                    break
+                try:
+                    out.append(parser.feed(d))
+                except ProtocolError as e:
+                    raise NotOpenAIResponse(f"{self.root_url}{full}: {e}") from None
+        finally:
+            sock.close()
+        if parser.status in (401, 403):
+            raise self._auth_error(parser.status)
+        return parser.status, dict(parser.headers), b"".join(out)
+
+    def get_text(self, path: str) -> str:
+        """GET a path from the server root (``"/metrics"``, ``"/health"``) as text;
+        raises :class:`EndpointHTTPError` unless the status is 2xx."""
+        status, headers, body = self.request("GET", path, root=True)
+        text = body.decode("utf-8", "replace")
+        if not 200 <= status < 300:
+            raise EndpointHTTPError(f"HTTP {status} from {self.root_url}/{path.lstrip('/')}: "
+                                    f"{self._short(text, headers)}", status, self._short(text, headers))
+        return text
+
+    # -------------------------------------------------------------- internals
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    def _auth_error(self, status: int) -> EndpointAuthError:
+        msg = f"endpoint rejected the API key (HTTP {status})"
+        if not self._key:
+            msg += ": no API key was given"
+        return EndpointAuthError(msg, status)
+
+    def _unreachable(self, why: str) -> EndpointUnreachable:
+        return EndpointUnreachable(f"cannot connect to {self.base_url}: {why}")
+
+    def _request_bytes(self, spec: RequestSpec) -> bytes:
+        body = json.dumps(spec.body(), separators=(",", ":"), ensure_ascii=False).encode()
+        hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream",
+                "User-Agent": "pytest-inference", **self._auth_headers(), **self._extra_headers,
+                **(spec.headers or {})}
+        return build_request("POST", self._origin, self._origin.base_path + spec.path, body, hdrs)
+
+    def _resolve(self) -> tuple[int, Any]:
+        if self._addr is None:
+            o = self._origin
+            try:
+                infos = socket.getaddrinfo(o.host, o.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                raise self._unreachable(_os_reason(e)) from None
+            fam, _, _, _, addr = infos[0]
+            self._addr = (fam, addr)
+        return self._addr
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_ctx is None:
+            v = self._verify
+            if v is False:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            elif isinstance(v, str):
+                ctx = ssl.create_default_context(cafile=v)
+            else:
+                ctx = ssl.create_default_context()
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl_ctx = ctx
+        return self._ssl_ctx
+
+    def _connect_blocking(self) -> socket.socket:
+        fam, addr = self._resolve()
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(self.timeout_s)
+        try:
+            s.connect(addr)
+            if self._origin.tls:
+                s = self._ssl_context().wrap_socket(s, server_hostname=self._origin.host)
+        except (OSError, ssl.SSLError) as e:
+            s.close()
+            raise self._unreachable(_os_reason(e)) from None
+        return s
+
+    # connection pool ---------------------------------------------------------
+    def _set_mask(self, c: _Conn, mask: int) -> None:
+        if c.mask != mask:
+            self._sel.modify(c.sock, mask, c)
+            c.mask = mask
+
+    def _open(self) -> _Conn:
+        fam, addr = self._resolve()
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = s.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+            s.close()
+            raise self._unreachable(_os_reason(err))
+        c = _Conn(self._next_id, s)
+        self._next_id += 1
+        c.deadline = time.monotonic() + self.timeout_s
+        c.measured_open = self._measuring
+        self._conns.append(c)
+        self.connections_opened_total += 1
+        self._sel.register(s, _EVW, c)
+        c.mask = _EVW
+        return c
+
+    def _discard(self, c: _Conn) -> None:
+        if c.state == CLOSED:
+            return
+        c.state = CLOSED
+        try:
+            self._sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            c.sock.close()
+        except OSError:
+            pass
+        if c in self._conns:
+            self._conns.remove(c)
+        try:
+            self._idle.remove(c)
+        except ValueError:
+            pass
+
+    def _ready(self, c: _Conn) -> None:
+        c.state = IDLE
+        c.connect_ms = (perf_counter_ns() - c.open_ns) / 1e6
+        self._set_mask(c, _EVR)  # idle sockets stay watched: a server close shows up as EOF
+        self._idle.append(c)
+
+    def _handshake(self, c: _Conn) -> None:
+        try:
+            c.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            self._set_mask(c, _EVR)
+            return
+        except ssl.SSLWantWriteError:
+            self._set_mask(c, _EVW)
+            return
+        except (ssl.SSLError, OSError) as e:
+            self._discard(c)
+            raise self._unreachable(_os_reason(e)) from None
+        self._ready(c)
+
+    def _on_connect(self, c: _Conn) -> None:
+        err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._discard(c)
+            raise self._unreachable(_os_reason(err))
+        if not self._origin.tls:
+            self._ready(c)
+            return
+        self._sel.unregister(c.sock)
+        c.mask = 0
+        try:
+            c.sock = self._ssl_context().wrap_socket(c.sock, server_hostname=self._origin.host,
+                                                     do_handshake_on_connect=False)
+        except (ssl.SSLError, OSError) as e:
+            c.state = CLOSED
+            self._conns.remove(c)
+            raise self._unreachable(_os_reason(e)) from None
+        self._sel.register(c.sock, _EVR, c)
+        c.mask = _EVR
+        c.state = HANDSHAKE
+        self._handshake(c)
+
+    def _ensure(self, n: int) -> None:
+        while len(self._conns) < n:
+            self._open()
+        while any(c.state in (CONNECTING, HANDSHAKE) for c in self._conns):
+            self._poll(CHECK_INTERVAL_S)
+            self._check_deadlines()
+
+    # the loop ------------------------------------------------------------------
+    def _drive(self, reqs: list[_Req], concurrency: int) -> list[RequestResult]:
+        self._pending = deque(reqs)
+        self._active = 0
+        self._t_enq = perf_counter_ns()
+        next_check = time.monotonic() + CHECK_INTERVAL_S
+        try:
+            while self._pending or self._active:
+                self._dispatch(concurrency)
+                if not (self._pending or self._active):
+                    break
+                now = time.monotonic()
+                if now >= next_check:
+                    self._check_deadlines()
+                    next_check = now + CHECK_INTERVAL_S
+                self._poll(max(0.0, next_check - now))
+        except EndpointError as e:
+            # a fatal error: in-flight responses are garbage now
+            for c in list(self._conns):
+                if c.state != IDLE:
+                    self._discard(c)
+            e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
+            raise
+        return [r.res for r in reqs]
+
+    def _dispatch(self, concurrency: int) -> None:
+        pending = self._pending
+        idle = self._idle
+        while pending and self._active < concurrency:
+            if not idle:
+                want = min(concurrency, self._active + len(pending))
+                while len(self._conns) < want:
+                    self._open()
+                return
+            c = idle.popleft()
+            self._send(c, pending.popleft())
+
+    def _send(self, c: _Conn, req: _Req) -> None:
+        c.state = BUSY
+        c.req = req
+        self._active += 1
+        res = req.res
+        res.connection_id = c.id
+        res.connection_reused = c.served > 0
+        if c.served == 0 and c.measured_open:
+            res.connect_ms = c.connect_ms
+        data = req.data
+        t = perf_counter_ns()
+        try:
+            n = c.sock.send(data)
+        except _WANT:
+            n = 0
+        except OSError as e:
+            req.send_ns = t
+            self._conn_failed(c, req, e, t)
+            return
+        req.send_ns = t
+        res.send_ns = t
+        res.queue_ms = (t - self._t_enq) / 1e6
+        c.deadline = time.monotonic() + self.timeout_s
+        if n < len(data):
+            c.out = data[n:]
+            self._set_mask(c, _EVR | _EVW)
+
+    def _flush(self, c: _Conn) -> None:
+        try:
+            n = c.sock.send(c.out)
+        except _WANT:
+            return
+        except OSError as e:
+            self._conn_failed(c, c.req, e, perf_counter_ns())  # type: ignore[arg-type]
+            return
+        c.out = c.out[n:]
+        if not c.out:
+            self._set_mask(c, _EVR)
+
+    def _poll(self, timeout: float) -> None:
+        events = self._sel.select(timeout)
+        if not events:
+            return
+        stamped = []
+        other = []
+        pc = perf_counter_ns
+        for key, mask in events:
+            c = key.data
+            st = c.state
+            if mask & _EVR and (st == BUSY or st == IDLE):
+                sock = c.sock
+                try:
+                    data = sock.recv(RECV_SIZE)
+                    if data and self._origin.tls:
+                        data = self._drain_tls(sock, data)
+                except _WANT:
+                    data = None
+                except OSError as e:
+                    data = e
+                stamped.append((c, data, pc()))
+                if mask & _EVW:
+                    other.append(c)
+            else:
+                other.append(c)
+        for c, data, t in stamped:
+            if data is not None and c.state != CLOSED:
+                self._on_data(c, data, t)
+        for c in other:
+            st = c.state
+            if st == CONNECTING:
+                self._on_connect(c)
+            elif st == HANDSHAKE:
+                self._handshake(c)
+            elif st == BUSY and c.out:
+                self._flush(c)
+
+    @staticmethod
+    def _drain_tls(sock: Any, data: bytes) -> bytes:
+        parts = [data]
+        while True:
+            try:
+                d = sock.recv(RECV_SIZE)
+            except _WANT:
+                break
+            if not d:
+                break
+            parts.append(d)
+        return b"".join(parts) if len(parts) > 1 else data
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for c in list(self._conns):
+            if c.deadline and now > c.deadline:
+                if c.state in (CONNECTING, HANDSHAKE):
+                    self._discard(c)
+                    raise self._unreachable(f"connection timed out after {self.timeout_s:g} s")
+                if c.state == BUSY and c.req is not None:
+                    req = c.req
+                    self._fail(c, req, f"timed out: no data for {self.timeout_s:g} s "
+                                       f"({req.reads} reads so far)")
+
+    def _fail(self, c: _Conn, req: _Req, error: str) -> None:
+        res = req.res
+        res.ok = False
+        res.error = scrub(error, self._key)
+        self._fill_times(req, 0)
+        self._discard(c)
+        c.req = None
+        self._active -= 1
+
+    def _conn_failed(self, c: _Conn, req: _Req, err: BaseException | None, t: int) -> None:
+        """The connection broke (EOF or error) while ``req`` was on it."""
+        if req.reads == 0 and c.served > 0 and not req.retried:
+            # a kept-alive connection the server had closed: resend once on a new one
+            self._discard(c)
+            c.req = None
+            self._active -= 1
+            req.retried = True
+            req.res.retried = True
+            req.reset()
+            self._pending.appendleft(req)
+            return
+        why = _os_reason(err) if err is not None else "server closed the connection"
+        self._fail(c, req, f"connection lost mid-response after {req.reads} reads: {why}")
+
+    def _on_data(self, c: _Conn, data: bytes | BaseException, t: int) -> None:
+        req = c.req
+        if req is None:  # an idle keep-alive connection: EOF means the server closed it
+            self._discard(c)
+            return
+        if not isinstance(data, bytes) or not data:
+            err = data if isinstance(data, BaseException) else None
+            if err is None and req.head_seen:
+                try:
+                    req.parser.feed_eof()
+                except ProtocolError:
+                    pass
+                if req.parser.done:
+                    self._finish(c, req, t)
+                    return
+            self._conn_failed(c, req, err, t)
+            return
+        req.reads += 1
+        c.deadline = time.monotonic() + self.timeout_s
+        parser = req.parser
+        try:
+            body = parser.feed(data)
+        except ProtocolError as e:
+            if not req.head_seen:
+                self._discard(c)
+                raise NotOpenAIResponse(f"{self.base_url}{req.spec.path}: {e}") from None
+            self._fail(c, req, f"broken HTTP framing: {e}")
+            return
+        if not req.head_seen:
+            if not parser.head_done:
+                return
+            req.head_seen = True
+            self._on_head(c, req)
+        if body:
+            if req.mode == M_SSE:
+                for ev in req.sse.feed(body):
+                    self._on_event(c, req, ev[1], t)
+            elif sum(map(len, req.collected)) < COLLECT_LIMIT:
+                req.collected.append(body)
+        if parser.done:
+            self._finish(c, req, t)
+
+    def _on_head(self, c: _Conn, req: _Req) -> None:
+        p = req.parser
+        st = p.status
+        req.res.status = st
+        if st in (401, 403):
+            self._discard(c)
+            raise self._auth_error(st)
+        if 200 <= st < 300:
+            req.mode = M_SSE if "text/event-stream" in p.headers.get("content-type", "").lower() else M_NOT_SSE
+        else:
+            req.mode = M_HTTPERR
+
+    def _not_openai(self, req: _Req, why: str) -> NotOpenAIResponse:
+        return NotOpenAIResponse(scrub(f"{self.base_url}{req.spec.path} answered HTTP {req.res.status} "
+                                       f"but {why}", self._key))
+
+    def _on_event(self, c: _Conn, req: _Req, data: bytes, t: int) -> None:
+        res = req.res
+        if data == b"[DONE]":
+            res.done_marker = True
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            self._discard(c)
+            raise self._not_openai(req, f"a stream event is not JSON: {_snip(data)}") from None
+        if not isinstance(obj, dict):
+            self._discard(c)
+            raise self._not_openai(req, f"a stream event is not a JSON object: {_snip(data)}")
+        choices = obj.get("choices")
+        if choices is None:
+            err = obj.get("error")
+            if err is not None:
+                req.stream_error = f"error event in the stream: {_err_text(err)}"
+                return
+            if "usage" not in obj:
+                self._discard(c)
+                raise self._not_openai(req, f"its events are not OpenAI chunks (no 'choices'): {_snip(data)}")
+            choices = ()
+        if res.response_id is None:
+            rid = obj.get("id")
+            if rid:
+                res.response_id = str(rid)
+        usage = obj.get("usage")
+        if usage:
+            ct = usage.get("completion_tokens")
+            if ct is not None:
+                res.usage_reported = True
+                res.output_tokens = int(ct)
+            pt = usage.get("prompt_tokens")
+            if pt is not None:
+                res.prompt_tokens = int(pt)
+        if not choices:
+            return
+        content = reasoning = tool = False
+        for ch in choices:
+            delta = ch.get("delta")
+            if delta is not None:
+                x = delta.get("content")
+                if x:
+                    content = True
+                    req.parts.append(x)
+                x = delta.get("reasoning_content") or delta.get("reasoning")
+                if x:
+                    reasoning = True
+                    req.rparts.append(x)
+                tcs = delta.get("tool_calls")
+                if tcs:
+                    for tc in tcs:
+                        fn = tc.get("function") or {}
+                        x = (fn.get("name") or "") + (fn.get("arguments") or "")
+                        if x:
+                            tool = True
+                            req.tparts.append(x)
+            else:
+                x = ch.get("text")
+                if x:
+                    content = True
+                    req.parts.append(x)
+            fr = ch.get("finish_reason")
+            if fr:
+                res.finish_reason = fr
+        if content or reasoning or tool:
+            tok = req.tok_ns
+            if not tok:
+                req.first_tok_read = req.reads
+            tok.append(t)
+            if req.reads == req.first_tok_read:
+                res.first_read_token_events += 1
+            if content and not req.content_ns:
+                req.content_ns = t
+            if reasoning:
+                res.reasoning_events += 1
+
+    def _fill_times(self, req: _Req, end_ns: int) -> None:
+        res = req.res
+        s = req.send_ns
+        tok = req.tok_ns
+        res.socket_reads = req.reads
+        res.token_times_ms = [(x - s) / 1e6 for x in tok]
+        res.content_events = len(tok)
+        if tok:
+            res.ttft_ms = (tok[0] - s) / 1e6
+            res.itl_ms = [(b - a) / 1e6 for a, b in zip(tok, tok[1:])]
+        if req.content_ns:
+            res.ttft_content_ms = (req.content_ns - s) / 1e6
+        if end_ns:
+            res.e2e_ms = (end_ns - s) / 1e6
+        res.text = "".join(req.parts)
+        res.reasoning_text = "".join(req.rparts)
+        res.tool_text = "".join(req.tparts)
+
+    def _finish(self, c: _Conn, req: _Req, t: int) -> None:
+        res = req.res
+        p = req.parser
+        if req.mode == M_NOT_SSE:
+            body = b"".join(req.collected)
+            self._discard(c)
+            raise self._not_openai(req, _describe_non_sse(p.headers.get("content-type", ""), body))
+        if req.mode == M_HTTPERR:
+            detail = scrub(self._short(b"".join(req.collected).decode("utf-8", "replace"), p.headers), self._key)
+            res.error = str(EndpointHTTPError(f"HTTP {p.status} from {self.base_url}{req.spec.path}: {detail}",
+                                              p.status, detail))
+            res.ok = False
+        else:
+            if req.sse.pending.strip():
+                # a last event without its blank line: accept it at end of stream
+                for ev in req.sse.feed(b"\n\n"):
+                    self._on_event(c, req, ev[1], t)
+        self._fill_times(req, t)
+        if req.mode == M_SSE:
+            n = res.output_tokens
+            if n is not None and n >= 2 and res.ttft_ms is not None:
+                res.tpot_ms = (res.e2e_ms - res.ttft_ms) / (n - 1)  # type: ignore[operator]
+            mt = res.requested_max_tokens
+            if n is not None and mt:
+                res.length_mismatch = n > mt or (res.ignore_eos and n < 0.9 * mt)
+            if req.stream_error:
+                res.ok = False
+                res.error = scrub(req.stream_error, self._key)
+            elif not req.tok_ns:
+                res.ok = False
+                res.error = (f"empty stream: no token in the response (finish_reason="
+                             f"{res.finish_reason}, output_tokens={res.output_tokens})")
+            else:
+                res.ok = True
+        c.req = None
+        c.served += 1
+        self._active -= 1
+        if p.keep_alive:
+            c.state = IDLE
+            self._idle.append(c)
+        else:
+            self._discard(c)
+
+    @staticmethod
+    def _short(text: str, headers: dict[str, str]) -> str:
+        return _error_detail(text, headers.get("content-type", ""))
+
+
+def _snip(data: bytes, n: int = 80) -> str:
+    s = data[:n].decode("utf-8", "replace")
+    return repr(s + ("…" if len(data) > n else ""))
+
+
+def _err_text(err: Any) -> str:
+    if isinstance(err, dict):
+        msg = err.get("message") or err.get("detail") or json.dumps(err)[:200]
+        code = err.get("code") or err.get("type")
+        return f"{msg} ({code})" if code else str(msg)
+    return str(err)[:200]
+
+
+def _error_detail(text: str, ctype: str) -> str:
+    text = text.strip()
+    if not text:
+        return "(empty body)"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        for k in ("error", "detail", "message"):
+            if k in obj:
+                return " ".join(_err_text(obj[k]).split())[:300]
+    if "html" in ctype.lower() or text.lstrip().lower().startswith(("<!doctype", "<html")):
+        import re
+
+        m = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        return f"an HTML page ({' '.join(m.group(1).split())[:100]!r})" if m else "an HTML page"
+    return " ".join(text.split())[:300]
+
+
+def _describe_non_sse(ctype: str, body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    ct = ctype or "no content type"
+    if "html" in ct.lower() or text.lower().startswith(("<!doctype", "<html")):
+        return f"with an HTML page ({_error_detail(text, 'text/html')}), not an OpenAI SSE stream"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return f"with {ct} ({_snip(body)}), not an OpenAI SSE stream"
+    if isinstance(obj, dict) and "choices" in obj:
+        return "with a non-streaming JSON completion: the endpoint ignored stream=true"
+    return f"with JSON of another shape ({_snip(body)}), not an OpenAI SSE stream"

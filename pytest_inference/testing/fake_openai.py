@@ -1,0 +1,761 @@
+"""A fake OpenAI-compatible streaming server with known, injected delays.
+
+It exists to test the measuring harness itself: it records, for every streamed
+request, the ground truth the client cannot see, with ``time.perf_counter_ns``
+(CLOCK_MONOTONIC, the same clock in every process on Linux):
+
+* ``recv_ns``: when the request's last byte was read from the socket;
+* ``first_token_ns``: right before the first token event was written to the socket
+  (for a split event: before the write of its last piece, when it became complete);
+
+so the true TTFT is ``first_token_ns − recv_ns``, served as JSON by ``GET /_truth``,
+keyed by the response id the server put in the chunks.
+
+Run it as its own process (timing in the client must not share an interpreter with
+the server)::
+
+    python -m pytest_inference.testing.fake_openai --port 0 --ttft-ms 20 --token-ms 2
+
+It prints the port it listens on as the first line on stdout. From Python use
+:class:`FakeOpenAIServer` (a context manager that starts it, waits for the port and
+kills it; the process also dies with its parent).
+
+Behaviours: server-wide from the command line (``--help``), and per request with
+``x-fake-<option>`` headers (``x-fake-ttft-ms: 35``) or a ``"fake": {...}`` object in
+the request body. Options (underscore or dash spelling):
+
+======================  ==========================================================
+``ttft_ms``             fixed delay before the first token (ms)
+``ttft_schedule``       list of delays cycled over requests ("20,40,60")
+``ttft_range``          uniform random delay "lo:hi" (ms), seeded by ``--seed``
+``token_ms``            delay between token events (ms)
+``tokens``              number of tokens when max_tokens is absent (or ignored)
+``ignore_max_tokens``   always send ``tokens`` tokens whatever max_tokens says
+``eos_after``           stop after N tokens with finish_reason "stop" (drops ignore_eos)
+``role_chunk``          role-only opening chunk (default on, like vLLM)
+``empty_chunks``        an empty-content chunk after every token event
+``usage``               "auto" (when stream_options.include_usage), "always", "never"
+``split_events``        write each event in N pieces with ``split_pause_ms`` pauses
+``reasoning_tokens``    the first N tokens are ``reasoning_content``
+``reasoning_field``     "reasoning_content" (default) or "reasoning"
+``tokens_per_chunk``    tokens carried by one event (usage still counts tokens)
+``burst``               compute everything, then send the whole stream in one late write
+``content_length``      send the stream with Content-Length instead of chunked (one write)
+``reply``               "sse" | "html" | "json" (other JSON shape) | "nonstream" | "sse_other"
+``status``              answer with this HTTP error status and an OpenAI error body
+``drop_after``          abort the connection after N token events
+``close``               Connection: close after each response
+======================  ==========================================================
+
+Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /health``, ``GET /metrics`` (``vllm:time_to_first_token_seconds``,
+``vllm:inter_token_latency_seconds``, ``vllm:e2e_request_latency_seconds`` histograms
+from the server's own timestamps, ``vllm:num_requests_running/waiting`` gauges),
+``GET /_truth``, ``GET /_stats``, ``GET /_reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from time import perf_counter_ns
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "ttft_ms": 20.0,
+    "ttft_schedule": None,
+    "ttft_range": None,
+    "token_ms": 2.0,
+    "tokens": 16,
+    "ignore_max_tokens": False,
+    "eos_after": None,
+    "role_chunk": True,
+    "empty_chunks": False,
+    "usage": "auto",
+    "split_events": 0,
+    "split_pause_ms": 1.0,
+    "reasoning_tokens": 0,
+    "reasoning_field": "reasoning_content",
+    "tokens_per_chunk": 1,
+    "burst": False,
+    "content_length": False,
+    "reply": "sse",
+    "status": None,
+    "drop_after": None,
+    "close": False,
+}
+_INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after"}
+_FLOAT = {"ttft_ms", "token_ms", "split_pause_ms"}
+_BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close"}
+
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+               10.0, 20.0, 40.0, 80.0)
+E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+               120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+
+
+def _convert(key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if key in _BOOL:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if key in _INT:
+        return int(value)
+    if key in _FLOAT:
+        return float(value)
+    if key == "ttft_schedule":
+        if isinstance(value, str):
+            return [float(x) for x in value.split(",") if x.strip()]
+        return [float(x) for x in value]
+    if key == "ttft_range":
+        if isinstance(value, str):
+            lo, hi = value.split(":")
+            return (float(lo), float(hi))
+        return (float(value[0]), float(value[1]))
+    return value
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, v: float) -> None:
+        self.sum += v
+        self.count += 1
+        for i, b in enumerate(self.buckets):
+            if v <= b:
+                self.counts[i] += 1
+
+    def render(self, name: str, labels: str, help_: str) -> list[str]:
+        out = [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+        for b, c in zip(self.buckets, self.counts):
+            out.append(f'{name}_bucket{{{labels},le="{b}"}} {float(c)}')
+        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {float(self.count)}')
+        out.append(f"{name}_count{{{labels}}} {float(self.count)}")
+        out.append(f"{name}_sum{{{labels}}} {self.sum!r}")
+        return out
+
+
+class State:
+    def __init__(self, opts: dict[str, Any], api_key: str | None, model: str, max_running: int | None,
+                 seed: int) -> None:
+        self.opts = opts
+        self.api_key = api_key
+        self.model = model
+        self.rng = random.Random(seed)
+        self.truth: dict[str, dict[str, Any]] = {}
+        self.n_req = 0
+        self.n_sched = 0
+        self.conns_opened = 0
+        self.conns_open = 0
+        self.running = 0
+        self.waiting = 0
+        self.sem = asyncio.Semaphore(max_running) if max_running else None
+        self.h_ttft = Histogram(TTFT_BUCKETS)
+        self.h_itl = Histogram(ITL_BUCKETS)
+        self.h_e2e = Histogram(E2E_BUCKETS)
+        self.prompt_tokens = 0
+        self.gen_tokens = 0
+        self.success: dict[str, int] = {}
+
+    def metrics(self) -> str:
+        lab = f'engine="0",model_name="{self.model}"'
+        out = [
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f"vllm:num_requests_running{{{lab}}} {float(self.running)}",
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+            "# TYPE vllm:num_requests_waiting gauge",
+            f"vllm:num_requests_waiting{{{lab}}} {float(self.waiting)}",
+            "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            "# TYPE vllm:prompt_tokens_total counter",
+            f"vllm:prompt_tokens_total{{{lab}}} {float(self.prompt_tokens)}",
+            "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+            "# TYPE vllm:generation_tokens_total counter",
+            f"vllm:generation_tokens_total{{{lab}}} {float(self.gen_tokens)}",
+            "# HELP vllm:request_success_total Count of successfully processed requests.",
+            "# TYPE vllm:request_success_total counter",
+        ]
+        for reason in ("stop", "length", "abort"):
+            out.append(f'vllm:request_success_total{{{lab},finished_reason="{reason}"}} '
+                       f"{float(self.success.get(reason, 0))}")
+        out += self.h_ttft.render("vllm:time_to_first_token_seconds", lab,
+                                  "Histogram of time to first token in seconds.")
+        out += self.h_itl.render("vllm:inter_token_latency_seconds", lab,
+                                 "Histogram of inter-token latency in seconds.")
+        out += self.h_e2e.render("vllm:e2e_request_latency_seconds", lab,
+                                 "Histogram of e2e request latency in seconds.")
+        return "\n".join(out) + "\n"
+
+
+_CL_RE = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d+)")
+
+
+class HTTPProtocol(asyncio.Protocol):
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.reads = 0
+        self.busy = False
+        self.cid = 0
+        self.closed = False
+
+    # asyncio callbacks -----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        st = self.state
+        st.conns_opened += 1
+        st.conns_open += 1
+        self.cid = st.conns_opened
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.conns_open -= 1
+
+    def data_received(self, data: bytes) -> None:
+        t = perf_counter_ns()  # stamp first: this is when the bytes left the kernel
+        self.buf += data
+        self.reads += 1
+        if not self.busy:
+            self._try_request(t)
+
+    # request framing ------------------------------------------------------------
+    def _try_request(self, t: int) -> None:
+        buf = self.buf
+        i = buf.find(b"\r\n\r\n")
+        if i < 0:
+            return
+        m = _CL_RE.search(buf, 0, i)
+        cl = int(m.group(1)) if m else 0
+        end = i + 4 + cl
+        if len(buf) < end:
+            return
+        head, body = buf[:i], buf[i + 4:end]
+        self.buf = buf[end:]
+        reads, self.reads = self.reads, 0
+        self.busy = True
+        asyncio.get_running_loop().create_task(self._handle(head, body, t, reads))
+
+    async def _handle(self, head: bytes, body: bytes, t_recv: int, reads: int) -> None:
+        close = False
+        try:
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            close = headers.get("connection", "").lower() == "close"
+            close = await self._route(method, target, headers, body, t_recv, reads) or close
+        except Exception as e:  # a bug here must not hang the client
+            self._send_json(500, {"error": {"message": f"fake server error: {e!r}", "type": "server_error"}})
+        if self.closed:
+            return
+        if close:
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        self.busy = False
+        if self.buf:
+            self._try_request(perf_counter_ns())
+
+    # responses -------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def _send(self, status: int, ctype: str, body: bytes, extra: str = "") -> None:
+        reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 400: "Bad Request",
+                  429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"
+                  }.get(status, "Status")
+        self._write(
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n"
+            f"server: fake-openai\r\n{extra}\r\n".encode() + body)
+
+    def _send_json(self, status: int, obj: Any) -> None:
+        self._send(status, "application/json", json.dumps(obj).encode())
+
+    async def _route(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                     t_recv: int, reads: int) -> bool:
+        st = self.state
+        path, _, query = target.partition("?")
+        if path == "/health":
+            self._send(200, "text/plain", b"")
+        elif path == "/metrics":
+            self._send(200, "text/plain; version=0.0.4; charset=utf-8", st.metrics().encode())
+        elif path == "/_truth":
+            self._send_json(200, st.truth)
+        elif path == "/_stats":
+            self._send_json(200, {"connections_opened": st.conns_opened, "connections_open": st.conns_open,
+                                  "requests": st.n_req, "pid": os.getpid()})
+        elif path == "/_reset":
+            st.truth.clear()
+            self._send_json(200, {"ok": True})
+        elif path.startswith("/v1/"):
+            if st.api_key is not None and headers.get("authorization") != f"Bearer {st.api_key}":
+                given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+                self._send_json(401, {"error": {
+                    "message": f"Incorrect API key provided: {given or '(none)'}.",
+                    "type": "invalid_request_error", "code": "invalid_api_key"}})
+                return False
+            if path == "/v1/models" and method == "GET":
+                self._send_json(200, {"object": "list", "data": [
+                    {"id": st.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+            elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
+                try:
+                    req = json.loads(body or b"{}")
+                except ValueError:
+                    self._send_json(400, {"error": {"message": "body is not JSON", "type": "BadRequestError"}})
+                    return False
+                return await self._completion(path, headers, req, t_recv, reads)
+            else:
+                self._send_json(404, {"error": {"message": f"no route {method} {path}", "type": "NotFound"}})
+        else:
+            self._send_json(404, {"detail": "Not Found"})
+        return False
+
+    def _options(self, headers: dict[str, str], req: dict[str, Any]) -> dict[str, Any]:
+        o = dict(self.state.opts)
+        fake = req.get("fake")
+        if isinstance(fake, dict):
+            for k, v in fake.items():
+                k = k.replace("-", "_")
+                if k in DEFAULTS:
+                    o[k] = _convert(k, v)
+        for k, v in headers.items():
+            if k.startswith("x-fake-"):
+                key = k[7:].replace("-", "_")
+                if key in DEFAULTS:
+                    o[key] = _convert(key, v)
+        return o
+
+    def _pick_ttft(self, o: dict[str, Any]) -> float:
+        st = self.state
+        if o["ttft_schedule"]:
+            sched = o["ttft_schedule"]
+            v = sched[st.n_sched % len(sched)]
+            st.n_sched += 1
+            return v
+        if o["ttft_range"]:
+            lo, hi = o["ttft_range"]
+            return st.rng.uniform(lo, hi)
+        return o["ttft_ms"]
+
+    async def _completion(self, path: str, headers: dict[str, str], req: dict[str, Any],
+                          t_recv: int, reads: int) -> bool:
+        st = self.state
+        o = self._options(headers, req)
+        st.n_req += 1
+        chat = path.endswith("chat/completions")
+        if o["status"]:
+            self._send_json(o["status"], {"error": {"message": f"fake failure with status {o['status']}",
+                                                    "type": "server_error", "code": o["status"]}})
+            return False
+        reply = o["reply"]
+        if reply == "html":
+            self._send(200, "text/html; charset=utf-8",
+                       b"<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head>"
+                       b"<body><h1>Welcome to nginx!</h1></body></html>")
+            return False
+        if reply == "json":
+            self._send_json(200, {"status": "ok", "result": {"answer": "hello"}})
+            return False
+        model = req.get("model") or st.model
+        if "messages" in req:
+            prompt = " ".join(str(m.get("content", "")) for m in req["messages"] if isinstance(m, dict))
+        else:
+            prompt = str(req.get("prompt", ""))
+        prompt_tokens = max(1, len(prompt.split()))
+        max_tokens = req.get("max_tokens") or req.get("max_completion_tokens")
+        n = o["tokens"] if (o["ignore_max_tokens"] or not max_tokens) else int(max_tokens)
+        finish = "length"
+        if o["eos_after"] is not None and o["eos_after"] < n:
+            n = o["eos_after"]
+            finish = "stop"
+        ttft_ms = self._pick_ttft(o)
+        token_ms = o["token_ms"]
+        created = int(time.time())
+        rid = ("chatcmpl-" if chat else "cmpl-") + f"fake{st.n_req:06d}{st.rng.getrandbits(32):08x}"
+        truth: dict[str, Any] = {"recv_ns": t_recv, "first_token_ns": None, "last_token_ns": None,
+                                 "end_ns": None, "ttft_ms": None, "injected_ttft_ms": ttft_ms,
+                                 "injected_token_ms": token_ms, "conn_id": self.cid,
+                                 "request_reads": reads, "tokens": 0, "events": 0, "burst": o["burst"]}
+        st.truth[rid] = truth
+
+        if reply == "nonstream" or not req.get("stream"):
+            await asyncio.sleep(max(0.0, ttft_ms / 1000))
+            text = " ".join(f"tok{i}" for i in range(n))
+            self._send_json(200, {"id": rid, "object": "chat.completion" if chat else "text_completion",
+                                  "created": created, "model": model,
+                                  "choices": [{"index": 0, "finish_reason": finish,
+                                               **({"message": {"role": "assistant", "content": text}}
+                                                  if chat else {"text": text})}],
+                                  "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n,
+                                            "total_tokens": prompt_tokens + n}})
+            return False
+
+        so = req.get("stream_options") or {}
+        want_usage = o["usage"] == "always" or (o["usage"] == "auto" and bool(so.get("include_usage")))
+        obj_name = "chat.completion.chunk" if chat else "text_completion"
+        head_tmpl = '{"id":"%s","object":"%s","created":%d,"model":%s,"choices":[' % (
+            rid, obj_name, created, json.dumps(model))
+
+        def chunk(choice: str) -> bytes:
+            return ("data: " + head_tmpl + choice + "]}\n\n").encode()
+
+        # the events: (is_token, n_tokens, sse bytes)
+        events: list[tuple[bool, int, bytes]] = []
+        if reply == "sse_other":
+            events = [(True, 1, b'data: {"message":"hello","done":false}\n\n')]
+        else:
+            if chat and o["role_chunk"]:
+                events.append((False, 0, chunk('{"index":0,"delta":{"role":"assistant","content":""},'
+                                               '"logprobs":null,"finish_reason":null}')))
+            k = max(1, o["tokens_per_chunk"])
+            i = 0
+            while i < n:
+                m = min(k, n - i)
+                text = "".join(f" tok{j}" for j in range(i, i + m))
+                last = i + m >= n
+                fr = json.dumps(finish) if last else "null"
+                if chat:
+                    field = o["reasoning_field"] if i < o["reasoning_tokens"] else "content"
+                    ch = '{"index":0,"delta":{"%s":%s},"logprobs":null,"finish_reason":%s}' % (
+                        field, json.dumps(text), fr)
+                else:
+                    ch = '{"index":0,"text":%s,"logprobs":null,"finish_reason":%s}' % (json.dumps(text), fr)
+                events.append((True, m, chunk(ch)))
+                if o["empty_chunks"] and not last:
+                    events.append((False, 0, chunk('{"index":0,"delta":{"content":""},"logprobs":null,'
+                                                   '"finish_reason":null}' if chat else
+                                                   '{"index":0,"text":"","logprobs":null,"finish_reason":null}')))
+                i += m
+            if want_usage:
+                events.append((False, 0, ("data: " + head_tmpl + '],"usage":{"prompt_tokens":%d,'
+                                          '"total_tokens":%d,"completion_tokens":%d}}\n\n'
+                                          % (prompt_tokens, prompt_tokens + n, n)).encode()))
+        done = b"data: [DONE]\n\n"
+
+        if st.sem is not None:
+            st.waiting += 1
+            await st.sem.acquire()
+            st.waiting -= 1
+        st.running += 1
+        try:
+            return await self._stream(o, events, done, truth, t_recv, ttft_ms, token_ms, finish, prompt_tokens)
+        finally:
+            st.running -= 1
+            if st.sem is not None:
+                st.sem.release()
+
+    async def _sleep_until(self, deadline_ns: int) -> None:
+        d = (deadline_ns - perf_counter_ns()) / 1e9
+        if d > 0:
+            await asyncio.sleep(d)
+
+    async def _stream(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
+                      truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
+                      finish: str, prompt_tokens: int) -> bool:
+        st = self.state
+        close = o["close"]
+        conn_hdr = "connection: close\r\n" if close else ""
+        first_deadline = t_recv + int(ttft_ms * 1e6)
+        step = int(token_ms * 1e6)
+        token_writes: list[int] = []
+        n_tokens = sum(e[1] for e in events if e[0])
+
+        if o["burst"] or o["content_length"]:
+            n_tok_events = sum(1 for e in events if e[0])
+            body_parts = [e[2] for e in events] + [done]
+            await self._sleep_until(first_deadline + step * max(0, n_tok_events - 1))
+            if o["content_length"]:
+                body = b"".join(body_parts)
+                data = (f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                        f"content-length: {len(body)}\r\nserver: fake-openai\r\n{conn_hdr}\r\n").encode() + body
+            else:
+                data = (f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                        f"transfer-encoding: chunked\r\nserver: fake-openai\r\n{conn_hdr}\r\n").encode()
+                data += b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in body_parts) + b"0\r\n\r\n"
+            t = perf_counter_ns()
+            self._write(data)
+            token_writes = [t] * n_tok_events
+            end = t
+        else:
+            self._write((f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                         f"transfer-encoding: chunked\r\nserver: fake-openai\r\n{conn_hdr}\r\n").encode())
+            split = o["split_events"]
+            pause = o["split_pause_ms"] / 1000
+            k = 0
+            for is_tok, _, payload in events:
+                frame = b"%x\r\n%s\r\n" % (len(payload), payload)
+                if is_tok:
+                    if o["drop_after"] is not None and k >= o["drop_after"]:
+                        self.transport.abort()  # type: ignore[union-attr]
+                        truth["dropped"] = True
+                        return True
+                    await self._sleep_until(first_deadline + step * k)
+                    k += 1
+                if split and split > 1 and len(frame) > split:
+                    size = -(-len(frame) // split)
+                    pieces = [frame[j:j + size] for j in range(0, len(frame), size)]
+                    for p in pieces[:-1]:
+                        self._write(p)
+                        await asyncio.sleep(pause)
+                    frame = pieces[-1]
+                if is_tok:
+                    token_writes.append(perf_counter_ns())
+                self._write(frame)
+                if self.closed:
+                    return True
+            end = perf_counter_ns()
+            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+        truth["end_ns"] = end
+        if token_writes:
+            first = token_writes[0]
+            truth["first_token_ns"] = first
+            truth["last_token_ns"] = token_writes[-1]
+            truth["ttft_ms"] = (first - t_recv) / 1e6
+            st.h_ttft.observe((first - t_recv) / 1e9)
+            for a, b in zip(token_writes, token_writes[1:]):
+                st.h_itl.observe((b - a) / 1e9)
+        truth["tokens"] = n_tokens
+        truth["events"] = len(token_writes)
+        st.h_e2e.observe((end - t_recv) / 1e9)
+        st.prompt_tokens += prompt_tokens
+        st.gen_tokens += n_tokens
+        st.success[finish] = st.success.get(finish, 0) + 1
+        return close
+
+
+async def _watch_parent(ppid: int) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        if os.getppid() != ppid:
+            os._exit(0)
+
+
+async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    state = State(opts, args.api_key, args.model, args.max_running, args.seed)
+    ssl_ctx = None
+    if args.tls_cert:
+        import ssl
+
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    server = await loop.create_server(lambda: HTTPProtocol(state), args.host, args.port,
+                                      reuse_address=True, backlog=1024, ssl=ssl_ctx)
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    if args.parent_pid:
+        loop.create_task(_watch_parent(args.parent_pid))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pytest_inference.testing.fake_openai",
+                                description="Fake OpenAI-compatible streaming server with injected delays "
+                                            "and ground-truth timestamps (GET /_truth).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
+    p.add_argument("--model", default="fake-model")
+    p.add_argument("--api-key", default=None, help="require this bearer token on /v1/* (401 otherwise)")
+    p.add_argument("--max-running", type=int, default=None, help="requests served at once; others wait")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tls-cert", default=None, help="serve https with this PEM certificate")
+    p.add_argument("--tls-key", default=None, help="private key for --tls-cert")
+    p.add_argument("--parent-pid", type=int, default=None, help="exit when this parent goes away")
+    for key, default in DEFAULTS.items():
+        flag = "--" + key.replace("_", "-")
+        if key in _BOOL:
+            p.add_argument(flag, dest=key, default=default, action=argparse.BooleanOptionalAction)
+        else:
+            p.add_argument(flag, dest=key, default=default, metavar=key.upper())
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    opts = {k: _convert(k, getattr(args, k)) for k in DEFAULTS}
+    try:
+        asyncio.run(_main(args, opts))
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------------------------
+# the helper that starts it as a separate process
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class FakeOpenAIServer:
+    """Start the fake server in its own process; ``with FakeOpenAIServer(ttft_ms=30) as s:``.
+
+    Keyword options become command-line flags (``ttft_ms=30`` → ``--ttft-ms 30``;
+    booleans → ``--flag`` / ``--no-flag``; lists → comma-joined). ``base_url`` is the
+    ``/v1`` URL, ``url`` the server root. The process is killed on ``stop()``/exit and
+    also dies if this process dies (PR_SET_PDEATHSIG plus a parent watchdog).
+    """
+
+    def __init__(self, *args: str, start_timeout_s: float = 15.0, **opts: Any) -> None:
+        self.args = list(args)
+        for k, v in opts.items():
+            flag = "--" + k.replace("_", "-")
+            if isinstance(v, bool):
+                self.args.append(flag if v else "--no-" + k.replace("_", "-"))
+            elif v is None:
+                continue
+            elif isinstance(v, (list, tuple)) and k == "ttft_range":
+                self.args += [flag, f"{v[0]}:{v[1]}"]
+            elif isinstance(v, (list, tuple)):
+                self.args += [flag, ",".join(str(x) for x in v)]
+            else:
+                self.args += [flag, str(v)]
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self._log: Any = None
+
+    @property
+    def tls(self) -> bool:
+        return "--tls-cert" in self.args
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> "FakeOpenAIServer":
+        self._log = tempfile.TemporaryFile()
+        env = dict(os.environ)
+        pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        cmd = [sys.executable, "-m", "pytest_inference.testing.fake_openai", "--port", "0",
+               "--parent-pid", str(os.getpid()), *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
+                                     env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + self.start_timeout_s
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                break
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                b = os.read(self.proc.stdout.fileno(), 64)
+                if not b:
+                    break
+                line += b
+        try:
+            self.port = int(line.strip().split()[0])
+        except (ValueError, IndexError):
+            err = self.stderr()
+            self.stop()
+            raise RuntimeError(f"fake OpenAI server did not start: {err.strip()[-2000:] or 'no output'}") from None
+        return self
+
+    def stderr(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.kill()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        if p is not None and p.stdout is not None:
+            p.stdout.close()
+        self.proc = None
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        try:
+            self.stop()
+        except Exception:
+            pass
+
+    # inspection (plain http.client: outside any timed region, no proxies)
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.get_text(path))
+
+    def get_text(self, path: str) -> str:
+        import http.client
+
+        if self.tls:
+            import ssl
+
+            ctx = ssl._create_unverified_context()
+            c: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                                                        context=ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("GET", path)
+            return c.getresponse().read().decode()
+        finally:
+            c.close()
+
+    def truth(self) -> dict[str, dict[str, Any]]:
+        """Ground truth per response id (see the module docstring)."""
+        return self.get_json("/_truth")
+
+    def stats(self) -> dict[str, Any]:
+        return self.get_json("/_stats")
+
+    def metrics(self) -> str:
+        return self.get_text("/metrics")
+
+    def reset(self) -> None:
+        self.get_json("/_reset")
+
+
+if __name__ == "__main__":
+    main()
