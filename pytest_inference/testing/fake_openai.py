@@ -45,6 +45,7 @@ the request body. Options (underscore or dash spelling):
 ``status``              answer with this HTTP error status and an OpenAI error body
 ``drop_after``          abort the connection after N token events
 ``close``               Connection: close after each response
+``close_silently``      close the connection after each response without saying so
 ======================  ==========================================================
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
@@ -94,10 +95,12 @@ DEFAULTS: dict[str, Any] = {
     "status": None,
     "drop_after": None,
     "close": False,
+    "close_silently": False,
 }
 _INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after"}
 _FLOAT = {"ttft_ms", "token_ms", "split_pause_ms"}
-_BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close"}
+_BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close",
+         "close_silently"}
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -366,8 +369,11 @@ class HTTPProtocol(asyncio.Protocol):
         st.n_req += 1
         chat = path.endswith("chat/completions")
         if o["status"]:
-            self._send_json(o["status"], {"error": {"message": f"fake failure with status {o['status']}",
-                                                    "type": "server_error", "code": o["status"]}})
+            # echoes the bearer token it got, as some real servers do: clients must scrub it
+            given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            self._send_json(o["status"], {"error": {
+                "message": f"fake failure with status {o['status']}" + (f" for key {given}" if given else ""),
+                "type": "server_error", "code": o["status"]}})
             return False
         reply = o["reply"]
         if reply == "html":
@@ -542,7 +548,7 @@ class HTTPProtocol(asyncio.Protocol):
         st.prompt_tokens += prompt_tokens
         st.gen_tokens += n_tokens
         st.success[finish] = st.success.get(finish, 0) + 1
-        return close
+        return close or o["close_silently"]
 
 
 async def _watch_parent(ppid: int) -> None:
@@ -606,6 +612,13 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_main(args, opts))
     except KeyboardInterrupt:
         pass
+
+
+def fake_headers(**opts: Any) -> dict[str, str]:
+    """Per-request options as ``x-fake-*`` headers: ``fake_headers(ttft_ms=35, burst=True)``."""
+    return {"x-fake-" + k.replace("_", "-"): (str(v).lower() if isinstance(v, bool) else
+                                              ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in opts.items()}
 
 
 # ---------------------------------------------------------------------------------

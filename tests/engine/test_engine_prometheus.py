@@ -1,0 +1,85 @@
+"""Prometheus text parsing on vLLM-shaped /metrics pages, and the server-side cross-check."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from pytest_inference.engine import RequestSpec, StreamClient
+from pytest_inference.engine import prometheus as prom
+
+DATA = Path(__file__).parent / "data"
+BEFORE = (DATA / "vllm_metrics_before.txt").read_text()
+AFTER = (DATA / "vllm_metrics_after.txt").read_text()
+
+
+def test_parse_fixture_samples_and_labels():
+    samples = prom.parse(AFTER)
+    names = {s.name for s in samples}
+    assert "vllm:time_to_first_token_seconds_bucket" in names and "python_info" in names
+    info = next(s for s in samples if s.name == "vllm:cache_config_info")
+    assert info.labels["num_gpu_blocks"] == "106312" and info.value == 1.0
+    inf_buckets = [s for s in samples if s.name == "vllm:time_to_first_token_seconds_bucket"
+                   and s.labels["le"] == "+Inf"]
+    assert len(inf_buckets) == 2 and sum(s.value for s in inf_buckets) == 80
+
+
+def test_histogram_sum_count_sums_label_sets():
+    s, n = prom.histogram_sum_count(AFTER, "vllm:time_to_first_token_seconds")
+    assert n == 80 and 25 < s < 27
+    s0, n0 = prom.histogram_sum_count(AFTER, "vllm:time_to_first_token_seconds", where={"engine": "0"})
+    assert n0 == 40 and s0 < s
+    assert prom.histogram_sum_count(AFTER, "vllm:no_such_metric") is None
+
+
+def test_server_mean_ttft_and_tpot_over_a_run():
+    assert prom.server_mean_ttft_ms(BEFORE, AFTER) == pytest.approx(322.583725, abs=1e-6)
+    assert prom.server_reference_tpot_ms(BEFORE, AFTER) == pytest.approx(6.5)
+    assert prom.server_mean_ttft_ms(AFTER, AFTER) is None  # nothing observed in between
+    assert prom.server_mean_ttft_ms(AFTER, BEFORE) is None  # counters went back: restart
+
+
+def test_gauges_and_counters():
+    assert prom.value_sum(AFTER, "vllm:num_requests_running") == 1
+    assert prom.value_sum(AFTER, "vllm:num_requests_waiting") == 2
+    assert prom.value_sum(AFTER, "vllm:generation_tokens_total") == 12320
+    assert prom.has_metric(AFTER, "vllm:inter_token_latency_seconds")
+    assert not prom.has_metric(AFTER, "vllm:time_per_output_token_seconds")
+
+
+def test_tpot_falls_back_to_older_metric_name():
+    old_b = "vllm:time_per_output_token_seconds_sum 1.0\nvllm:time_per_output_token_seconds_count 100\n"
+    old_a = "vllm:time_per_output_token_seconds_sum 3.0\nvllm:time_per_output_token_seconds_count 200\n"
+    assert prom.server_reference_tpot_ms(old_b, old_a) == pytest.approx(20.0)
+
+
+def test_parse_edge_cases():
+    text = ('# comment\nm{a="x \\"q\\" \\\\ y",b="}{"} +Inf 1700000000000\n'
+            'n NaN\no{} -Inf\np 1e-3\nq{le="0.5",} 7\n# EOF\n')
+    got = {s.name: s for s in prom.parse(text)}
+    assert got["m"].labels == {"a": 'x "q" \\ y', "b": "}{"} and got["m"].value == math.inf
+    assert math.isnan(got["n"].value) and got["o"].value == -math.inf and got["p"].value == 0.001
+    assert got["q"].labels == {"le": "0.5"}
+    with pytest.raises(ValueError, match="line 1"):
+        prom.parse("broken{a=1} 2\n")
+
+
+def test_fake_server_histogram_agrees_with_client_and_truth(start_fake):
+    s = start_fake(ttft_range="15:40", token_ms=2)
+    with StreamClient(s.base_url) as c:
+        c.run([RequestSpec(model="fake-model", max_tokens=6)], warmup=0)
+        before = c.get_text("/metrics")
+        s.reset()
+        run = c.run([RequestSpec(model="fake-model", max_tokens=6)] * 12, concurrency=3, warmup=0)
+        after = c.get_text("/metrics")
+    truth = s.truth()
+    server_ttft = prom.server_mean_ttft_ms(before, after)
+    true_mean = statistics.mean(t["ttft_ms"] for t in truth.values())
+    assert server_ttft == pytest.approx(true_mean, rel=1e-6)
+    client_mean = statistics.mean(run.ttft_ms())
+    assert 0 <= client_mean - server_ttft < 2  # a healthy client reads a little above the server
+    assert prom.server_reference_tpot_ms(before, after) == pytest.approx(2.0, abs=1.0)
+    assert prom.value_sum(after, "vllm:num_requests_running") == 0
