@@ -134,8 +134,10 @@ try {
   console.error(`screenshot failed: ${err.message}`);
   code = 2;
 } finally {
-  try { await send("Browser.close"); } catch {}
+  const exited = new Promise((ok) => chrome.once("exit", ok));
+  try { await Promise.race([send("Browser.close"), sleep(3000)]); } catch {}
+  await Promise.race([exited, sleep(5000)]);
   chrome.kill();
-  rmSync(profile, { recursive: true, force: true });
+  try { rmSync(profile, { recursive: true, force: true, maxRetries: 5 }); } catch {}
 }
 process.exit(code);
