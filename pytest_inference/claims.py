@@ -206,9 +206,18 @@ def judge(
     if requirement is not None:
         stat = requirement.stat or stat
         unit = requirement.unit or unit
+    if measured is None and not xs:
+        # nothing usable (all samples failed or were contaminated): never a pass
+        why = "no usable samples"
+        if contaminated:
+            why += f"; all {contaminated} were contaminated (burst-delivered: the server's sender was starved)"
+        return Claim(
+            metric=metric, measured=None, unit=unit, stat=stat, samples=[], verdict=INCONCLUSIVE, reason=why,
+            op=requirement.op if requirement else None,
+            threshold=float(requirement.threshold) if requirement else None,
+            target=target, confidence=confidence, contaminated=contaminated, details=dict(details or {}),
+        )
     if measured is None:
-        if not xs:
-            raise ValueError(f"{metric}: no samples and no measured value")
         measured = stats.compute(stat, xs)
     # the stricter of what the caller ran for (e.g. "over 20 requests") and what the target demands
     need = max(min_samples or 1, requirement.min_samples if requirement else 1)

@@ -86,11 +86,12 @@ class WarmRun:
 
 
 def _scrape(client) -> str | None:
+    from ..engine import EndpointError
+
     try:
-        status, _headers, body = client.request("GET", "/metrics", root=True)
-    except Exception:  # a server without /metrics is fine; the cross-check is then skipped
+        return client.get_text("/metrics")
+    except EndpointError:  # a server without /metrics is fine; the cross-check is then skipped
         return None
-    return body if status == 200 else None
 
 
 def measure_warm(
@@ -105,7 +106,7 @@ def measure_warm(
 ) -> WarmRun:
     """Run warm-ups (uncounted), then ``requests`` measured streams; return clean samples."""
     from ..engine import RequestSpec, mark_bursts
-    from ..engine.prometheus import server_mean_ms
+    from ..engine.prometheus import server_mean_ttft_ms, server_reference_tpot_ms
 
     texts = prompts(requests + warmup)
     spec = lambda p: RequestSpec(model=model, prompt=p, max_tokens=max_tokens, api=api, ignore_eos=True)  # noqa: E731
@@ -117,11 +118,8 @@ def measure_warm(
 
     server_ttft = server_tpot = None
     if before is not None and after is not None:
-        server_ttft = server_mean_ms(before, after, "vllm:time_to_first_token_seconds")
-        for name in ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"):
-            server_tpot = server_mean_ms(before, after, name)
-            if server_tpot is not None:
-                break
+        server_ttft = server_mean_ttft_ms(before, after)
+        server_tpot = server_reference_tpot_ms(before, after)
     results = list(run.results)
     mark_bursts(results, reference_tpot_ms=server_tpot)
 

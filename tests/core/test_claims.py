@@ -114,3 +114,8 @@ def test_verdict_is_never_pass_when_the_point_value_breaks_the_requirement(xs, o
     assert c.verdict in (PASS, FAIL, INCONCLUSIVE)
     if c.verdict == PASS:
         assert req.holds(c.measured)
+
+
+def test_no_usable_samples_is_inconclusive():
+    c = judge("warm.ttft_median_ms", [], stat="median", requirement=Requirement("m", "<=", 350), contaminated=20)
+    assert c.verdict == INCONCLUSIVE and "all 20 were contaminated" in c.message()

@@ -1,0 +1,135 @@
+"""The warm suite (suites/serving) end to end against servers with known behaviour.
+
+The fake server is the harness's test double (known injected delays); the suite's
+claims, the reports and the one-line errors are what is under test here.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_inference.testing.fake_openai import FakeOpenAIServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "suites" / "serving"
+SECRET = "sk-test-7c1d5e0b9a1f4b3c8d2e6f0a1b2c3d4e"
+
+
+def run_suite(tmp_path, *args, env=None, expect=None):
+    report = tmp_path / "report"
+    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+           "--inference-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=tmp_path, timeout=300)
+    out = proc.stdout + proc.stderr
+    if expect is not None:
+        assert proc.returncode == expect, out
+    summary = report / "summary.json"
+    return proc, out, (json.loads(summary.read_text()) if summary.exists() else None), report
+
+
+def claims_by_metric(summary):
+    return {c["metric"]: c for c in summary["claims"]}
+
+
+def test_warm_suite_judges_all_claims(tmp_path):
+    with FakeOpenAIServer(ttft_ms=30, token_ms=2, model="fake-model") as srv:
+        proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--target", "cpu-local", expect=0)
+    claims = claims_by_metric(summary)
+    for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s"):
+        assert claims[metric]["verdict"] == "pass", claims[metric]
+        assert claims[metric]["samples"] == 20
+    # the engine measured what the server injected
+    assert 29 <= claims["warm.ttft_median_ms"]["measured"] <= 36
+    assert 1.5 <= claims["warm.tpot_median_ms"]["measured"] <= 3.5
+    assert summary["run"]["model"] == "fake-model" and summary["run"]["endpoint"] == srv.url + "/v1"
+    # client TTFT cross-checked against the server's own histogram
+    gap = claims["warm.ttft_server_gap_ms"]
+    assert gap["verdict"] == "measured" and 0 <= gap["measured"] < 5
+    # Allure results carry the claims with labels and the raw samples
+    results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
+    spread = next(r for r in results if r["name"] == "test_ttft_spread")
+    labels = {(lab["name"], lab["value"]) for lab in spread["labels"]}
+    assert ("suite", "warm") in labels and ("target", "cpu-local") in labels
+    attachments = spread.get("attachments", []) + [a for st in spread.get("steps", []) for a in st.get("attachments", [])]
+    assert {a["type"] for a in attachments} >= {"application/json", "image/png"}
+    raw = next(a for a in attachments if a["type"] == "application/json")
+    assert len(json.loads((report / "allure-results" / raw["source"]).read_text())["sample_values"]) == 20
+
+
+def test_mi300x_spread_gate_fails_on_a_jittery_server(tmp_path):
+    # 20 requests whose true TTFT varies 20..58 ms: a 38 ms spread breaks mi300x's 5 ms gate
+    sched = ",".join(str(20 + 2 * i) for i in range(20))
+    with FakeOpenAIServer(ttft_schedule=sched, token_ms=1, tokens=8) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--target", "mi300x",
+                                          "--warm-warmup", "0", "--max-tokens", "8", expect=1)
+    spread = claims_by_metric(summary)["warm.ttft_spread_ms"]
+    assert spread["verdict"] == "fail" and 37 <= spread["measured"] <= 40
+    assert "warm.ttft_spread_ms = " in out and "over 20 samples; target mi300x requires < 5 ms" in out
+
+
+def test_too_few_requests_make_the_spread_inconclusive(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--target", "mi300x",
+                                          "--warm-requests", "10", "-k", "spread", expect=1)
+    spread = claims_by_metric(summary)["warm.ttft_spread_ms"]
+    assert spread["verdict"] == "inconclusive" and "stated over 20" in spread["reason"]
+
+
+def test_missing_usage_is_inconclusive_not_guessed(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, usage="never") as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "-k", "tokens_per_second or tpot", expect=1)
+    claims = claims_by_metric(summary)
+    assert claims["warm.output_tok_s"]["verdict"] == "inconclusive"
+    assert claims["warm.output_tok_s"]["measured"] is None
+    assert "reported no token usage" in claims["warm.tpot_median_ms"]["reason"]
+
+
+def test_burst_delivery_is_flagged_as_contaminated(tmp_path):
+    with FakeOpenAIServer(ttft_ms=20, token_ms=3, burst=True) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "-k", "median", expect=1)
+    ttft = claims_by_metric(summary)["warm.ttft_median_ms"]
+    assert ttft["contaminated"] == 20 and ttft["verdict"] == "inconclusive"
+
+
+def test_api_key_is_used_and_never_written(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, api_key=SECRET) as srv:
+        proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--api-key-env", "TEST_INFERENCE_KEY",
+                                               "-k", "median", env={"TEST_INFERENCE_KEY": SECRET}, expect=0)
+    assert summary["run"]["api_key_env"] == "TEST_INFERENCE_KEY"
+    assert SECRET not in out
+    for path in [*report.rglob("*"), tmp_path / "junit.xml"]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_wrong_key_is_one_line(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, api_key=SECRET) as srv:
+        proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--api-key-env", "TEST_INFERENCE_KEY",
+                                               "-k", "median", env={"TEST_INFERENCE_KEY": "sk-wrong-key-123"}, expect=1)
+    assert "endpoint rejected the API key (HTTP 401)" in out
+    assert "sk-wrong-key-123" not in out and "Traceback" not in out
+
+
+def test_unreachable_endpoint_is_one_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc, out, summary, _ = run_suite(tmp_path, "--endpoint", f"http://127.0.0.1:{port}/v1", "-k", "median", expect=1)
+    assert f"cannot connect to http://127.0.0.1:{port}" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("reply", ["html", "json"])
+def test_non_openai_response_is_one_line(tmp_path, reply):
+    with FakeOpenAIServer(reply=reply) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--model", "fake-model", "-k", "median", expect=1)
+    assert "not" in out.lower() and "openai" in out.lower() and "Traceback" not in out
+
+
+def test_without_endpoint_the_suite_says_how_to_give_one(tmp_path):
+    proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", expect=0)
+    assert "no --endpoint given" in out
