@@ -67,15 +67,12 @@ def _listeners() -> list[Any]:
         return []
 
 
-def _current_result(listeners: list[Any]) -> Any | None:
-    """The Allure TestResult now being recorded, where the listener exposes it (allure-pytest)."""
+def _recorder(listeners: list[Any]) -> Any | None:
+    """allure-pytest's reporter (``AllureListener.allure_logger``), if one is registered."""
     for plugin in listeners:
         logger = getattr(plugin, "allure_logger", None)
-        if logger is not None and hasattr(logger, "get_test"):
-            try:
-                return logger.get_test(None)
-            except Exception:  # pragma: no cover
-                return None
+        if logger is not None and hasattr(logger, "get_test") and hasattr(logger, "get_last_item"):
+            return logger
     return None
 
 
@@ -159,74 +156,135 @@ def attach_claim(
     listeners = _listeners()
     if not listeners:
         return False
-    current = _current_result(listeners)
-    if current is None and any(hasattr(p, "allure_logger") for p in listeners):
-        return False  # allure-pytest is recording, but no test is running now
-
-    import allure
-
     target = target or claim.target
-    existing = {(lb.name, lb.value) for lb in getattr(current, "labels", None) or []}
+    attachments = _attachments(claim, suite, parameters, chart)
+    recorder = _recorder(listeners)
+    if recorder is None:  # some other allure-commons integration: its public API, no step
+        _record_dynamic(claim, suite, target, parameters, attachments)
+        return True
+    result = recorder.get_test(None)
+    if result is None:
+        return False  # allure-pytest is recording, but no test is running now
+    _record_on(recorder, result, claim, suite, target, parameters, attachments)
+    return True
 
-    def label(name: str, value: str | None) -> None:
-        if value and (name, value) not in existing:
-            allure.dynamic.label(name, value)
+
+def _attachments(claim: Claim, suite: str | None, parameters: Mapping[str, Any] | None,
+                 chart: bool) -> list[tuple[bytes | str, str, str]]:
+    """``(body, name, kind)`` for the claim JSON and, where there is one, its chart."""
+    name = _slug(claim.metric)
+    out: list[tuple[bytes | str, str, str]] = [(claim_json(claim, suite, parameters), f"{name} claim", "JSON")]
+    if chart:
+        try:
+            from .charts import claim_chart_png
+
+            png = claim_chart_png(claim)
+        except Exception as exc:  # a broken chart must not break the run
+            out.append((f"chart failed: {type(exc).__name__}: {exc}", f"{name} chart error", "TEXT"))
+            png = None
+        if png:
+            out.append((png, f"{name} chart", "PNG"))
+    return out
+
+
+def _labels(claim: Claim, suite: str | None, target: str | None) -> list[tuple[str, str]]:
+    out = [("parentSuite", PARENT_SUITE)]
+    if suite:
+        out += [("suite", suite), ("tag", suite)]
+    out.append(("tag", claim.verdict))
+    if claim.regressed:
+        out.append(("tag", "regression"))
+    if target:
+        out.append(("target", target))
+    out.append(("metric", claim.metric))
+    return out
+
+
+def _description_line(claim: Claim) -> str:
+    return f"**{claim.verdict.upper()}** {claim.message()}"
+
+
+def _record_on(recorder: Any, result: Any, claim: Claim, suite: str | None, target: str | None,
+               parameters: Mapping[str, Any] | None, attachments: list[tuple[bytes | str, str, str]]) -> None:
+    """Write the claim into allure-pytest's TestResult (and a new step) directly.
+
+    Not through ``allure.dynamic``/``allure.step``: those broadcast to every registered
+    listener, and allure-commons keeps one item table per thread shared by all reporters,
+    so with two listeners in one process (pytester's in-process runs inside a run that
+    records Allure) labels doubled and ``allure.step`` raised KeyError on exit.
+    """
+    from allure_commons._core import plugin_manager
+    from allure_commons.model2 import ExecutableItem, Label, Parameter, Status, StatusDetails, TestStepResult
+    from allure_commons.types import AttachmentType
+    from allure_commons.utils import now, represent, uuid4
+
+    existing = {(lb.name, lb.value) for lb in result.labels}
+    for name, value in _labels(claim, suite, target):
+        if (name, value) not in existing:
+            result.labels.append(Label(name=name, value=value))
             existing.add((name, value))
 
-    label("parentSuite", PARENT_SUITE)
-    if suite:
-        label("suite", suite)
-        label("tag", suite)
-    label("tag", claim.verdict)
-    if claim.regressed:
-        label("tag", "regression")
-    label("target", target)
-    label("metric", claim.metric)
-
     severity = _SEVERITY.get(claim.verdict, "normal")
-    have = [v for n, v in existing if n == "severity"]
+    have = [lb for lb in result.labels if lb.name == "severity"]
     if not have:
-        allure.dynamic.severity(allure.severity_level(severity))
-        existing.add(("severity", severity))
-    elif current is not None and all(_rank(v) < _rank(severity) for v in have):
-        for lb in current.labels:  # raise the test's severity, never lower it
-            if lb.name == "severity":
-                lb.value = severity
+        result.labels.append(Label(name="severity", value=severity))
+    elif all(_rank(lb.value) < _rank(severity) for lb in have):
+        for lb in have:  # raise the test's severity, never lower it
+            lb.value = severity
 
     for name, value in safe_parameters(parameters).items():
+        param = next((p for p in result.parameters if p.name == name), None)
+        if param is not None:
+            param.value = represent(value)
+        else:
+            result.parameters.append(Parameter(name=name, value=represent(value)))
+
+    line = _description_line(claim)
+    if not result.description:
+        result.description = line
+    elif line not in result.description:
+        result.description = f"{result.description}\n\n{line}"
+
+    # One step per claim, its status the verdict's, holding the claim's attachments; under
+    # the innermost open step or fixture, as allure.step would place it.
+    start = now()
+    step = TestStepResult(name=step_title(claim), start=start,
+                          parameters=[Parameter(name=k, value=v) for k, v in _step_params(claim).items()])
+    for body, name, kind in attachments:
+        kind_type = getattr(AttachmentType, kind)
+        file_name = f"{uuid4()}-attachment.{kind_type.extension}"
+        plugin_manager.hook.report_attached_data(body=body, file_name=file_name)
+        step.attachments.append(_attachment(name, file_name, kind_type.mime_type))
+    if claim.verdict == FAIL:
+        step.status, step.statusDetails = Status.FAILED, StatusDetails(message=claim.message())
+    elif claim.verdict == INCONCLUSIVE:
+        step.status, step.statusDetails = Status.SKIPPED, StatusDetails(message=f"inconclusive: {claim.reason}")
+    else:
+        step.status = Status.PASSED
+    step.stop = now()
+    parent = recorder.get_last_item(ExecutableItem) or result
+    parent.steps.append(step)
+
+
+def _attachment(name: str, source: str, mime: str) -> Any:
+    from allure_commons.model2 import Attachment
+
+    return Attachment(name=name, source=source, type=mime)
+
+
+def _record_dynamic(claim: Claim, suite: str | None, target: str | None, parameters: Mapping[str, Any] | None,
+                    attachments: list[tuple[bytes | str, str, str]]) -> None:
+    """The same through allure's public API, for listeners other than allure-pytest's."""
+    import allure
+
+    for name, value in _labels(claim, suite, target):
+        allure.dynamic.label(name, value)
+    allure.dynamic.severity(allure.severity_level(_SEVERITY.get(claim.verdict, "normal")))
+    for name, value in safe_parameters(parameters).items():
         allure.dynamic.parameter(name, value)
-
-    line = f"**{claim.verdict.upper()}** {claim.message()}"
-    old = getattr(current, "description", None) if current is not None else None
-    if not old:
-        allure.dynamic.description(line)
-    elif line not in old:
-        allure.dynamic.description(f"{old}\n\n{line}")
-
-    # One step per claim, its status the verdict's, holding the claim's attachments.
-    step = allure.step(step_title(claim))
-    step.params = _step_params(claim)
-    step.__enter__()
-    exc: BaseException | None = None
-    try:
-        name = _slug(claim.metric)
-        allure.attach(claim_json(claim, suite, parameters), name=f"{name} claim",
-                      attachment_type=allure.attachment_type.JSON)
-        if chart:
-            try:
-                from .charts import claim_chart_png
-
-                png = claim_chart_png(claim)
-            except Exception as chart_exc:  # a broken chart must not break the run
-                allure.attach(f"chart failed: {type(chart_exc).__name__}: {chart_exc}", name=f"{name} chart error",
-                              attachment_type=allure.attachment_type.TEXT)
-                png = None
-            if png:
-                allure.attach(png, name=f"{name} chart", attachment_type=allure.attachment_type.PNG)
-    finally:
-        exc = _step_outcome(claim)
-        step.__exit__(type(exc) if exc else None, exc, None)
-    return True
+    allure.dynamic.description(_description_line(claim))
+    for body, name, kind in attachments:
+        allure.attach(body, name=name, attachment_type=getattr(allure.attachment_type, kind))
 
 
 def step_title(claim: Claim) -> str:
@@ -245,18 +303,6 @@ def _step_params(claim: Claim) -> dict[str, str]:
     if claim.contaminated:
         params["contaminated"] = str(claim.contaminated)
     return params
-
-
-def _step_outcome(claim: Claim) -> BaseException | None:
-    """The exception allure-commons turns into the step's status: failed for a refuted claim,
-    skipped for an inconclusive one, none (passed) otherwise."""
-    if claim.verdict == FAIL:
-        return AssertionError(claim.message())
-    if claim.verdict == INCONCLUSIVE:
-        import pytest
-
-        return pytest.skip.Exception(f"inconclusive: {claim.reason}")
-    return None
 
 
 def _rank(severity: str) -> int:

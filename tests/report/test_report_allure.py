@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -105,6 +108,51 @@ def test_works_under_xdist(tmp_path):
     names = sorted(json.loads(p.read_text())["name"] for p in results.glob("*-result.json"))
     assert names == ["test_cold", "test_warm"]
     assert list(results.glob("*-attachment.png"))
+
+
+NESTED_INNER = """
+from pytest_inference.claims import Requirement, judge
+from pytest_inference.report.allure_sink import attach_claim
+
+
+def test_inner():
+    c = judge("warm.ttft_spread_ms", [40.0, 47.5],
+              requirement=Requirement("warm.ttft_spread_ms", "<", 5, unit="ms", stat="spread"))
+    assert attach_claim(c, "warm", "h200")
+"""
+
+NESTED_OUTER = """
+import json
+
+INNER = {inner!r}
+
+
+def test_outer(pytester):
+    pytester.makepyfile(test_inner=INNER)
+    out = pytester.path / "inner-results"
+    pytester.runpytest("-p", "no:inference", f"--alluredir={{out}}").assert_outcomes(passed=1)
+    (result,) = [json.loads(p.read_text()) for p in out.glob("*-result.json")]
+    labels = [(lb["name"], lb["value"]) for lb in result["labels"]]
+    assert labels.count(("metric", "warm.ttft_spread_ms")) == 1, labels
+    (step,) = result["steps"]
+    assert step["status"] == "failed"
+    assert [a["type"] for a in step["attachments"]] == ["application/json", "image/png"]
+    for a in step["attachments"]:
+        assert (out / a["source"]).is_file()
+""".format(inner=NESTED_INNER)
+
+
+def test_in_process_run_inside_a_recording_run(tmp_path):
+    """pytester's in-process runs inside a run that records Allure: two allure-pytest listeners
+    share allure-commons' per-thread item table; attach_claim must neither raise nor double."""
+    (tmp_path / "test_nested_outer.py").write_text(NESTED_OUTER)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "pytester", "-p", "no:inference", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(tmp_path), f"--alluredir={tmp_path / 'outer-results'}", "test_nested_outer.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
 
 def test_allure_enabled():
