@@ -15,7 +15,13 @@ one thread runs a ``selectors`` loop over non-blocking sockets:
   (``time.perf_counter_ns()`` right after its ``recv``) before any parsing happens;
   an SSE event carries the stamp of the read that completed it;
 * the garbage collector is paused during a run (a collection in the middle of a
-  stream would be charged to whichever token arrives next).
+  stream would be charged to whichever token arrives next);
+* the client's own scheduling delay is measured, not guessed: around every ``select``
+  the loop reads the thread's run-queue wait (``/proc/thread-self/schedstat``, ~1.5 µs);
+  the wait accumulated between entering ``select`` and finishing the stamps is an upper
+  bound on how much a CPU-starved client delayed those stamps. It is reported per
+  request (``client_stall_ms``, ``ttft_stall_ms``) so loaded-machine samples can be
+  told apart from a slow server.
 """
 
 from __future__ import annotations
@@ -83,6 +89,29 @@ def _os_reason(err: int | BaseException) -> str:
     return (errno.errorcode.get(err, str(err)) + ": " + os.strerror(err)).lower()
 
 
+class _SchedStat:
+    """Run-queue wait (ns) of the thread that created it, from /proc/thread-self/schedstat."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        try:
+            self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+            self.read()
+        except (OSError, ValueError, IndexError):
+            self.close()
+
+    def read(self) -> int:
+        return int(os.pread(self.fd, 128, 0).split()[1])  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        self.fd = None
+
+
 class _Conn:
     __slots__ = ("id", "sock", "state", "served", "req", "out", "deadline", "open_ns",
                  "connect_ms", "mask", "measured_open")
@@ -104,7 +133,7 @@ class _Conn:
 class _Req:
     __slots__ = ("idx", "spec", "data", "res", "parser", "sse", "mode", "reads", "tok_ns",
                  "first_tok_read", "parts", "rparts", "tparts", "collected", "send_ns",
-                 "stream_error", "retried", "head_seen", "chat", "content_ns", "last_ns")
+                 "stream_error", "retried", "head_seen", "chat", "content_ns", "last_ns", "stall_ns")
 
     def __init__(self, idx: int, spec: RequestSpec, data: bytes, warmup: bool) -> None:
         self.idx = idx
@@ -132,6 +161,7 @@ class _Req:
         self.head_seen = False
         self.content_ns = 0
         self.last_ns = 0
+        self.stall_ns = 0
 
 
 class StreamClient:
@@ -166,6 +196,8 @@ class StreamClient:
         self._pending: deque[_Req] = deque()
         self._active = 0
         self._t_enq = 0
+        self._sched: _SchedStat | None = None
+        self._wake_stall_ns = 0
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
@@ -207,6 +239,10 @@ class StreamClient:
         if self._pause_gc:
             gc.collect()
             gc.disable()
+        self._sched = _SchedStat()
+        if self._sched.fd is None:
+            self._sched = None
+        load0 = os.getloadavg()[0]
         try:
             self._ensure(min(concurrency, max(len(reqs), len(warm_reqs), 1)))
             warm = self._drive(warm_reqs, concurrency) if warm_reqs else []
@@ -220,9 +256,12 @@ class StreamClient:
             return RunResult(results=results, warmup_results=warm, wall_s=wall,
                              concurrency=concurrency,
                              connections_opened=self.connections_opened_total - opened0,
-                             client_cpu_s=cpu)
+                             client_cpu_s=cpu, loadavg_before=load0, loadavg_after=os.getloadavg()[0])
         finally:
             self._measuring = False
+            if self._sched is not None:
+                self._sched.close()
+                self._sched = None
             if gc_was:
                 gc.enable()
 
@@ -520,6 +559,8 @@ class StreamClient:
             self._set_mask(c, _EVR)
 
     def _poll(self, timeout: float) -> None:
+        sched = self._sched
+        rd0 = sched.read() if sched is not None else 0
         events = self._sel.select(timeout)
         if not events:
             return
@@ -544,6 +585,7 @@ class StreamClient:
                     other.append(c)
             else:
                 other.append(c)
+        self._wake_stall_ns = sched.read() - rd0 if sched is not None else 0
         for c, data, t in stamped:
             if data is not None and c.state != CLOSED:
                 self._on_data(c, data, t)
@@ -623,6 +665,8 @@ class StreamClient:
             self._conn_failed(c, req, err, t)
             return
         req.reads += 1
+        if self._wake_stall_ns > req.stall_ns:
+            req.stall_ns = self._wake_stall_ns
         c.deadline = time.monotonic() + self.timeout_s
         parser = req.parser
         try:
@@ -733,6 +777,8 @@ class StreamClient:
             tok = req.tok_ns
             if not tok:
                 req.first_tok_read = req.reads
+                if self._sched is not None:
+                    res.ttft_stall_ms = self._wake_stall_ns / 1e6
             tok.append(t)
             if req.reads == req.first_tok_read:
                 res.first_read_token_events += 1
@@ -746,6 +792,8 @@ class StreamClient:
         s = req.send_ns
         tok = req.tok_ns
         res.socket_reads = req.reads
+        if self._sched is not None:
+            res.client_stall_ms = req.stall_ns / 1e6
         res.token_times_ms = [(x - s) / 1e6 for x in tok]
         res.content_events = len(tok)
         if tok:

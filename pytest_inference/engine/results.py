@@ -106,6 +106,10 @@ class RequestResult:
     socket_reads: int = 0
     first_read_token_events: int = 0  # token events delivered by the read carrying the first one
     burst: bool = False
+    # the client's own scheduling: run-queue wait of the measuring thread in the wake that
+    # stamped the first token / the worst wake of this request (None: not measurable here)
+    ttft_stall_ms: float | None = None
+    client_stall_ms: float | None = None
     # connection
     connection_id: int = 0
     connection_reused: bool = False
@@ -125,6 +129,8 @@ class RunResult:
     concurrency: int
     connections_opened: int = 0  # connections opened during the measured phase (reconnects)
     client_cpu_s: float = 0.0  # time.process_time() spent by the client process in the measured phase
+    loadavg_before: float | None = None  # 1-minute load average when the measured phase began / ended
+    loadavg_after: float | None = None
 
     @property
     def ok_results(self) -> list[RequestResult]:
@@ -175,6 +181,11 @@ class RunResult:
         tot = self.total_output_tokens
         return tot / self.wall_s if tot is not None and self.wall_s > 0 else None
 
+    def stalled(self, threshold_ms: float = 0.5) -> list[RequestResult]:
+        """Results whose first-token stamp may have been delayed more than ``threshold_ms``
+        because the client thread itself waited for a CPU (a loaded machine)."""
+        return [r for r in self.results if r.ttft_stall_ms is not None and r.ttft_stall_ms > threshold_ms]
+
     def bursts(self) -> list[RequestResult]:
         return [r for r in self.results if r.burst]
 
@@ -195,6 +206,7 @@ class RunResult:
             "request_throughput": self.request_throughput,
             "output_throughput": self.output_throughput,
             "bursts": len(self.bursts()),
+            "client_stalled": len(self.stalled()),
             "connections_opened": self.connections_opened,
         }
 

@@ -7,6 +7,7 @@ request, the ground truth the client cannot see, with ``time.perf_counter_ns``
 * ``recv_ns``: when the request's last byte was read from the socket;
 * ``first_token_ns``: right before the first token event was written to the socket
   (for a split event: before the write of its last piece, when it became complete);
+  ``token_ns`` lists that time for every token event;
 
 so the true TTFT is ``first_token_ns − recv_ns``, served as JSON by ``GET /_truth``,
 keyed by the response id the server put in the chunks.
@@ -65,6 +66,7 @@ import os
 import random
 import re
 import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -157,7 +159,35 @@ class Histogram:
         return out
 
 
+class StallSelector(selectors.EpollSelector):
+    """An epoll selector that measures this thread's run-queue wait across each ``select``
+    (from /proc/thread-self/schedstat): how long the server, once woken, waited for a CPU.
+    It goes into the ground truth, so a test can tell a starved server from a bad client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stall_ns = 0
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+            self._read()
+        except (OSError, ValueError, IndexError):
+            self._fd = None
+
+    def _read(self) -> int:
+        return int(os.pread(self._fd, 128, 0).split()[1])  # type: ignore[arg-type]
+
+    def select(self, timeout: float | None = None):  # type: ignore[override]
+        if self._fd is None:
+            return super().select(timeout)
+        a = self._read()
+        ev = super().select(timeout)
+        self.stall_ns = self._read() - a
+        return ev
+
+
 class State:
+    selector: StallSelector | None = None
+
     def __init__(self, opts: dict[str, Any], api_key: str | None, model: str, max_running: int | None,
                  seed: int) -> None:
         self.opts = opts
@@ -221,6 +251,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.busy = False
         self.cid = 0
         self.closed = False
+        self.recv_stall_ns = 0
 
     # asyncio callbacks -----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -238,6 +269,8 @@ class HTTPProtocol(asyncio.Protocol):
         t = perf_counter_ns()  # stamp first: this is when the bytes left the kernel
         self.buf += data
         self.reads += 1
+        sel = self.state.selector
+        self.recv_stall_ns = sel.stall_ns if sel is not None else 0
         if not self.busy:
             self._try_request(t)
 
@@ -403,7 +436,10 @@ class HTTPProtocol(asyncio.Protocol):
         truth: dict[str, Any] = {"recv_ns": t_recv, "first_token_ns": None, "last_token_ns": None,
                                  "end_ns": None, "ttft_ms": None, "injected_ttft_ms": ttft_ms,
                                  "injected_token_ms": token_ms, "conn_id": self.cid,
-                                 "request_reads": reads, "tokens": 0, "events": 0, "burst": o["burst"]}
+                                 "request_reads": reads, "tokens": 0, "events": 0, "burst": o["burst"],
+                                 # the server's run-queue wait in the wakes that read the request
+                                 # and wrote the first token (a starved server, not the client)
+                                 "recv_stall_ms": self.recv_stall_ns / 1e6, "write_stall_ms": None}
         st.truth[rid] = truth
 
         if reply == "nonstream" or not req.get("stream"):
@@ -472,6 +508,10 @@ class HTTPProtocol(asyncio.Protocol):
             if st.sem is not None:
                 st.sem.release()
 
+    def _stall_ms(self) -> float | None:
+        sel = self.state.selector
+        return sel.stall_ns / 1e6 if sel is not None else None
+
     async def _sleep_until(self, deadline_ns: int) -> None:
         d = (deadline_ns - perf_counter_ns()) / 1e9
         if d > 0:
@@ -503,6 +543,7 @@ class HTTPProtocol(asyncio.Protocol):
             t = perf_counter_ns()
             self._write(data)
             token_writes = [t] * n_tok_events
+            truth["write_stall_ms"] = self._stall_ms()
             end = t
         else:
             self._write((f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
@@ -528,6 +569,8 @@ class HTTPProtocol(asyncio.Protocol):
                     frame = pieces[-1]
                 if is_tok:
                     token_writes.append(perf_counter_ns())
+                    if len(token_writes) == 1:
+                        truth["write_stall_ms"] = self._stall_ms()
                 self._write(frame)
                 if self.closed:
                     return True
@@ -539,6 +582,7 @@ class HTTPProtocol(asyncio.Protocol):
             truth["first_token_ns"] = first
             truth["last_token_ns"] = token_writes[-1]
             truth["ttft_ms"] = (first - t_recv) / 1e6
+            truth["token_ns"] = token_writes
             st.h_ttft.observe((first - t_recv) / 1e9)
             for a, b in zip(token_writes, token_writes[1:]):
                 st.h_itl.observe((b - a) / 1e9)
@@ -561,6 +605,8 @@ async def _watch_parent(ppid: int) -> None:
 async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     state = State(opts, args.api_key, args.model, args.max_running, args.seed)
+    sel = getattr(loop, "_selector", None)
+    state.selector = sel if isinstance(sel, StallSelector) else None
     ssl_ctx = None
     if args.tls_cert:
         import ssl
@@ -609,7 +655,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     opts = {k: _convert(k, getattr(args, k)) for k in DEFAULTS}
     try:
-        asyncio.run(_main(args, opts))
+        with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(StallSelector())) as runner:
+            runner.run(_main(args, opts))
     except KeyboardInterrupt:
         pass
 
