@@ -224,7 +224,8 @@ class InferenceSession:
     # --- collecting (controller, or the only process) ------------------------------------
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not report.user_properties:
+        # An xdist worker forwards its reports as they are; the controller collects.
+        if self.is_worker or not report.user_properties:
             return
         kept = []
         for name, value in report.user_properties:

@@ -51,7 +51,7 @@ def test_claims_reach_every_sink(project):
     # terminal summary table
     assert "inference claims (target vendor-x)" in out
     res.stdout.fnmatch_lines(["*warm.ttft_spread_ms*7.9 ms*< 5 ms*20*fail*-2.9*"])
-    res.stdout.fnmatch_lines(["*warm.ttft_median_ms*322.95 ms*<= 350 ms*20*pass*"])
+    res.stdout.fnmatch_lines(["*warm.ttft_median_ms*322.9 ms*<= 350 ms*20*pass*"])
     res.stdout.fnmatch_lines(["*warm.ttft_p99_ms*inconclusive*"])
     res.stdout.fnmatch_lines(["*warm.tpot_median_ms*6 ms*-*3*measured*"])
     # the failure reads like the claim, with no traceback
@@ -91,7 +91,7 @@ def test_claims_survive_xdist(project):
     res.assert_outcomes(passed=2, failed=2)
     summary = json.loads((project.path / "reports" / "summary.json").read_text())
     assert sorted(c["metric"] for c in summary["claims"]) == [
-        "warm.ttft_median_ms", "warm.ttft_p99_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms"]
+        "warm.tpot_median_ms", "warm.ttft_median_ms", "warm.ttft_p99_ms", "warm.ttft_spread_ms"]
     res.stdout.fnmatch_lines(["*inference claims (target vendor-x)*"])
 
 
@@ -104,13 +104,15 @@ def test_baseline_regression_fails_the_test(project):
     base.write_text(json.dumps(data))
     res = project.runpytest("--target", "vendor.toml", "-k", "median", "--inference-baseline", str(base),
                             "--inference-baseline-tolerance", "10%", "-p", "xdist", "-n", "2")
-    res.assert_outcomes(failed=2)
+    res.assert_outcomes(failed=1)  # the claim itself passes its target, but regressed
     res.stdout.fnmatch_lines(["*warm.ttft_median_ms regressed +100.0% against baseline*lower is better*"])
     summary = json.loads((project.path / "reports" / "summary.json").read_text())
-    assert summary["regressions"] == 2
+    assert summary["regressions"] == 1
+    claim = summary["claims"][0]
+    assert claim["verdict"] == "pass" and claim["baseline"]["regression"] is True
     ok = project.runpytest("--target", "vendor.toml", "-k", "median", "--inference-baseline", str(base),
                            "--inference-baseline-tolerance", "150%")
-    ok.assert_outcomes(passed=1, failed=0, errors=0) if False else ok.assert_outcomes(passed=1, failed=1)
+    ok.assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize(
