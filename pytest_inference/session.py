@@ -263,9 +263,16 @@ class InferenceSession:
 
         self.summary_path = write_summary_json(self.summary_path_hint(), self.summary())
         if self._api_key:
-            from .report.redact import redact_tree
+            self.redact_outputs()
 
-            redact_tree(self.report_dir, self._api_key, REDACTED)
+    def redact_outputs(self) -> None:
+        """Scrub the key from every file this run wrote: report folder, Allure results, JUnit XML."""
+        from .report.redact import redact_tree
+
+        opt = self.config.option
+        for place in (self.report_dir, getattr(opt, "allure_report_dir", None), getattr(opt, "xmlpath", None)):
+            if place:
+                redact_tree(Path(place), self._api_key, REDACTED)
 
     def summary(self) -> dict[str, Any]:
         claims = [c.to_dict() for c in self.ordered_claims()]

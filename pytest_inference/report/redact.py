@@ -11,11 +11,11 @@ from pathlib import Path
 
 def redact_tree(root: Path, secret: str, replacement: str = "***") -> list[Path]:
     """Replace ``secret`` in every file under ``root``; return the files changed."""
-    if not secret or not root.is_dir():
+    if not secret or not root.exists():
         return []
     needle = secret.encode()
     changed = []
-    for path in root.rglob("*"):
+    for path in ([root] if root.is_file() else root.rglob("*")):
         if not path.is_file():
             continue
         try:

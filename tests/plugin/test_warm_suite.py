@@ -133,3 +133,23 @@ def test_non_openai_response_is_one_line(tmp_path, reply):
 def test_without_endpoint_the_suite_says_how_to_give_one(tmp_path):
     proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", expect=0)
     assert "no --endpoint given" in out
+
+
+def test_a_key_a_test_printed_is_scrubbed_from_every_report(pytester, monkeypatch):
+    monkeypatch.setenv("TEST_INFERENCE_KEY", SECRET)
+    pytester.makepyfile(f"""
+        import pytest
+        @pytest.mark.warm
+        def test_leaky(claim, inference_api_key):
+            print("debug:", inference_api_key)           # a careless user test
+            claim("warm.ttft_median_ms", [1.0] * 20, stat="median", unit="ms",
+                  details={{"echo": inference_api_key}})
+            assert False, inference_api_key
+    """)
+    res = pytester.runpytest("--api-key-env", "TEST_INFERENCE_KEY", "--junitxml=junit.xml",
+                             "--alluredir", "elsewhere", "-p", "no:cacheprovider")
+    res.assert_outcomes(failed=1)
+    files = [p for p in pytester.path.rglob("*") if p.is_file() and p.suffix in (".json", ".xml", ".txt")]
+    assert any("summary.json" in str(p) for p in files) and any("elsewhere" in str(p) for p in files)
+    for p in files:
+        assert SECRET.encode() not in p.read_bytes(), p
