@@ -244,6 +244,7 @@ class StreamClient:
             self._sched = None
         load0 = os.getloadavg()[0]
         try:
+            self._poll(0)  # drop pooled connections the server closed while idle (keep-alive timeout)
             self._ensure(min(concurrency, max(len(reqs), len(warm_reqs), 1)))
             warm = self._drive(warm_reqs, concurrency) if warm_reqs else []
             self._measuring = True
@@ -720,6 +721,14 @@ class StreamClient:
         if not isinstance(obj, dict):
             self._discard(c)
             raise self._not_openai(req, f"a stream event is not a JSON object: {_snip(data)}")
+        try:
+            self._on_chunk(req, obj, data, t)
+        except (AttributeError, TypeError, ValueError):
+            self._discard(c)
+            raise self._not_openai(req, f"a stream event is not an OpenAI chunk: {_snip(data)}") from None
+
+    def _on_chunk(self, req: _Req, obj: dict, data: bytes, t: int) -> None:
+        res = req.res
         choices = obj.get("choices")
         if choices is None:
             err = obj.get("error")
@@ -727,9 +736,10 @@ class StreamClient:
                 req.stream_error = f"error event in the stream: {_err_text(err)}"
                 return
             if "usage" not in obj:
-                self._discard(c)
-                raise self._not_openai(req, f"its events are not OpenAI chunks (no 'choices'): {_snip(data)}")
+                raise TypeError("no choices")
             choices = ()
+        elif not isinstance(choices, list):
+            raise TypeError("choices is not a list")
         if res.response_id is None:
             rid = obj.get("id")
             if rid:
@@ -803,9 +813,9 @@ class StreamClient:
             res.ttft_content_ms = (req.content_ns - s) / 1e6
         if end_ns:
             res.e2e_ms = (end_ns - s) / 1e6
-        res.text = "".join(req.parts)
-        res.reasoning_text = "".join(req.rparts)
-        res.tool_text = "".join(req.tparts)
+        res.text = "".join(map(str, req.parts))
+        res.reasoning_text = "".join(map(str, req.rparts))
+        res.tool_text = "".join(map(str, req.tparts))
 
     def _finish(self, c: _Conn, req: _Req, t: int) -> None:
         res = req.res

@@ -18,6 +18,14 @@ written to the socket, taken with ``time.perf_counter_ns`` — CLOCK_MONOTONIC):
 * ``tpot_ms`` = (e2e − ttft) / (output_tokens − 1) when output_tokens ≥ 2.
 * ``output_tokens`` / ``prompt_tokens``: only from the server's ``usage``
   (``stream_options.include_usage``); never guessed from chunk counts.
+* ``length_mismatch``: usage says more tokens than ``max_tokens`` (the server ignored
+  it), or, with ``ignore_eos``, fewer than 90% of it (``ignore_eos`` dropped/rejected).
+  False when usage is absent (unknown).
+* ``queue_ms``: time the request waited for a concurrency slot (and for a reconnect,
+  ``connect_ms``, if the server had closed its connection) — never part of a latency.
+* ``ttft_stall_ms`` / ``client_stall_ms``: the measuring thread's run-queue wait in the
+  wake that stamped the first token / its worst wake (Linux schedstat): an upper bound
+  on what a CPU-starved client added. ``burst``: see :func:`.burst.mark_bursts`.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ the request body. Options (underscore or dash spelling):
 ``split_events``        write each event in N pieces with ``split_pause_ms`` pauses
 ``reasoning_tokens``    the first N tokens are ``reasoning_content``
 ``reasoning_field``     "reasoning_content" (default) or "reasoning"
+``tool_calls``          the (non-reasoning) tokens come as one tool call's arguments
 ``tokens_per_chunk``    tokens carried by one event (usage still counts tokens)
 ``burst``               compute everything, then send the whole stream in one late write
 ``content_length``      send the stream with Content-Length instead of chunked (one write)
@@ -90,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "split_pause_ms": 1.0,
     "reasoning_tokens": 0,
     "reasoning_field": "reasoning_content",
+    "tool_calls": False,
     "tokens_per_chunk": 1,
     "burst": False,
     "content_length": False,
@@ -102,7 +104,7 @@ DEFAULTS: dict[str, Any] = {
 _INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after"}
 _FLOAT = {"ttft_ms", "token_ms", "split_pause_ms"}
 _BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close",
-         "close_silently"}
+         "close_silently", "tool_calls"}
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -187,6 +189,7 @@ class StallSelector(selectors.EpollSelector):
 
 class State:
     selector: StallSelector | None = None
+    keep_alive_timeout_s: float | None = None
 
     def __init__(self, opts: dict[str, Any], api_key: str | None, model: str, max_running: int | None,
                  seed: int) -> None:
@@ -252,6 +255,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.cid = 0
         self.closed = False
         self.recv_stall_ns = 0
+        self.idle_timer: asyncio.TimerHandle | None = None
 
     # asyncio callbacks -----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -260,9 +264,22 @@ class HTTPProtocol(asyncio.Protocol):
         st.conns_opened += 1
         st.conns_open += 1
         self.cid = st.conns_opened
+        self._arm_idle_timer()
+
+    def _arm_idle_timer(self) -> None:
+        """Close a connection idle for --keep-alive-timeout-ms, as uvicorn does (5 s in vLLM)."""
+        t = self.state.keep_alive_timeout_s
+        if t is not None:
+            self.idle_timer = asyncio.get_running_loop().call_later(t, self._idle_close)
+
+    def _idle_close(self) -> None:
+        if not self.busy and not self.closed:
+            self.transport.close()  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
         self.state.conns_open -= 1
 
     def data_received(self, data: bytes) -> None:
@@ -289,6 +306,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.buf = buf[end:]
         reads, self.reads = self.reads, 0
         self.busy = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         asyncio.get_running_loop().create_task(self._handle(head, body, t, reads))
 
     async def _handle(self, head: bytes, body: bytes, t_recv: int, reads: int) -> None:
@@ -310,6 +330,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         self.busy = False
+        self._arm_idle_timer()
         if self.buf:
             self._try_request(perf_counter_ns())
 
@@ -478,7 +499,14 @@ class HTTPProtocol(asyncio.Protocol):
                 text = "".join(f" tok{j}" for j in range(i, i + m))
                 last = i + m >= n
                 fr = json.dumps(finish) if last else "null"
-                if chat:
+                if chat and i >= o["reasoning_tokens"] and o["tool_calls"]:
+                    fn = ('"name":"get_weather","arguments":%s' % json.dumps(text) if i == o["reasoning_tokens"]
+                          else '"arguments":%s' % json.dumps(text))
+                    ch = ('{"index":0,"delta":{"tool_calls":[{"index":0,%s"function":{%s}}]},'
+                          '"logprobs":null,"finish_reason":%s}') % (
+                        '"id":"call_0","type":"function",' if i == o["reasoning_tokens"] else "", fn,
+                        '"tool_calls"' if last else "null")
+                elif chat:
                     field = o["reasoning_field"] if i < o["reasoning_tokens"] else "content"
                     ch = '{"index":0,"delta":{"%s":%s},"logprobs":null,"finish_reason":%s}' % (
                         field, json.dumps(text), fr)
@@ -605,6 +633,8 @@ async def _watch_parent(ppid: int) -> None:
 async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     state = State(opts, args.api_key, args.model, args.max_running, args.seed)
+    if args.keep_alive_timeout_ms is not None:
+        state.keep_alive_timeout_s = float(args.keep_alive_timeout_ms) / 1000
     sel = getattr(loop, "_selector", None)
     state.selector = sel if isinstance(sel, StallSelector) else None
     ssl_ctx = None
@@ -637,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
     p.add_argument("--model", default="fake-model")
     p.add_argument("--api-key", default=None, help="require this bearer token on /v1/* (401 otherwise)")
+    p.add_argument("--keep-alive-timeout-ms", type=float, default=None,
+                   help="close connections idle this long (uvicorn/vLLM: 5000)")
     p.add_argument("--max-running", type=int, default=None, help="requests served at once; others wait")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tls-cert", default=None, help="serve https with this PEM certificate")

@@ -109,7 +109,7 @@ def test_unresolvable_host():
     ("html", "HTML page .*Welcome to nginx"),
     ("json", "JSON of another shape"),
     ("nonstream", "ignored stream=true"),
-    ("sse_other", "not OpenAI chunks"),
+    ("sse_other", "not an OpenAI chunk"),
 ])
 def test_not_openai_replies(client, reply, match):
     with pytest.raises(NotOpenAIResponse, match=match) as ei:

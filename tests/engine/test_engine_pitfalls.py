@@ -116,6 +116,15 @@ def test_reasoning_only_stream_has_no_content_ttft(client):
     assert r.ttft_ms is not None and r.ttft_content_ms is None
 
 
+def test_tool_call_text_is_a_token(client, fake):
+    r = one(client, max_tokens=5, headers=fake_headers(tool_calls=True))
+    assert r.content_events == 5 and r.ttft_ms == r.token_times_ms[0]
+    assert r.ttft_content_ms is None and r.text == ""
+    assert r.tool_text == "get_weather" + "".join(f" tok{i}" for i in range(5))
+    assert r.finish_reason == "tool_calls"
+    assert_events_match_server(r, fake.truth()[r.response_id])
+
+
 def test_completions_api(client, fake):
     r = one(client, api="completions", prompt="once upon a time", max_tokens=6,
             headers=fake_headers(ttft_ms=15))
@@ -155,6 +164,18 @@ def test_server_closing_connections_reconnects_outside_timing(start_fake):
         for r in run.results:
             assert not r.connection_reused and r.connect_ms is not None and r.queue_ms >= r.connect_ms
             assert r.ttft_ms >= truth[r.response_id]["ttft_ms"]
+
+
+def test_idle_connections_closed_by_server_are_replaced_before_timing(start_fake):
+    s = start_fake(ttft_ms=5, token_ms=1, keep_alive_timeout_ms=150)
+    with StreamClient(s.base_url) as c:
+        first = c.run([spec()] * 4, concurrency=2, warmup=0)
+        time.sleep(0.4)  # the server drops both pooled connections meanwhile
+        second = c.run([spec()] * 4, concurrency=2, warmup=0)
+    assert all(r.ok for r in first.results + second.results)
+    assert second.connections_opened == 0  # replaced before the measured phase
+    assert not any(r.retried for r in second.results)
+    assert {r.connection_id for r in second.results}.isdisjoint({r.connection_id for r in first.results})
 
 
 def test_queueing_is_not_counted_as_latency(start_fake):
