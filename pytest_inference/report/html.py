@@ -138,7 +138,7 @@ def render_html(
         raise ReportError(f"no Allure results directory at {results}")
     if not any(results.glob("*-result.json")):
         raise ReportError(f"no Allure test results (*-result.json) in {results}")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # allure runs with cwd=tmp: every path it gets must be absolute
     cli = find_allure_cli()
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="allure-render-", dir=out) as tmp:

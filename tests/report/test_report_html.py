@@ -132,3 +132,21 @@ def test_chromium_renders_the_claims(rendered):
     assert "warm.ttft_spread_ms: FAIL" in dom  # the claim's step title, rendered by the SPA
     assert "warm.ttft_ms chart" in dom and "warm.ttft_ms claim" in dom  # its attachments
     assert "127.0.0.1:8000" in dom  # a parameter
+
+
+def test_cli_renders_with_relative_paths(tmp_path, monkeypatch):
+    """`pytest-inference report` with its default relative folders (regression: cwd=tmp broke them)."""
+    from pytest_inference import cli
+
+    try:
+        find_allure_cli()
+    except ReportError as exc:
+        pytest.skip(str(exc))
+    results = tmp_path / "reports" / "allure-results"
+    results.mkdir(parents=True)
+    (results / "0-result.json").write_text(json.dumps({
+        "uuid": "0", "name": "test_x", "fullName": "t#test_x", "status": "passed",
+        "labels": [{"name": "metric", "value": "warm.ttft_median_ms"}], "start": 1, "stop": 2}))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report"]) == 0
+    assert (tmp_path / "reports" / "html" / "index.html").stat().st_size > 100_000
