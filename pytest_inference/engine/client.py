@@ -165,7 +165,8 @@ class _Req:
 
 
 class StreamClient:
-    """Measuring client for one OpenAI-compatible endpoint.
+    """Measuring client for one OpenAI-compatible endpoint (one run at a time: not
+    thread-safe; the garbage collector is paused while a run is in progress).
 
     ``base_url`` is the API base (``http://host:port/v1``); ``api_key`` is sent as a
     bearer token and appears in no message, repr or result. ``timeout_s`` bounds a

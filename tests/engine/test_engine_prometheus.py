@@ -87,3 +87,21 @@ def test_fake_server_histogram_agrees_with_client_and_truth(start_fake):
     assert client_mean - server_ttft < 2 or starved
     assert prom.server_reference_tpot_ms(before, after) == pytest.approx(2.0, abs=1.0)
     assert prom.value_sum(after, "vllm:num_requests_running") == 0
+
+
+def test_recorded_real_vllm_page():
+    """A page recorded from a real vLLM 0.32 CPU server (idle): the parser takes all of it,
+    and the synthetic fixtures above follow its shape (label order, bucket bounds)."""
+    real = (DATA / "vllm_0.32_cpu_metrics_idle.txt").read_text()
+    samples = prom.parse(real)
+    assert len(samples) > 300
+    assert prom.histogram_sum_count(real, prom.TTFT_METRIC) == (0.0, 0.0)
+    assert prom.value_sum(real, "vllm:num_requests_running") == 0
+    assert prom.server_mean_ttft_ms(real, real) is None  # nothing observed: no figure, not 0
+    assert prom.server_reference_tpot_ms(real, real) is None
+    les = [s.labels["le"] for s in samples if s.name == prom.TTFT_METRIC + "_bucket"]
+    synthetic = [s.labels["le"] for s in prom.parse(AFTER)
+                 if s.name == prom.TTFT_METRIC + "_bucket" and s.labels["engine"] == "0"]
+    assert les == synthetic
+    for name in prom.TPOT_METRICS[:1] + prom.TPOT_METRICS[2:]:
+        assert prom.has_metric(real, name)
