@@ -37,19 +37,19 @@ def claims_by_metric(summary):
 
 
 def test_warm_suite_judges_all_claims(tmp_path):
-    with FakeOpenAIServer(ttft_ms=30, token_ms=2, model="fake-model") as srv:
+    with FakeOpenAIServer(ttft_ms=10, token_ms=2, model="fake-model") as srv:
         proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--target", "cpu-local", expect=0)
     claims = claims_by_metric(summary)
     for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s"):
         assert claims[metric]["verdict"] == "pass", claims[metric]
         assert claims[metric]["samples"] == 20
     # the engine measured what the server injected
-    assert 29 <= claims["warm.ttft_median_ms"]["measured"] <= 36
+    assert 9.5 <= claims["warm.ttft_median_ms"]["measured"] <= 16
     assert 1.5 <= claims["warm.tpot_median_ms"]["measured"] <= 3.5
     assert summary["run"]["model"] == "fake-model" and summary["run"]["endpoint"] == srv.url + "/v1"
     # client TTFT cross-checked against the server's own histogram
     gap = claims["warm.ttft_server_gap_ms"]
-    assert gap["verdict"] == "measured" and 0 <= gap["measured"] < 5
+    assert gap["verdict"] == "pass" and 0 <= gap["measured"] < 5
     # Allure results carry the claims with labels and the raw samples
     results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
     spread = next(r for r in results if r["name"] == "test_ttft_spread")
