@@ -39,7 +39,7 @@ description = "a vendor's profile"
 
 @pytest.fixture
 def project(pytester):
-    pytester.makepyfile(test_claims=CLAIMS_TEST)
+    pytester.makepyfile(test_vendor_claims=CLAIMS_TEST)
     pytester.makefile(".toml", vendor=VENDOR)
     return pytester
 
