@@ -36,7 +36,7 @@ import ssl
 import time
 from collections import deque
 from time import perf_counter_ns
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import (
     EndpointAuthError,
@@ -54,6 +54,7 @@ __all__ = ["StreamClient"]
 
 RECV_SIZE = 256 * 1024
 CHECK_INTERVAL_S = 0.1
+PROGRESS_INTERVAL_S = 2.0
 COLLECT_LIMIT = 64 * 1024
 
 # connection states
@@ -223,7 +224,8 @@ class StreamClient:
         """Open (TCP + TLS) connections until the pool holds ``n``; outside any timing."""
         self._ensure(n)
 
-    def run(self, specs: Sequence[RequestSpec], concurrency: int = 1, warmup: int = 2) -> RunResult:
+    def run(self, specs: Sequence[RequestSpec], concurrency: int = 1, warmup: int = 2,
+            progress: Callable[[int, int], None] | None = None) -> RunResult:
         """Send ``warmup`` unmeasured requests (cycling over ``specs``), then ``specs``,
         keeping at most ``concurrency`` in flight (closed loop). Results come back in
         submission order. Raises :class:`EndpointAuthError`, :class:`EndpointUnreachable`
@@ -252,7 +254,7 @@ class StreamClient:
             opened0 = self.connections_opened_total
             cpu0 = time.process_time()
             t0 = perf_counter_ns()
-            results = self._drive(reqs, concurrency)
+            results = self._drive(reqs, concurrency, progress)
             wall = (perf_counter_ns() - t0) / 1e9
             cpu = time.process_time() - cpu0
             return RunResult(results=results, warmup_results=warm, wall_s=wall,
@@ -485,11 +487,15 @@ class StreamClient:
             self._check_deadlines()
 
     # the loop ------------------------------------------------------------------
-    def _drive(self, reqs: list[_Req], concurrency: int) -> list[RequestResult]:
+    def _drive(self, reqs: list[_Req], concurrency: int,
+               progress: Callable[[int, int], None] | None = None) -> list[RequestResult]:
+        """Run ``reqs``; ``progress(done, total)`` is called at most every PROGRESS_INTERVAL_S
+        from the deadline check (never from a socket wake, so it delays no timestamp)."""
         self._pending = deque(reqs)
         self._active = 0
         self._t_enq = perf_counter_ns()
         next_check = time.monotonic() + CHECK_INTERVAL_S
+        next_progress = time.monotonic() + PROGRESS_INTERVAL_S
         try:
             while self._pending or self._active:
                 self._dispatch(concurrency)
@@ -499,6 +505,9 @@ class StreamClient:
                 if now >= next_check:
                     self._check_deadlines()
                     next_check = now + CHECK_INTERVAL_S
+                    if progress is not None and now >= next_progress:
+                        progress(len(reqs) - len(self._pending) - self._active, len(reqs))
+                        next_progress = now + PROGRESS_INTERVAL_S
                 self._poll(max(0.0, next_check - now))
         except EndpointError as e:
             # a fatal error: in-flight responses are garbage now

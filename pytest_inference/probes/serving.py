@@ -103,6 +103,7 @@ def measure_warm(
     concurrency: int = 1,
     max_tokens: int = 64,
     api: str = "chat",
+    progress=None,
 ) -> WarmRun:
     """Run warm-ups (uncounted), then ``requests`` measured streams; return clean samples."""
     from ..engine import RequestSpec, mark_bursts
@@ -113,7 +114,7 @@ def measure_warm(
     if warmup:
         client.run([spec(p) for p in texts[:warmup]], concurrency=min(concurrency, warmup), warmup=0)
     before = _scrape(client)
-    run = client.run([spec(p) for p in texts[warmup:]], concurrency=concurrency, warmup=0)
+    run = client.run([spec(p) for p in texts[warmup:]], concurrency=concurrency, warmup=0, progress=progress)
     after = _scrape(client)
 
     server_ttft = server_tpot = None

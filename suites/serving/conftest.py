@@ -3,6 +3,7 @@
 import pytest
 
 from pytest_inference.probes.serving import measure_warm
+from pytest_inference.progress import TerminalProgress
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +19,7 @@ def warm_run(request, inference_session, inference_endpoint, inference_client):
             requests=opt("inference_warm_requests") or target.setting("warm_requests", 20),
             warmup=opt("inference_warm_warmup") if opt("inference_warm_warmup") is not None else target.setting("warm_warmup", 2),
             max_tokens=opt("inference_max_tokens") or target.setting("max_tokens", 64),
+            progress=TerminalProgress(request.config, "warm"),
         )
     except EndpointError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -153,3 +153,11 @@ def test_a_key_a_test_printed_is_scrubbed_from_every_report(pytester, monkeypatc
     assert any("summary.json" in str(p) for p in files) and any("elsewhere" in str(p) for p in files)
     for p in files:
         assert SECRET.encode() not in p.read_bytes(), p
+
+
+def test_long_runs_show_progress(tmp_path):
+    with FakeOpenAIServer(ttft_ms=150, token_ms=1, tokens=4) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--warm-requests", "20", "--warm-warmup", "0",
+                                          "--max-tokens", "4", "-k", "median", expect=1)
+    # ~3 s of requests: a progress line every 2 s
+    assert "[warm] " in out and "/20 requests, " in out
