@@ -50,6 +50,16 @@ the request body. Options (underscore or dash spelling):
 ``close_silently``      close the connection after each response without saying so
 ======================  ==========================================================
 
+Startup simulation (server-wide, for testing launchers and cold-start timing; see
+:func:`simulate_startup`): ``--fork-children N`` forks N sleeping children first (like
+vLLM's EngineCore and Worker; they do not die with the server, only with its process
+group; ``--child-names``, ``--worker-cpus``, ``--children-ignore-term``), then
+``--startup-log FILE`` replays log lines to stderr (``<delay_s><TAB><text>`` per line),
+``--startup-s`` sleeps, ``--die-during-start`` prints an error line and exits with
+``--die-exit-code`` (3); otherwise the server listens, and ``--health-delay-s`` keeps
+``/health`` at 503 for that long. ``--max-lifetime-s`` makes the server (and the children,
+``--children-max-s``) exit by themselves, a backstop for tests.
+
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
 ``GET /health``, ``GET /metrics`` (``vllm:time_to_first_token_seconds``,
 ``vllm:inter_token_latency_seconds``, ``vllm:e2e_request_latency_seconds`` histograms
@@ -190,6 +200,7 @@ class StallSelector(selectors.EpollSelector):
 class State:
     selector: StallSelector | None = None
     keep_alive_timeout_s: float | None = None
+    healthy_at_ns: int = 0  # /health answers 503 before this perf_counter_ns() time
 
     def __init__(self, opts: dict[str, Any], api_key: str | None, model: str, max_running: int | None,
                  seed: int) -> None:
@@ -355,7 +366,10 @@ class HTTPProtocol(asyncio.Protocol):
         st = self.state
         path, _, query = target.partition("?")
         if path == "/health":
-            self._send(200, "text/plain", b"")
+            if st.healthy_at_ns and perf_counter_ns() < st.healthy_at_ns:
+                self._send_json(503, {"detail": "starting"})
+            else:
+                self._send(200, "text/plain", b"")
         elif path == "/metrics":
             self._send(200, "text/plain; version=0.0.4; charset=utf-8", st.metrics().encode())
         elif path == "/_truth":
@@ -647,6 +661,11 @@ async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
                                       reuse_address=True, backlog=1024, ssl=ssl_ctx)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
+    if args.health_delay_s:
+        state.healthy_at_ns = perf_counter_ns() + int(float(args.health_delay_s) * 1e9)
+    if _startup_simulated(args):
+        _say(f"INFO fake_openai: listening on http://{args.host}:{port}"
+             + (f" (/health 503 for {args.health_delay_s} s)" if args.health_delay_s else ""))
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
@@ -655,6 +674,8 @@ async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.max_lifetime_s:
+        loop.call_later(float(args.max_lifetime_s), stop.set)
     async with server:
         await stop.wait()
 
@@ -674,6 +695,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", default=None, help="serve https with this PEM certificate")
     p.add_argument("--tls-key", default=None, help="private key for --tls-cert")
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this parent goes away")
+    p.add_argument("--max-lifetime-s", type=float, default=None, help="exit by itself after this long")
+    g = p.add_argument_group("startup simulation (before listening, in this order)")
+    g.add_argument("--fork-children", type=int, default=0, metavar="N",
+                   help="fork N children that only sleep (like vLLM's EngineCore/Worker); they survive the "
+                        "server's own exit and die only with its process group (or after --children-max-s)")
+    g.add_argument("--child-names", default=None,
+                   help="comma-separated process names of the children, e.g. 'VLLM::EngineCore,VLLM::Worker'")
+    g.add_argument("--worker-cpus", default=None,
+                   help="CPU list a child named VLLM::Worker* binds itself to, as vLLM's CPU worker does ('0')")
+    g.add_argument("--children-ignore-term", action="store_true", help="children ignore SIGTERM")
+    g.add_argument("--children-max-s", type=float, default=300.0,
+                   help="children exit by themselves after this long (a backstop; default 300)")
+    g.add_argument("--startup-log", default=None, metavar="FILE",
+                   help="replay these log lines on stderr; a line '<delay_s>\\t<text>' waits delay_s first "
+                        "({pid} becomes the server's pid)")
+    g.add_argument("--startup-line-s", type=float, default=0.0, help="delay before a line without a delay")
+    g.add_argument("--startup-s", type=float, default=0.0, help="sleep this long before listening")
+    g.add_argument("--die-during-start", action="store_true",
+                   help="print an error line and exit with --die-exit-code instead of listening")
+    g.add_argument("--die-exit-code", type=int, default=3)
+    g.add_argument("--health-delay-s", type=float, default=0.0,
+                   help="after listening, /health answers 503 for this long")
     for key, default in DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
         if key in _BOOL:
@@ -683,9 +726,101 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _startup_simulated(args: argparse.Namespace) -> bool:
+    return bool(args.fork_children or args.startup_log or args.startup_s or args.die_during_start
+                or args.health_delay_s)
+
+
+def _say(text: str) -> None:
+    """One log line on stderr in one write (forked children write to the same pipe)."""
+    try:
+        os.write(2, (text + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _set_comm(name: str) -> None:
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
+
+
+def _child_main(name: str, ignore_term: bool, max_s: float, cpus: set[int] | None) -> None:
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_comm(name)
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError:
+            pass
+    label = name.split("::")[-1] if "::" in name else name
+    _say(f"({label} pid={os.getpid()}) INFO fake child {name!r} started")
+    end = time.monotonic() + max_s
+    while time.monotonic() < end:
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+
+
+def fork_children(n: int, names: list[str] | None = None, ignore_term: bool = False, max_s: float = 300.0,
+                  worker_cpus: set[int] | None = None) -> list[int]:
+    """Fork ``n`` children that sleep (call before any thread starts); returns their pids."""
+    pids = []
+    for i in range(n):
+        name = names[i] if names and i < len(names) else f"fake-child-{i}"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _child_main(name, ignore_term, max_s, worker_cpus if name.startswith("VLLM::Worker") else None)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    return pids
+
+
+def simulate_startup(args: argparse.Namespace) -> None:
+    """The startup part of a vLLM-like server, before it listens (see the module docstring)."""
+    sys.stderr.flush()
+    if args.fork_children:
+        names = [x.strip() for x in args.child_names.split(",")] if args.child_names else None
+        cpus = {int(x) for x in args.worker_cpus.split(",") if x.strip()} if args.worker_cpus else None
+        pids = fork_children(args.fork_children, names, args.children_ignore_term, args.children_max_s, cpus)
+        _say(f"INFO fake_openai: forked {len(pids)} children: {' '.join(map(str, pids))}")
+    if args.startup_log:
+        with open(args.startup_log, encoding="utf-8") as f:
+            for raw in f:
+                raw = raw.rstrip("\n")
+                delay, text = args.startup_line_s, raw
+                head, tab, rest = raw.partition("\t")
+                if tab:
+                    try:
+                        delay, text = float(head), rest
+                    except ValueError:
+                        pass
+                if delay > 0:
+                    time.sleep(delay)
+                _say(text.replace("{pid}", str(os.getpid())))
+    if args.startup_s:
+        time.sleep(args.startup_s)
+    if args.die_during_start:
+        _say("ERROR fake_openai: RuntimeError: Engine core initialization failed (simulated by "
+             "--die-during-start)")
+        sys.stdout.flush()
+        os._exit(args.die_exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     opts = {k: _convert(k, getattr(args, k)) for k in DEFAULTS}
+    if _startup_simulated(args):
+        simulate_startup(args)
     try:
         with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(StallSelector())) as runner:
             runner.run(_main(args, opts))
