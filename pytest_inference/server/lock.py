@@ -1,0 +1,190 @@
+"""At most one server per device on this machine: an exclusive lock file per device.
+
+``DeviceLock("cpu").acquire(progress=...)`` takes ``<lock_dir>/cpu.lock`` with the same
+``flock`` primitive as the ``filelock`` package (``filelock.lock_descriptor`` on a
+descriptor this module owns, so the launcher can hand that descriptor to the server's
+watchdog: the lock then outlives a SIGKILLed holder until its server is really gone).
+The kernel drops an ``flock`` when its last holder dies, so a crash never leaves a stale
+lock behind.
+
+Who holds it is written next to it, in ``<device>.owner`` (JSON: pid, pgid of the server,
+since, command), so a waiter can say "waiting for device cpu, held by pid 1234".
+The default directory is per machine (``/tmp/pytest-inference-locks``, or
+``$PYTEST_INFERENCE_LOCK_DIR``), shared by every user and every xdist worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["DeviceLock", "DeviceLockTimeout", "default_lock_dir"]
+
+
+def default_lock_dir() -> Path:
+    env = os.environ.get("PYTEST_INFERENCE_LOCK_DIR")
+    return Path(env) if env else Path("/tmp/pytest-inference-locks")
+
+
+try:  # filelock >= 3.30: the same primitive as FileLock, on a descriptor we own
+    from filelock import lock_descriptor as _fl_lock, unlock_descriptor as _fl_unlock  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - older filelock: flock directly (what FileLock uses on Unix)
+    import fcntl
+
+    def _fl_lock(fd: int, *, blocking: bool = True, poll_interval: float = 0.05) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False
+            raise
+        return True
+
+    def _fl_unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class DeviceLockTimeout(TimeoutError):
+    pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DeviceLock:
+    """Exclusive, cross-process lock of one device (``"cpu"``, ``"gpu0"``...)."""
+
+    def __init__(self, device: str, lock_dir: str | os.PathLike[str] | None = None) -> None:
+        self.device = device
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", device) or "device"
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+        self.path = self.lock_dir / f"{safe}.lock"
+        self.owner_path = self.lock_dir / f"{safe}.owner"
+        self.fd: int | None = None
+        self.wait_s = 0.0
+
+    # ------------------------------------------------------------------ holder info
+    def holder(self) -> dict[str, Any] | None:
+        """What the current holder wrote (pid, pgid, since, command), plus ``alive``; None if unknown."""
+        try:
+            info = json.loads(self.owner_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(info, dict):
+            return None
+        pid = info.get("pid")
+        info["alive"] = isinstance(pid, int) and _pid_alive(pid)
+        return info
+
+    def describe_holder(self) -> str:
+        h = self.holder()
+        if h is None:
+            return "held by another process"
+        s = f"held by pid {h.get('pid')}"
+        if not h.get("alive"):
+            s += " (gone; its watchdog is stopping its server)"
+        if h.get("since"):
+            s += f" since {h['since']}"
+        return s
+
+    def write_owner(self, **info: Any) -> None:
+        """Record who holds the lock (call while holding it)."""
+        data = {"pid": os.getpid(), "device": self.device,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
+        tmp = self.owner_path.with_name(self.owner_path.name + f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(data))
+            os.chmod(tmp, 0o666)
+            os.replace(tmp, self.owner_path)
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ acquire / release
+    def _open(self) -> int:
+        try:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            if self.lock_dir == default_lock_dir():
+                os.chmod(self.lock_dir, 0o1777)  # shared by every user of the machine
+        except PermissionError:
+            pass
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            os.fchmod(fd, 0o666)
+        except OSError:
+            pass
+        return fd
+
+    def acquire(self, timeout_s: float | None = None,
+                progress: Callable[[str, float], None] | None = None,
+                poll_s: float = 0.1, progress_every_s: float = 2.0) -> float:
+        """Block until the lock is ours; return the seconds waited. ``progress(text, waited_s)``
+        is called right away when the lock is busy and then every ``progress_every_s``."""
+        if self.fd is not None:
+            raise RuntimeError(f"device lock {self.path} is already held by this object")
+        fd = self._open()
+        t0 = time.monotonic()
+        next_progress = t0
+        try:
+            while not _fl_lock(fd, blocking=False):
+                now = time.monotonic()
+                waited = now - t0
+                if timeout_s is not None and waited >= timeout_s:
+                    raise DeviceLockTimeout(f"device {self.device} is busy ({self.describe_holder()}); "
+                                            f"gave up after {waited:.0f} s (lock {self.path})")
+                if progress is not None and now >= next_progress:
+                    try:
+                        progress(f"waiting for device {self.device}, {self.describe_holder()}", waited)
+                    except Exception:
+                        pass
+                    next_progress = now + progress_every_s
+                time.sleep(poll_s)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self.wait_s = time.monotonic() - t0
+        return self.wait_s
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            h = self.holder()
+            if h is not None and h.get("pid") == os.getpid():
+                self.owner_path.unlink()
+        except OSError:
+            pass
+        try:
+            _fl_unlock(fd)  # releases the open file description: for an inheriting watchdog too
+        finally:
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
+
+    def __enter__(self) -> "DeviceLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"DeviceLock({self.device!r}, {str(self.path)!r}, held={self.held})"
