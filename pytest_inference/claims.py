@@ -145,6 +145,13 @@ class Claim:
     def message(self) -> str:
         """``warm.ttft_spread_ms = 7.9 ms over 20 samples; target mi300x requires < 5 ms``"""
         n = self.count
+        if self.measured is None:
+            head = f"{self.metric} not measured"
+            if self.contaminated:
+                head += f" ({self.contaminated} contaminated samples excluded)"
+            if self.op is None:
+                return f"{head}: {self.reason}" if self.reason else head
+            return f"{head}: {self.reason} (target {self.target or '?'} requires {self.requirement_text()})"
         head = f"{self.metric} = {_with_unit(self.measured, self.unit)}"
         if n > 1 or self.stat not in ("value",):
             head += f" over {n} sample{'s' if n != 1 else ''}"

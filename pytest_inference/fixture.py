@@ -95,6 +95,13 @@ class ClaimRecorder:
         )
         return self._record(c, parameters)
 
+    def attach(self, name: str, body: bytes | str, kind: str = "json") -> None:
+        """Attach data to this test's report (Allure: a JSON file, a PNG chart, text)."""
+        from .report.allure_sink import allure_enabled, attach_data
+
+        if allure_enabled(self._item.config):
+            attach_data(body, name, kind)
+
     def _record(self, c: Claim, parameters: dict[str, Any] | None) -> Claim:
         self._state.record(self._item, c)
         self.made.append(c)
@@ -183,12 +190,39 @@ def open_endpoint(base_url: str, *, api_key: str | None, model: str | None, fall
 
 
 @pytest.fixture(scope="session")
+def inference_local(request: pytest.FixtureRequest, inference_session: InferenceSession):
+    """The session's local servers: the embedded default (shared) and cold starts."""
+    from .local import LocalConfig, LocalServers
+    from .progress import StartProgress
+
+    local = LocalConfig.from_config(request.config, inference_session.target)
+    if inference_session.api_key:
+        # vLLM reads the key from its environment: never on a command line (ps) or in its log
+        local.env_extra = {"VLLM_API_KEY": inference_session.api_key}
+    servers = LocalServers(local, progress_factory=lambda label: StartProgress(request.config, label))
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="session")
 def inference_endpoint(request: pytest.FixtureRequest, inference_session: InferenceSession) -> Endpoint:
-    """The endpoint named by ``--endpoint``, reached once, with its model settled."""
-    if not inference_session.endpoint:
-        pytest.skip("no --endpoint given: pass --endpoint URL (an OpenAI-compatible base URL)")
+    """The endpoint under test: ``--endpoint``, else the embedded default started locally."""
+    base_url = inference_session.endpoint
+    if not base_url:
+        from .local import LocalServerUnavailable
+        from .server import ServerStartError
+
+        servers = request.getfixturevalue("inference_local")
+        try:
+            handle = servers.shared()
+        except LocalServerUnavailable as exc:
+            pytest.skip(f"no --endpoint given and no local server: {exc}")
+        except ServerStartError as exc:
+            pytest.fail(f"the local server did not start: {exc}", pytrace=False)
+        base_url = handle.base_url
+        inference_session.add_metadata(local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
     ep = open_endpoint(
-        inference_session.endpoint,
+        base_url,
         api_key=inference_session.api_key,
         model=inference_session.model,
         fallback_model=inference_session.target.setting("model"),

@@ -16,6 +16,7 @@ from .fixture import (  # noqa: F401  (fixtures are registered by being module a
     inference_api_key,
     inference_client,
     inference_endpoint,
+    inference_local,
     inference_session,
     inference_target,
 )
@@ -126,6 +127,71 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="output tokens asked per request, with ignore_eos (default: the target's max_tokens).",
     )
+    group.addoption(
+        "--model-path",
+        dest="inference_model_path",
+        metavar="DIR",
+        default=None,
+        help="model folder the local server loads (cold-start suite, and the warm suite without --endpoint). "
+        "Default: ini inference_model_path, else the tiny model generated into .cache/tiny-llama.",
+    )
+    group.addoption(
+        "--server-cmd",
+        dest="inference_server_cmd",
+        metavar="TEMPLATE",
+        default=None,
+        help="command that starts the server, with {python} {model_path} {model} {host} {port} {args} {cache_dir} "
+        "placeholders, e.g. 'vllm serve {model_path} --port {port}' or a container command "
+        "(ini inference_server_cmd; default: vLLM's OpenAI API server module).",
+    )
+    group.addoption(
+        "--server-python",
+        dest="inference_server_python",
+        metavar="PATH",
+        default=None,
+        help="python for {python} in --server-cmd (default: .venv-vllm/bin/python of the checkout if present).",
+    )
+    group.addoption(
+        "--server-args",
+        dest="inference_server_args",
+        metavar="ARGS",
+        default=None,
+        help="extra server flags for {args}, e.g. '--enforce-eager --max-model-len 512'.",
+    )
+    group.addoption(
+        "--cold-runs",
+        dest="inference_cold_runs",
+        type=int,
+        metavar="N",
+        default=None,
+        help="cold starts the coldstart suite measures (default: the target's cold_runs, else 3).",
+    )
+    group.addoption(
+        "--cache-state",
+        dest="inference_cache_state",
+        choices=("fresh", "warm"),
+        default=None,
+        help="compile cache for cold starts: fresh (truly cold, a new cache per start; default) or warm "
+        "(one cache kept across the starts, primed by an uncounted start).",
+    )
+    group.addoption(
+        "--server-start-timeout",
+        dest="inference_server_start_timeout",
+        type=float,
+        metavar="S",
+        default=None,
+        help="seconds a server may take to answer its first token before the start fails (default 600).",
+    )
+    group.addoption(
+        "--device",
+        dest="inference_device",
+        metavar="NAME",
+        default=None,
+        help="accelerator the local server uses, as a lock key: one server per device at a time, also under "
+        "pytest-xdist (default: the target's device, e.g. gpu0, or cpu).",
+    )
+    parser.addini("inference_model_path", "default model folder for the local server", default=None)
+    parser.addini("inference_server_cmd", "default server command template", default=None)
     parser.addini("inference_target", "default hardware target profile (name or path)", default=None)
     parser.addini("inference_endpoint", "default OpenAI-compatible base URL", default=None)
     parser.addini("inference_api_key_env", "default environment variable holding the API key", default=None)

@@ -307,3 +307,14 @@ def _step_params(claim: Claim) -> dict[str, str]:
 
 def _rank(severity: str) -> int:
     return _SEVERITY_RANK.index(severity) if severity in _SEVERITY_RANK else 2
+
+
+def attach_data(body: bytes | str, name: str, kind: str) -> bool:
+    """Attach a file (kind: "json", "png", "text", "svg") to the running test's Allure result."""
+    if not _listeners():
+        return False
+    import allure
+
+    kinds = {"json": "JSON", "png": "PNG", "text": "TEXT", "svg": "SVG"}
+    allure.attach(body, name=name, attachment_type=getattr(allure.attachment_type, kinds[kind]))
+    return True

