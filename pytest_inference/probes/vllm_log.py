@@ -57,7 +57,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 #: canonical parent of each phase, nearest first; resolved to the nearest one present
@@ -762,7 +762,8 @@ class VllmLogParser:
     # ----------------------------------------------------------------- result
 
     def result(self) -> StartupLog:
-        phases = list(self._phases)
+        """The phases and facts so far; may be called at any time (a fresh copy each call)."""
+        phases = [replace(p, attrs=dict(p.attrs)) for p in self._phases]
         names = {p.name for p in phases}
         # the CPU runner states no "Model loading took": load start marker -> last load line
         if "model_load" not in names:

@@ -421,3 +421,19 @@ def test_year_end_in_log_clock():
                        "2.00 seconds\n")
     (p,) = parsed.phases
     assert (p.start_s, p.end_s) == (3.0, 5.0)
+
+
+def test_result_mid_stream_is_a_snapshot(mi300x_log):
+    parser = VllmLogParser()
+    pairs = mi300x_log[0]
+    for t, line in pairs[:25]:
+        parser.feed(line, t)
+    early = parser.result()
+    assert {p.name: p.parent for p in early.phases}["weights_load"] == "model_load"
+    assert "engine_init" not in {p.name for p in early.phases}
+    for t, line in pairs[25:]:
+        parser.feed(line, t)
+    late = parser.result()
+    assert {p.name for p in late.phases} >= {"engine_init", "graph_capture"}
+    assert [p.parent for p in early.all("torch_compile")] == [None]  # the earlier snapshot is left alone
+    assert [p.parent for p in late.all("torch_compile")] == ["engine_init"]
