@@ -253,3 +253,43 @@ def test_killed_xdist_worker_leaves_no_server(tmp_path: Path, children) -> None:
     rc = p.wait(30)
     output = p.stdout.read().decode(errors="replace")
     assert rc != 0 and "crashed" in output, output[-2000:]
+
+
+# ------------------------------------------------------------------ the watchdog on its own
+
+
+def test_watchdog_cli_kills_the_group_when_the_parent_goes(tmp_path: Path, children) -> None:
+    procs, pgids = children
+    parent = subprocess.Popen(["sleep", "60"])
+    server = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], start_new_session=True)
+    procs += [parent, server]
+    pgids.append(server.pid)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert wait_for(lambda: len(group_members(server.pid)) == 3, 5.0)
+    wd = subprocess.Popen([sys.executable, "-m", "pytest_inference.server.watchdog", "--parent", str(parent.pid),
+                           "--pgid", str(server.pid), "--grace", "0.5", "--cleanup", str(scratch)],
+                          env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    procs.append(wd)
+    time.sleep(0.5)
+    assert wd.poll() is None and len(group_members(server.pid)) == 3  # parent alive: it only waits
+    parent.kill()
+    parent.wait()
+    assert wd.wait(10) == 0
+    assert group_members(server.pid) == [] and not scratch.exists()
+    out = wd.stdout.read().decode()
+    assert f"parent {parent.pid} is gone" in out and "SIGKILL" in out  # the shell ignored SIGTERM
+
+
+def test_watchdog_cli_exits_when_the_group_is_gone(children) -> None:
+    procs, pgids = children
+    server = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    procs.append(server)
+    wd = subprocess.Popen([sys.executable, "-m", "pytest_inference.server.watchdog", "--parent", str(os.getpid()),
+                           "--pgid", str(server.pid), "--poll", "0.05"], env=child_env())
+    procs.append(wd)
+    time.sleep(0.3)
+    assert wd.poll() is None
+    server.kill()
+    server.wait()
+    assert wd.wait(5) == 0
