@@ -675,8 +675,15 @@ class ServerHandle:
 
     def _died(self, stage: str) -> ServerStartError:
         rc = self.proc.poll() if self.proc is not None else None
-        how = f"exit code {rc}" if rc is not None and rc >= 0 else (
-            f"killed by {signal.Signals(-rc).name}" if rc is not None else "exited")
+        if rc is None:
+            how = "exited"
+        elif rc >= 0:
+            how = f"exit code {rc}"
+        else:
+            try:
+                how = f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                how = f"killed by signal {-rc}"
         return self._fail(f"server exited during start ({how}) after {self.elapsed():.1f} s, while {stage}",
                           stage=stage, returncode=rc)
 

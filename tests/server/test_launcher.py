@@ -119,6 +119,16 @@ def test_death_during_start_fails_at_once(lock_dir: Path) -> None:
     assert h.stop() is h.exit  # idempotent
 
 
+def test_leader_killed_during_start_says_by_what(lock_dir: Path) -> None:
+    # an OOM kill of the API server: its forked children are left running, then killed with the group
+    h = launch(fake_spec(lock_dir, "--startup-s 60 --fork-children 2"))
+    threading.Timer(0.8, os.kill, (h.pid, 9)).start()
+    with pytest.raises(ServerStartError, match="killed by SIGKILL") as ei:
+        h.wait_ready()
+    assert ei.value.returncode == -9 and time.monotonic() - h.t0 < 3
+    _assert_clean(h)
+
+
 def test_timeout_stops_the_server(lock_dir: Path) -> None:
     h = launch(fake_spec(lock_dir, "--startup-s 60 --fork-children 2", start_timeout_s=1.5))
     assert len(group_members(h.pgid)) >= 1
