@@ -196,9 +196,10 @@ def inference_local(request: pytest.FixtureRequest, inference_session: Inference
     from .progress import StartProgress
 
     local = LocalConfig.from_config(request.config, inference_session.target)
-    if inference_session.api_key:
+    key = inference_session.api_key or inference_session.serverless_api_key
+    if key:
         # vLLM reads the key from its environment: never on a command line (ps) or in its log
-        local.env_extra = {"VLLM_API_KEY": inference_session.api_key}
+        local.env_extra = {"VLLM_API_KEY": key}
     servers = LocalServers(local, progress_factory=lambda label: StartProgress(request.config, label))
     yield servers
     servers.close()
@@ -237,5 +238,42 @@ def inference_client(inference_endpoint: Endpoint):
     from .engine import StreamClient
 
     client = StreamClient(inference_endpoint.base_url, api_key=inference_endpoint.api_key, timeout_s=120.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def serverless_endpoint(request: pytest.FixtureRequest, inference_session: InferenceSession) -> Endpoint:
+    """The serverless endpoint (``--serverless-endpoint``), else the local embedded server behind its key."""
+    base_url = inference_session.serverless_endpoint
+    key = inference_session.serverless_api_key
+    if not base_url:
+        from .local import LocalServerUnavailable
+        from .server import ServerStartError
+
+        servers = request.getfixturevalue("inference_local")
+        try:
+            base_url = servers.shared().base_url
+        except LocalServerUnavailable as exc:
+            pytest.skip(f"no --serverless-endpoint given and no local server: {exc}")
+        except ServerStartError as exc:
+            pytest.fail(f"the local server did not start: {exc}", pytrace=False)
+        key = key or inference_session.api_key
+    ep = open_endpoint(
+        base_url,
+        api_key=key,
+        model=inference_session.serverless_model or inference_session.model,
+        fallback_model=inference_session.target.setting("model"),
+    )
+    inference_session.add_metadata(serverless_endpoint=ep.base_url, serverless_model=ep.model)
+    return ep
+
+
+@pytest.fixture(scope="session")
+def serverless_client(serverless_endpoint: Endpoint):
+    """A measuring streaming client for the serverless endpoint (the same engine as the warm suite)."""
+    from .engine import StreamClient
+
+    client = StreamClient(serverless_endpoint.base_url, api_key=serverless_endpoint.api_key, timeout_s=120.0)
     yield client
     client.close()

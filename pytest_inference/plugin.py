@@ -19,6 +19,8 @@ from .fixture import (  # noqa: F401  (fixtures are registered by being module a
     inference_local,
     inference_session,
     inference_target,
+    serverless_client,
+    serverless_endpoint,
 )
 
 MARKERS = {
@@ -190,6 +192,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="accelerator the local server uses, as a lock key: one server per device at a time, also under "
         "pytest-xdist (default: the target's device, e.g. gpu0, or cpu).",
     )
+    group.addoption(
+        "--serverless-endpoint",
+        dest="inference_serverless_endpoint",
+        metavar="URL",
+        default=None,
+        help="OpenAI-compatible base URL of a serverless (managed) endpoint for the serverless suite "
+        "(ini inference_serverless_endpoint; default: the local embedded server, with its API key).",
+    )
+    group.addoption(
+        "--serverless-model",
+        dest="inference_serverless_model",
+        metavar="NAME",
+        default=None,
+        help="model name on the serverless endpoint (default: its only model, else --model).",
+    )
+    group.addoption(
+        "--serverless-api-key-env",
+        dest="inference_serverless_api_key_env",
+        metavar="VAR",
+        default=None,
+        help="environment variable holding the serverless endpoint's key (never accepted as a value, never reported).",
+    )
+    group.addoption(
+        "--serverless-idle-s",
+        dest="inference_serverless_idle_s",
+        type=float,
+        metavar="S",
+        default=None,
+        help="seconds the serverless endpoint is left idle before the cold probe (default: the target's, else 60).",
+    )
+    parser.addini("inference_serverless_endpoint", "default serverless base URL", default=None)
     parser.addini("inference_model_path", "default model folder for the local server", default=None)
     parser.addini("inference_server_cmd", "default server command template", default=None)
     parser.addini("inference_target", "default hardware target profile (name or path)", default=None)

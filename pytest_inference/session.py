@@ -80,6 +80,10 @@ class InferenceSession:
         self.loadavg_start = _loadavg()
         self.summary_path: Path | None = None
         self._allure_chosen_by_us = False
+        self.serverless_endpoint: str | None = None
+        self.serverless_model: str | None = None
+        self.serverless_api_key_env: str | None = None
+        self._serverless_key: str | None = None
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -107,6 +111,19 @@ class InferenceSession:
         endpoint = opt("inference_endpoint", "inference_endpoint")
         if endpoint:
             endpoint = normalize_endpoint(endpoint)
+        serverless = opt("inference_serverless_endpoint", "inference_serverless_endpoint")
+        if serverless:
+            serverless = normalize_endpoint(serverless, option="--serverless-endpoint")
+        serverless_key_env = config.getoption("inference_serverless_api_key_env")
+        serverless_key = None
+        if serverless_key_env:
+            serverless_key = os.environ.get(serverless_key_env)
+            if not serverless_key:
+                raise UsageError(f"--serverless-api-key-env {serverless_key_env}: the environment variable "
+                                 f"{serverless_key_env} is not set or empty")
+        idle = config.getoption("inference_serverless_idle_s")
+        if idle is not None and idle < 0:
+            raise UsageError(f"--serverless-idle-s must be 0 or more; got {idle:g}")
 
         report_dir = Path(opt("inference_report", "inference_report_dir") or "reports")
         if not report_dir.is_absolute():
@@ -137,7 +154,7 @@ class InferenceSession:
         if warmup is not None and warmup < 0:
             raise UsageError(f"--warm-warmup must be 0 or more; got {warmup}")
 
-        return cls(
+        state = cls(
             config,
             target,
             endpoint=endpoint,
@@ -148,10 +165,22 @@ class InferenceSession:
             inconclusive=inconclusive,
             baseline=baseline,
         )
+        state.serverless_endpoint = serverless
+        state.serverless_model = config.getoption("inference_serverless_model")
+        state.serverless_api_key_env = serverless_key_env
+        state._serverless_key = serverless_key
+        return state
 
     @property
     def api_key(self) -> str | None:
         return self._api_key
+
+    @property
+    def serverless_api_key(self) -> str | None:
+        return self._serverless_key
+
+    def secrets(self) -> list[str]:
+        return [k for k in (self._api_key, self._serverless_key) if k]
 
     def __repr__(self) -> str:  # never show the key
         return f"<InferenceSession target={self.target.name} endpoint={self.endpoint!r}>"
@@ -249,6 +278,13 @@ class InferenceSession:
         from .report.terminal import write_summary
 
         write_summary(terminalreporter, self.ordered_claims(), self.target, self.summary_path_hint())
+        from .report.comparison import format_rows, side_by_side
+
+        rows = side_by_side(self.ordered_claims())
+        if rows:
+            terminalreporter.write_sep("-", "self-hosted vs serverless")
+            for line in format_rows(rows):
+                terminalreporter.write_line(line)
 
     def summary_path_hint(self) -> Path:
         return self.report_dir / "summary.json"
@@ -262,17 +298,18 @@ class InferenceSession:
         from .report.summary import write_summary_json
 
         self.summary_path = write_summary_json(self.summary_path_hint(), self.summary())
-        if self._api_key:
+        if self.secrets():
             self.redact_outputs()
 
     def redact_outputs(self) -> None:
-        """Scrub the key from every file this run wrote: report folder, Allure results, JUnit XML."""
+        """Scrub the keys from every file this run wrote: report folder, Allure results, JUnit XML."""
         from .report.redact import redact_tree
 
         opt = self.config.option
         for place in (self.report_dir, getattr(opt, "allure_report_dir", None), getattr(opt, "xmlpath", None)):
-            if place:
-                redact_tree(Path(place), self._api_key, REDACTED)
+            for secret in self.secrets():
+                if place:
+                    redact_tree(Path(place), secret, REDACTED)
 
     def summary(self) -> dict[str, Any]:
         claims = [c.to_dict() for c in self.ordered_claims()]
@@ -297,7 +334,9 @@ class InferenceSession:
             "api_key_env": self.api_key_env,
         }
         run.update(self.metadata)
-        return {
+        from .report.comparison import side_by_side
+
+        out = {
             "schema": SCHEMA,
             "target": {"name": self.target.name, "description": self.target.description, "source": self.target.source},
             "run": run,
@@ -305,22 +344,26 @@ class InferenceSession:
             "regressions": regressions,
             "claims": claims,
         }
+        comparison = side_by_side(self.ordered_claims())
+        if comparison:
+            out["comparison"] = comparison
+        return out
 
 
-def normalize_endpoint(url: str) -> str:
+def normalize_endpoint(url: str, option: str = "--endpoint") -> str:
     """``http://host:8000`` → ``http://host:8000/v1``; a given path is kept as is."""
     from urllib.parse import urlsplit
 
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--endpoint {url!r} is not an http(s) URL like http://127.0.0.1:8000/v1")
+        raise UsageError(f"{option} {url!r} is not an http(s) URL like http://127.0.0.1:8000/v1")
     try:
         parts.port
     except ValueError:
-        raise UsageError(f"--endpoint {url!r} has an invalid port") from None
+        raise UsageError(f"{option} {url!r} has an invalid port") from None
     if parts.username or parts.password:
-        raise UsageError("--endpoint must not contain credentials; use --api-key-env VAR")
+        raise UsageError(f"{option} must not contain credentials; use an --…-api-key-env VAR option")
     path = parts.path.rstrip("/")
     if not path:
         path = "/v1"
