@@ -69,6 +69,10 @@ def test_three_cold_starts_judged_on_mi300x(tmp_path):
     # mi300x: three restarts within 1 s (seed: 60.8-61.4 s); a shared 2-core box may or may not hold it
     spread = claims["coldstart.spread_s"]
     assert spread["samples"] == 3 and spread["verdict"] in ("pass", "fail")
+    # the drain claim: 32 streams in flight, drained through /metrics, then SIGTERM
+    drain = claims["drain.dropped_requests"]
+    assert drain["verdict"] == "pass" and drain["measured"] == 0
+    assert drain["details"]["all_streaming"] and drain["details"]["completed"] == 32
     assert proc.returncode == (0 if spread["verdict"] == "pass" else 1), out
 
 
