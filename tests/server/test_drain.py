@@ -253,7 +253,7 @@ def test_a_frozen_server_hangs_the_streams_until_the_read_timeout() -> None:
         os.kill(s.proc.pid, signal.SIGKILL)
     assert res.hung == 4 and res.dropped == 4 and res.verdict == "hung"
     assert 1.0 <= res.streams_end_s < 5
-    assert all(o.tokens_after_stop <= 1 for o in res.outcomes)  # at most one token already on the wire
+    assert all(o.tokens_after_stop <= 3 for o in res.outcomes)  # only what was already on the wire
 
 
 def test_drain_timeout_still_signals_like_the_kubelet(tmp_path: Path) -> None:
