@@ -40,7 +40,8 @@ def test_every_claim_holds_on_cpu_local(suites_run):
     assert proc.returncode == 0, out[-6000:]
     verdicts = {c["metric"]: c["verdict"] for c in summary["claims"]}
     for metric in ("coldstart.total_s", "coldstart.health_s", "coldstart.spread_s", "warm.ttft_median_ms",
-                   "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s", "warm.ttft_server_gap_ms"):
+                   "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s", "warm.ttft_server_gap_ms",
+                   "drain.dropped_requests"):
         assert verdicts[metric] == "pass", (metric, out[-4000:])
 
 
