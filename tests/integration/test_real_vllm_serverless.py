@@ -1,6 +1,7 @@
 """The serverless suite against a real vLLM that requires an API key (VLLM_API_KEY), as CI runs it.
 
-One server (launched here, eager mode for a quicker start) stands in for a managed endpoint:
+One server (launched here, configured like the embedded default the cpu-local thresholds describe)
+stands in for a managed endpoint:
 the right key passes every claim, a wrong key is one clear line, and the key is in no artifact.
 """
 
@@ -29,7 +30,7 @@ def keyed_server(tmp_path_factory):
     if not (model / "config.json").exists():
         subprocess.run([str(VENV_PY), str(ROOT / "fixtures" / "tiny_model" / "generate.py"), str(model)], check=True)
     spec = ServerSpec(command=DEFAULT_COMMAND, model_path=str(model), model="tiny-llama", python=str(VENV_PY),
-                      args="--max-model-len 512 --dtype float32 --enforce-eager", env={**SERVER_ENV, "VLLM_API_KEY": KEY},
+                      args="--max-model-len 512 --dtype float32", env={**SERVER_ENV, "VLLM_API_KEY": KEY},
                       cache_dir=tmp / "cache", log_path=tmp / "server.log", api_key=KEY, device="cpu")
     with launch(spec) as handle:
         handle.wait_ready(first_token=True)
