@@ -3,11 +3,15 @@
     pytest-inference targets [NAME ...]        list target profiles and their claims
     pytest-inference report [--results DIR] [--out DIR]
                                                render allure-results to one offline HTML file
+    pytest-inference crossover --gpu-hourly USD --price-in USD_PER_1M --price-out USD_PER_1M
+                               --input-tokens N [--output-lengths 30,220,1200] [--pricing FILE] [--json]
+                                               GPU vs serverless break-even table (no server needed)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -34,6 +38,63 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- crossover (pytest_inference.economics) ---------------------------------------------------------
+def _crossover(args: argparse.Namespace) -> int:
+    from .economics import EconomicsError, crossover_table, format_table, resolve_settings, swing
+
+    options = {
+        "gpu_usd_per_hour": args.gpu_hourly,
+        "usd_per_m_input": args.price_in,
+        "usd_per_m_output": args.price_out,
+        "input_tokens": args.input_tokens,
+        "output_lengths": args.output_lengths,
+    }
+    try:
+        settings = resolve_settings(options, args.pricing)
+        rows = crossover_table(settings.pricing, settings.input_tokens, settings.output_lengths)
+    except EconomicsError as exc:
+        print(f"pytest-inference crossover: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({**settings.to_dict(), "rows": [r.to_dict() for r in rows], "swing": swing(rows)}, indent=2))
+    else:
+        print(format_table(rows, settings.pricing), end="")
+    return 0
+
+
+def _add_crossover(sub) -> None:
+    from .economics import argparse_type
+
+    p = sub.add_parser(
+        "crossover",
+        help="GPU vs serverless break-even table by response length (no server needed)",
+        description="Break-even requests/hour and /s where a serverless endpoint costs as much as a GPU "
+        "billed per hour: GPU $/h / (input tokens x $/1M in + output tokens x $/1M out) x 1M.",
+    )
+
+    def one_line(message: str) -> None:  # bad input: one line on stderr, exit 2 (no usage block)
+        print(f"pytest-inference crossover: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = one_line  # type: ignore[method-assign]
+    p.add_argument("--gpu-hourly", type=argparse_type("gpu_usd_per_hour"), metavar="USD", help="GPU price, USD per hour (seed: 1.88)")
+    p.add_argument("--price-in", type=argparse_type("usd_per_m_input"), metavar="USD_PER_1M",
+                   help="serverless USD per 1M input tokens (seed: 0.10)")
+    p.add_argument("--price-out", type=argparse_type("usd_per_m_output"), metavar="USD_PER_1M",
+                   help="serverless USD per 1M output tokens (seed: 0.70)")
+    p.add_argument("--input-tokens", type=argparse_type("input_tokens"), metavar="N", help="input tokens per request (seed: ~80)")
+    p.add_argument("--output-lengths", type=argparse_type("output_lengths"), metavar="30,220,1200",
+                   help="output tokens per response length: 30,220,1200 (short, medium, long; default) or name=tokens pairs")
+    p.add_argument("--pricing", type=argparse_type("pricing_file"), metavar="FILE",
+                   help="TOML/JSON file with any of gpu_usd_per_hour, usd_per_m_input, usd_per_m_output, input_tokens, "
+                   "output_lengths; options win over it")
+    p.add_argument("--json", action="store_true", help="print the settings and the rows as JSON")
+    p.set_defaults(func=_crossover, on_error=one_line)
+
+
+# --- end crossover ---------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pytest-inference", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="reports/allure-results", help="allure-results folder (default %(default)s)")
     p.add_argument("--out", default="reports/html", help="output folder (default %(default)s)")
     p.set_defaults(func=_report)
-    args = parser.parse_args(argv)
+    _add_crossover(sub)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # what parse_args does, but a subcommand may say it in its own words
+        getattr(args, "on_error", parser.error)(f"unrecognized arguments: {' '.join(extra)}")
     return args.func(args)
 
 
