@@ -222,6 +222,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="seconds the serverless endpoint is left idle before the cold probe (default: the target's, else 60).",
     )
+    # --- economics options (pytest_inference.economics; suites/economics) -------------------------
+    # Each value is checked as it is parsed: a bad one is a pytest usage error naming the option.
+    from .economics import argparse_type as _econ_type
+
+    group.addoption("--gpu-hourly", dest="inference_gpu_hourly", type=_econ_type("gpu_usd_per_hour"), metavar="USD",
+                    default=None, help="GPU price in USD per hour for the cost crossover (default: the target's "
+                    "[economics] gpu_usd_per_hour, e.g. mi300x 1.88).")
+    group.addoption("--price-in", dest="inference_price_in", type=_econ_type("usd_per_m_input"), metavar="USD_PER_1M",
+                    default=None, help="serverless price in USD per 1M input tokens (default: the target's usd_per_m_input).")
+    group.addoption("--price-out", dest="inference_price_out", type=_econ_type("usd_per_m_output"), metavar="USD_PER_1M",
+                    default=None, help="serverless price in USD per 1M output tokens (default: the target's usd_per_m_output).")
+    group.addoption("--pricing", dest="inference_pricing", type=_econ_type("pricing_file"), metavar="FILE", default=None,
+                    help="TOML or JSON file with gpu_usd_per_hour, usd_per_m_input, usd_per_m_output, input_tokens, "
+                    "output_lengths (any subset). Precedence: options > this file > the target's [economics].")
+    group.addoption("--input-tokens", dest="inference_input_tokens", type=_econ_type("input_tokens"), metavar="N",
+                    default=None, help="input tokens per request for the crossover when this session measured none "
+                    "(measured prompt tokens are used when present).")
+    group.addoption("--output-lengths", dest="inference_output_lengths", type=_econ_type("output_lengths"),
+                    metavar="30,220,1200", default=None, help="response lengths in output tokens: 30,220,1200 "
+                    "(short, medium, long; the default) or name=tokens pairs like short=30,long=1200.")
+    # --- end economics options ---------------------------------------------------------------------
     parser.addini("inference_serverless_endpoint", "default serverless base URL", default=None)
     parser.addini("inference_model_path", "default model folder for the local server", default=None)
     parser.addini("inference_server_cmd", "default server command template", default=None)

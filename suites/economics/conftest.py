@@ -1,0 +1,135 @@
+"""Settings of the economics suite, and the token counts this session measured.
+
+Prices and response lengths come from the options (``--gpu-hourly``, ``--price-in``,
+``--price-out``, ``--input-tokens``, ``--output-lengths``), else a ``--pricing`` file, else the
+target's ``[economics]`` table.  Input tokens per request are the prompt tokens the servers
+reported (``usage.prompt_tokens``) for this session's warm or serverless runs when there are
+any — the serverless endpoint's own count first, since it bills by it — else the given ones.
+
+To see those runs, a small plugin watches every fixture the session sets up (it keeps only
+token counts), and this suite's tests run after every other test of the session.  Under
+pytest-xdist a worker sees only its own runs; the claims say which input tokens they used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_inference import economics as econ
+from pytest_inference.session import SESSION_KEY
+
+HERE = Path(__file__).resolve().parent
+LEDGER = "pytest-inference-economics-ledger"
+
+
+class TokenLedger:
+    """Collects the server-reported token counts of measured runs (warm_run, serverless_run, …)."""
+
+    def __init__(self) -> None:
+        self.measurements: list[econ.TokenMeasurement] = []
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        value = yield
+        try:
+            self.observe(fixturedef.argname, value)
+        except Exception:  # noqa: BLE001 - watching must never break another suite's fixture
+            pass
+        return value
+
+    def observe(self, name: str, value: Any) -> None:
+        # a WarmRun has .results (the engine's RequestResults); a serverless run wraps one in .warm
+        run = getattr(value, "warm", None) or value
+        results = getattr(run, "results", None)
+        if isinstance(results, list) and results and hasattr(results[0], "prompt_tokens"):
+            m = econ.measurement_from_results(name, results)
+            if m is not None:
+                self.measurements.append(m)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(LEDGER):
+        config.pluginmanager.register(TokenLedger(), LEDGER)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run this suite last, so it sees every measurement of the session."""
+    ours = [i for i in items if Path(str(i.path)).resolve().is_relative_to(HERE)]
+    if ours and items[-len(ours):] != ours:
+        mine = {id(i) for i in ours}
+        items[:] = [i for i in items if id(i) not in mine] + ours
+
+
+def _options(config: pytest.Config) -> dict[str, Any]:
+    opt = config.getoption
+    return {
+        "gpu_usd_per_hour": opt("inference_gpu_hourly"),
+        "usd_per_m_input": opt("inference_price_in"),
+        "usd_per_m_output": opt("inference_price_out"),
+        "input_tokens": opt("inference_input_tokens"),
+        "output_lengths": opt("inference_output_lengths"),
+    }
+
+
+def _resolve(config: pytest.Config, *, require_input_tokens: bool) -> econ.EconomicsSettings:
+    target = config.stash[SESSION_KEY].target
+    return econ.resolve_settings(_options(config), config.getoption("inference_pricing"), target.economics,
+                                 target.name, require_input_tokens=require_input_tokens)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per response length (short / medium / long unless configured otherwise)."""
+    if "length" not in metafunc.fixturenames:
+        return
+    try:
+        names = list(_resolve(metafunc.config, require_input_tokens=False).output_lengths)
+    except econ.EconomicsError:
+        names = list(econ.DEFAULT_OUTPUT_LENGTHS)  # the tests then report the error as their claims' reason
+    metafunc.parametrize("length", names)
+
+
+@dataclass
+class EconomicsInputs:
+    settings: econ.EconomicsSettings | None = None
+    error: str | None = None
+    input_tokens: float | None = None
+    input_source: str = ""
+    measurement: econ.TokenMeasurement | None = None
+    measurements: list[econ.TokenMeasurement] = field(default_factory=list)
+
+    def details(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_source": self.input_source,
+            "input_tokens_given": s.input_tokens if s else None,
+            "pricing": s.pricing.to_dict() if s else None,
+            "sources": s.sources if s else None,
+            "measurements": [m.to_dict() for m in self.measurements],
+        }
+
+
+@pytest.fixture(scope="session")
+def economics_inputs(request: pytest.FixtureRequest, inference_session) -> EconomicsInputs:
+    """Pricing, lengths and input tokens (measured in this session when present), or the one-line error."""
+    ledger = request.config.pluginmanager.get_plugin(LEDGER)
+    measurements = list(ledger.measurements) if ledger else []
+    measured = econ.choose_measurement(measurements)
+    try:
+        settings = _resolve(request.config, require_input_tokens=measured is None)
+    except econ.EconomicsError as exc:
+        return EconomicsInputs(error=str(exc), measurements=measurements)
+    if measured is not None:
+        tokens = measured.input_tokens_mean
+        source = (f"measured: mean server-reported prompt tokens of {measured.requests} requests ({measured.source})"
+                  + (f"; given {econ.fmt_tokens(settings.input_tokens)} ({settings.sources['input_tokens']}) not used"
+                     if settings.input_tokens is not None else ""))
+    else:
+        tokens = settings.input_tokens
+        source = f"given: {settings.sources['input_tokens']} (this session measured no prompt tokens)"
+    return EconomicsInputs(settings=settings, input_tokens=tokens, input_source=source,
+                           measurement=measured, measurements=measurements)

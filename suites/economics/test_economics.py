@@ -1,0 +1,75 @@
+"""Economics: "short responses (~30 tokens) break even at ~18 req/s, medium (~220) ~3, long (~1,200) < 1".
+
+Seed article A's cost model: a GPU billed per hour against a serverless endpoint billed per
+token.  break-even requests/hour = GPU $/h / (input tokens x $/1M in + output tokens x $/1M out) x 1M;
+below it serverless is cheaper, above it the GPU.  No server is needed: the inputs are prices,
+the response lengths and the input tokens this session measured (or the given ones).
+"""
+
+import json
+
+import pytest
+
+from pytest_inference import economics as econ
+from pytest_inference.report.charts import line_chart_png
+
+pytestmark = pytest.mark.economics
+
+UNIT = "req/s"
+
+
+def _params(inputs, **extra):
+    p = inputs.settings.pricing
+    return {"gpu_usd_per_hour": p.gpu_usd_per_hour, "usd_per_m_input": p.usd_per_m_input,
+            "usd_per_m_output": p.usd_per_m_output, "input_tokens": round(inputs.input_tokens, 2), **extra}
+
+
+def _chart(inputs, lengths, title):
+    series, marks = econ.chart_data(inputs.settings.pricing, inputs.input_tokens, lengths)
+    return line_chart_png(series, title, "requests per second", "USD per hour", marks)
+
+
+def test_breakeven_rps(length, economics_inputs, claim):
+    """economics.breakeven_rps.<length>: the request rate where serverless costs as much as the GPU."""
+    metric = f"economics.breakeven_rps.{length}"
+    inputs = economics_inputs
+    if inputs.error:
+        claim.inconclusive(metric, inputs.error, unit=UNIT)
+        return
+    out = inputs.settings.output_lengths[length]
+    row = econ.crossover_row(inputs.settings.pricing, length, inputs.input_tokens, out)
+    details = {**inputs.details(), "output_tokens": out, "usd_per_request": row.usd_per_request,
+               "breakeven_requests_per_hour": row.breakeven_requests_per_hour,
+               "output_tokens_source": inputs.settings.sources["output_lengths"]}
+    png = _chart(inputs, {length: out},
+                 f"Cost per hour: GPU vs serverless, {length} ({econ.fmt_tokens(out)} output tokens)")
+    if png:
+        claim.attach(f"cost per hour vs request rate ({length})", png, "png")
+    claim(metric, [row.breakeven_requests_per_second], unit=UNIT, details=details,
+          parameters=_params(inputs, output_tokens=out))
+
+
+def test_crossover_table(economics_inputs, claim):
+    """The crossover table by response length (JSON) and its chart; the swing from length alone."""
+    inputs = economics_inputs
+    if inputs.error:
+        claim.inconclusive("economics.breakeven_swing", inputs.error, unit="x")
+        return
+    s = inputs.settings
+    rows = econ.crossover_table(s.pricing, inputs.input_tokens, s.output_lengths)
+    table = {**inputs.details(), "output_lengths": s.output_lengths, "rows": [r.to_dict() for r in rows],
+             "swing": econ.swing(rows), "text": econ.format_table(rows, s.pricing)}
+    m = inputs.measurement
+    if m is not None and m.output_tokens_mean:
+        # the workload this session ran (its output length is what the suite asked for, max_tokens)
+        table["session_row"] = econ.crossover_row(s.pricing, "session", m.input_tokens_mean,
+                                                  m.output_tokens_mean).to_dict()
+    claim.attach("crossover table", json.dumps(table, indent=2), "json")
+    png = _chart(inputs, s.output_lengths, "Cost per hour: GPU vs serverless by response length")
+    if png:
+        claim.attach("cost per hour vs request rate", png, "png")
+    swing = econ.swing(rows)
+    if swing is None:
+        pytest.skip("one response length: no swing to report")
+    claim("economics.breakeven_swing", [swing], unit="x", details={**inputs.details(), "rows": [r.to_dict() for r in rows]},
+          parameters=_params(inputs))
