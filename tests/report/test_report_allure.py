@@ -9,7 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from conftest import SECRET, run_claims_module
+from report_helpers import SECRET, run_claims_module
 
 from pytest_inference.claims import Requirement, judge
 from pytest_inference.report import allure_sink
