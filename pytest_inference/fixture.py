@@ -205,26 +205,33 @@ def inference_local(request: pytest.FixtureRequest, inference_session: Inference
     servers.close()
 
 
+def _local_server(request: pytest.FixtureRequest, option: str) -> tuple[str, str | None]:
+    """Base URL and API key of the session's shared local server (the embedded default),
+    started on first use; a one-line skip or failure when it cannot be had."""
+    from .local import LocalServerUnavailable
+    from .server import ServerStartError
+
+    servers = request.getfixturevalue("inference_local")
+    try:
+        handle = servers.shared()
+    except LocalServerUnavailable as exc:
+        pytest.skip(f"no {option} given and no local server: {exc}")
+    except ServerStartError as exc:
+        pytest.fail(f"the local server did not start: {exc}", pytrace=False)
+    request.getfixturevalue("inference_session").add_metadata(
+        local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
+    return handle.base_url, (servers.local.env_extra or {}).get("VLLM_API_KEY")
+
+
 @pytest.fixture(scope="session")
 def inference_endpoint(request: pytest.FixtureRequest, inference_session: InferenceSession) -> Endpoint:
     """The endpoint under test: ``--endpoint``, else the embedded default started locally."""
-    base_url = inference_session.endpoint
+    base_url, key = inference_session.endpoint, inference_session.api_key
     if not base_url:
-        from .local import LocalServerUnavailable
-        from .server import ServerStartError
-
-        servers = request.getfixturevalue("inference_local")
-        try:
-            handle = servers.shared()
-        except LocalServerUnavailable as exc:
-            pytest.skip(f"no --endpoint given and no local server: {exc}")
-        except ServerStartError as exc:
-            pytest.fail(f"the local server did not start: {exc}", pytrace=False)
-        base_url = handle.base_url
-        inference_session.add_metadata(local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
+        base_url, key = _local_server(request, "--endpoint")
     ep = open_endpoint(
         base_url,
-        api_key=inference_session.api_key,
+        api_key=key,
         model=inference_session.model,
         fallback_model=inference_session.target.setting("model"),
     )
@@ -245,20 +252,9 @@ def inference_client(inference_endpoint: Endpoint):
 @pytest.fixture(scope="session")
 def serverless_endpoint(request: pytest.FixtureRequest, inference_session: InferenceSession) -> Endpoint:
     """The serverless endpoint (``--serverless-endpoint``), else the local embedded server behind its key."""
-    base_url = inference_session.serverless_endpoint
-    key = inference_session.serverless_api_key
+    base_url, key = inference_session.serverless_endpoint, inference_session.serverless_api_key
     if not base_url:
-        from .local import LocalServerUnavailable
-        from .server import ServerStartError
-
-        servers = request.getfixturevalue("inference_local")
-        try:
-            base_url = servers.shared().base_url
-        except LocalServerUnavailable as exc:
-            pytest.skip(f"no --serverless-endpoint given and no local server: {exc}")
-        except ServerStartError as exc:
-            pytest.fail(f"the local server did not start: {exc}", pytrace=False)
-        key = key or inference_session.api_key
+        base_url, key = _local_server(request, "--serverless-endpoint")
     ep = open_endpoint(
         base_url,
         api_key=key,
