@@ -146,6 +146,12 @@ class Endpoint:
     server: str | None = None
     models: list[str] = field(default_factory=list)
 
+    def client(self, timeout_s: float = 120.0):
+        """A measuring streaming client for this endpoint (raw sockets, keep-alive, TCP_NODELAY)."""
+        from .engine import StreamClient
+
+        return StreamClient(self.base_url, api_key=self.api_key, timeout_s=timeout_s)
+
     @property
     def root_url(self) -> str:
         """The server root (where /health and /metrics live)."""
@@ -242,11 +248,8 @@ def inference_endpoint(request: pytest.FixtureRequest, inference_session: Infere
 @pytest.fixture(scope="session")
 def inference_client(inference_endpoint: Endpoint):
     """A measuring streaming client for the endpoint (raw sockets, keep-alive, TCP_NODELAY)."""
-    from .engine import StreamClient
-
-    client = StreamClient(inference_endpoint.base_url, api_key=inference_endpoint.api_key, timeout_s=120.0)
-    yield client
-    client.close()
+    with inference_endpoint.client() as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
@@ -268,8 +271,5 @@ def serverless_endpoint(request: pytest.FixtureRequest, inference_session: Infer
 @pytest.fixture(scope="session")
 def serverless_client(serverless_endpoint: Endpoint):
     """A measuring streaming client for the serverless endpoint (the same engine as the warm suite)."""
-    from .engine import StreamClient
-
-    client = StreamClient(serverless_endpoint.base_url, api_key=serverless_endpoint.api_key, timeout_s=120.0)
-    yield client
-    client.close()
+    with serverless_endpoint.client() as client:
+        yield client
