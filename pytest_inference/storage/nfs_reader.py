@@ -1,0 +1,289 @@
+"""Read a model's weight files from an NFS server with a userspace client (libnfs), in parallel.
+
+    python -m pytest_inference.storage.nfs_reader nfs://SERVER/EXPORT/PATH [--readers N] [--block BYTES]
+    python -m pytest_inference.storage.nfs_reader nfs://SERVER/EXPORT --hold       # connect, wait for stdin EOF
+
+Runs as its own process so the caller can put it in another network namespace
+(``nsenter --net=…``) and kill it on a timeout.  Each reader is a separate process with its
+own NFS context, hence its own TCP connection to the server: the userspace equivalent of
+``nconnect=N`` (libnfs has no nconnect, and its Python binding crawls when threads share it).
+The readers mount, open every file, then wait at a barrier; the clock runs from the barrier
+to the last reader's last byte.  Blocks of ``--block`` bytes are handed out in file order
+from a shared counter, as a parallel weight loader reads.  A userspace client has no page
+cache, so nothing is served from this machine's memory; the server's own cache is the
+server's business (the lab drops it before each read).
+
+Prints one JSON object on stdout.  Errors print ``{"error": "one line"}`` and exit 2.
+``libnfs`` is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+MB = 1_000_000
+
+
+class ReaderError(Exception):
+    pass
+
+
+def split_url(url: str) -> tuple[str, int, str, str]:
+    """(server, port, path, query) of ``nfs://server[:port]/path[?version=4]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "nfs" or not parts.hostname:
+        raise ReaderError(f"{url}: not an nfs://SERVER/EXPORT/PATH URL")
+    return parts.hostname, parts.port or 2049, parts.path or "/", parts.query
+
+
+def _lib():
+    try:
+        import libnfs.libnfs as L  # noqa: N812
+    except ImportError:
+        raise ReaderError("the userspace NFS client is not installed: pip install libnfs "
+                          "(needs Debian libnfs-dev swig build-essential)") from None
+    return L
+
+
+def _url(server: str, port: int, path: str, query: str) -> str:
+    q = parse_qs(query)
+    q.setdefault("version", ["4"])
+    qs = "&".join(f"{k}={v[0]}" for k, v in q.items())
+    host = f"{server}:{port}" if port != 2049 else server
+    return f"nfs://{host}{path}?{qs}"
+
+
+def _mount(L, url: str):
+    ctx = L.nfs_init_context()
+    if ctx is None:
+        raise ReaderError("libnfs: cannot create a context")
+    L.nfs_set_tcp_syncnt(ctx, 2)
+    u = L.nfs_parse_url_dir(ctx, url)
+    if u is None:
+        raise ReaderError(f"{url}: libnfs cannot parse it: {L.nfs_get_error(ctx)}")
+    rc = L.nfs_mount(ctx, u.server, u.path)
+    if rc != 0:
+        raise ReaderError(f"mount {u.server}:{u.path} failed: {L.nfs_get_error(ctx) or os.strerror(-rc)}")
+    return ctx, u
+
+
+def _stat(L, ctx, path: str):
+    st = L.nfs_stat_64()
+    rc = L.nfs_stat64(ctx, path, st)
+    if rc != 0:
+        return None
+    return st
+
+
+def _listdir(L, ctx, path: str) -> list[str]:
+    handle = L.new_NFSDirHandle()
+    rc = L.nfs_opendir(ctx, path, handle)
+    if rc != 0:  # the binding's listdir() loops forever here; check the status ourselves
+        raise ReaderError(f"cannot list {path}: {L.nfs_get_error(ctx) or os.strerror(-rc)}")
+    d = L.NFSDirHandle_value(handle)
+    names = []
+    while True:
+        ent = L.nfs_readdir(ctx, d)
+        if ent is None:
+            break
+        names.append(ent.name)
+    L.nfs_closedir(ctx, d)
+    return names
+
+
+def _is_dir(st) -> bool:
+    return (st.nfs_mode & 0o170000) == 0o040000
+
+
+def resolve(L, server: str, port: int, path: str, query: str) -> tuple[str, list[tuple[str, int]]]:
+    """Mount the URL's folder (or the folder of the file it names) and list weight files:
+    returns (mount URL, [(path inside the mount, size)])."""
+    head, _, tail = path.rstrip("/").rpartition("/")
+    try:
+        ctx, _ = _mount(L, _url(server, port, path, query))
+        st = _stat(L, ctx, "/")
+        if st is None:
+            raise ReaderError(f"{path}: no such file or folder on {server}")
+        mounted, rel = path, "/"
+    except ReaderError as first:
+        if not tail:
+            raise
+        try:
+            ctx, _ = _mount(L, _url(server, port, head or "/", query))
+        except ReaderError:
+            raise first from None
+        mounted, rel, st = head or "/", "/" + tail, None
+    if st is not None and not _is_dir(st) and tail:
+        # a file: NFSv4 "mounts" it without complaint; mount its folder instead
+        ctx, _ = _mount(L, _url(server, port, head or "/", query))
+        mounted, rel = head or "/", "/" + tail
+    mount_url = _url(server, port, mounted, query)
+    st = _stat(L, ctx, rel)
+    if st is None:
+        raise ReaderError(f"{path}: no such file or folder on {server}")
+    if not _is_dir(st):
+        return mount_url, [(rel, int(st.nfs_size))]
+    files: list[tuple[str, int]] = []
+
+    def walk(folder: str, depth: int) -> None:
+        for name in sorted(_listdir(L, ctx, folder)):
+            if name in (".", ".."):
+                continue
+            p = folder.rstrip("/") + "/" + name
+            s = _stat(L, ctx, p)
+            if s is None:
+                continue
+            if _is_dir(s):
+                if depth < 3:
+                    walk(p, depth + 1)
+            elif name.endswith(WEIGHT_SUFFIXES):
+                files.append((p, int(s.nfs_size)))
+
+    walk(rel, 0)
+    if not files:
+        raise ReaderError(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) under {path} on {server}")
+    return mount_url, files
+
+
+def _reader(k, mount_url, files, block, counter, barrier, results, hold_s):  # runs in a child process
+    try:
+        L = _lib()
+        ctx, _ = _mount(L, mount_url)
+        handles = []
+        for path, _size in files:
+            h = L.new_NFSFileHandle()
+            rc = L.nfs_open(ctx, path, os.O_RDONLY, h)
+            if rc != 0:
+                raise ReaderError(f"open {path}: {L.nfs_get_error(ctx) or os.strerror(-rc)}")
+            handles.append(L.NFSFileHandle_value(h))
+        pieces = [(i, off) for i, (_p, size) in enumerate(files) for off in range(0, size, block)]
+        buf = bytearray(block)
+        got = 0
+        barrier.wait()
+        t0 = time.perf_counter()
+        while True:
+            with counter.get_lock():
+                j = counter.value
+                counter.value += 1
+            if j >= len(pieces):
+                break
+            i, off = pieces[j]
+            want = min(block, files[i][1] - off)
+            while want > 0:
+                n = L.nfs_pread(ctx, handles[i], off, want, buf)
+                if n < 0:
+                    raise ReaderError(f"read {files[i][0]}@{off}: {L.nfs_get_error(ctx) or os.strerror(-n)}")
+                if n == 0:
+                    break
+                got += n
+                off += n
+                want -= n
+        t1 = time.perf_counter()
+        results.put({"reader": k, "bytes": got, "seconds": t1 - t0})
+        if hold_s:
+            time.sleep(hold_s)
+        for h in handles:
+            L.nfs_close(ctx, h)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as one line
+        try:
+            barrier.abort()
+        except Exception:  # noqa: BLE001
+            pass
+        results.put({"reader": k, "error": str(exc) or type(exc).__name__})
+
+
+def _check_reachable(server: str, port: int, timeout: float) -> None:
+    try:
+        with socket.create_connection((server, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ReaderError(f"cannot reach the NFS server {server}:{port}: {exc.strerror or exc}") from None
+
+
+def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0.0,
+             connect_timeout: float = 5.0) -> dict:
+    server, port, path, query = split_url(url)
+    L = _lib()
+    _check_reachable(server, port, connect_timeout)
+    mount_url, files = resolve(L, server, port, path, query)
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    barrier = ctx.Barrier(readers + 1)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_reader, args=(k, mount_url, files, block, counter, barrier, results, hold_s),
+                         daemon=True) for k in range(readers)]
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=60)
+    except Exception:  # noqa: BLE001 - a reader failed before the start; its error follows
+        pass
+    t0 = time.perf_counter()
+    per = []
+    for _ in procs:
+        per.append(results.get(timeout=3600))
+        if "error" not in per[-1]:
+            per[-1]["end"] = time.perf_counter()
+    errors = [r["error"] for r in per if "error" in r]
+    for p in procs:
+        p.join(timeout=hold_s + 30)
+        if p.is_alive():
+            p.kill()
+    if errors:
+        raise ReaderError(errors[0])
+    seconds = max(r["end"] for r in per) - t0
+    total = sum(r["bytes"] for r in per)
+    expected = sum(size for _p, size in files)
+    if total != expected:
+        raise ReaderError(f"read {total} bytes of {expected}")
+    return {
+        "url": url, "server": server, "mount": mount_url, "files": [{"path": p, "bytes": s} for p, s in files],
+        "bytes": total, "seconds": seconds, "MBps": total / seconds / MB if seconds > 0 else None,
+        "readers": readers, "block": block, "connections": readers,
+        "per_reader": [{"bytes": r["bytes"], "seconds": r["seconds"]} for r in sorted(per, key=lambda r: r["reader"])],
+        "method": "userspace NFS client (libnfs), one TCP connection per reader; no client page cache",
+    }
+
+
+def hold(url: str) -> None:
+    """Mount and keep the connection open until stdin closes (for MSS-race tests)."""
+    server, port, path, query = split_url(url)
+    L = _lib()
+    _check_reachable(server, port, 5.0)
+    ctx, _ = _mount(L, _url(server, port, path, query))
+    _stat(L, ctx, "/")
+    print(json.dumps({"held": url}), flush=True)
+    sys.stdin.read()
+    _stat(L, ctx, "/")  # one more request on the old connection before it closes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pytest_inference.storage.nfs_reader", description=__doc__.split("\n")[0])
+    ap.add_argument("url")
+    ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--block", type=int, default=1 << 20)
+    ap.add_argument("--hold", action="store_true", help="connect, then wait for stdin to close")
+    ap.add_argument("--hold-s", type=float, default=0.0, help="keep the readers' connections open after reading")
+    args = ap.parse_args(argv)
+    try:
+        if args.hold:
+            hold(args.url)
+            return 0
+        print(json.dumps(read_url(args.url, readers=max(1, args.readers), block=max(4096, args.block),
+                                  hold_s=args.hold_s)))
+        return 0
+    except ReaderError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
