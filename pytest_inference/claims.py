@@ -168,6 +168,9 @@ class Claim:
             text += " — pass"
         if self.reason and self.verdict == FAIL and self.stat in stats.QUANTILE_STATS:
             text += f" ({self.reason})"
+        if self.verdict == FAIL and self.details.get("explain"):
+            # what the figure is made of, for a failing claim: e.g. the stale connection itself
+            text += f": {self.details['explain']}"
         return text
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,6 +22,13 @@ from .fixture import (  # noqa: F401  (fixtures are registered by being module a
     serverless_client,
     serverless_endpoint,
 )
+from .storage.fixtures import (  # noqa: F401
+    inference_netlab,
+    inference_node,
+    model_storage,
+    node_snapshot,
+    storage_reads,
+)
 
 MARKERS = {
     "coldstart": "cold-start suite: launch an inference server and time it to its first token",
@@ -134,8 +141,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="inference_model_path",
         metavar="DIR",
         default=None,
-        help="model folder the local server loads (cold-start suite, and the warm suite without --endpoint). "
+        help="model folder the local server loads (cold-start suite, and the warm suite without --endpoint); "
+        "the storage suite inspects the mount that holds it (NFS options) and reads its weight files. "
         "Default: ini inference_model_path, else the tiny model generated into .cache/tiny-llama.",
+    )
+    group.addoption(
+        "--nfs-url",
+        dest="inference_nfs_url",
+        metavar="URL",
+        default=None,
+        help="storage suite without a mount: read the weights at nfs://SERVER/EXPORT/PATH with a userspace "
+        "NFS client (libnfs), one TCP connection per reader (for unprivileged pods and CI).",
+    )
+    group.addoption(
+        "--nfs-server",
+        dest="inference_nfs_server",
+        metavar="ADDR",
+        default=None,
+        help="NFS server whose route the node suite checks (MTU of the interface to it, its connections). "
+        "Default: --nfs-url's host, the model mount's addr=, or the local NFS lab's server.",
+    )
+    group.addoption(
+        "--node",
+        dest="inference_node",
+        metavar="URL",
+        default=None,
+        help="where the node probes run: local:// (this host), netns://NAME (a network namespace), "
+        "kubectl://NAMESPACE/POD (a privileged hostNetwork+hostPID pod on a Kubernetes node) or "
+        "recorded://DIR (recorded outputs). Default: the local NFS lab's node when no --nfs-url, "
+        "--model-path or --node is given, else local://.",
+    )
+    group.addoption(
+        "--local-nfs",
+        dest="inference_local_nfs",
+        choices=("tuned", "untuned"),
+        default=None,
+        help="the embedded local NFS lab (storage and node suites without --nfs-url/--model-path/--node; "
+        "root, network namespaces and nfs-ganesha needed): its node tuned (MTU 9000, 16 MiB TCP buffers; "
+        "default) or untuned (MTU 1500, default buffers). Host-wide buffer sysctls it changes are restored.",
+    )
+    group.addoption(
+        "--read-readers",
+        dest="inference_read_readers",
+        type=int,
+        metavar="N",
+        default=None,
+        help="parallel readers of the storage suite's weight read, as a parallel weight loader "
+        "(default: the target's read_readers, else 4).",
+    )
+    group.addoption(
+        "--read-rounds",
+        dest="inference_read_rounds",
+        type=int,
+        metavar="N",
+        default=None,
+        help="timed reads of all weight files, page cache excluded before each (default: the target's read_rounds, else 3).",
     )
     group.addoption(
         "--server-cmd",

@@ -163,6 +163,8 @@ def backend_from_url(url: str, *, kubeconfig: str | None = None, context: str | 
     if scheme in ("", "local") and parts.netloc in ("", "localhost") and parts.path in ("", "/"):
         return LocalBackend()
     if scheme == "netns":
+        if parts.netloc and parts.path.strip("/"):
+            raise NodeError(f"{url}: expected netns://NAME")
         return NetnsBackend(parts.netloc or parts.path.strip("/"))
     if scheme == "kubectl":
         segs = [s for s in (parts.netloc + parts.path).split("/") if s]

@@ -10,7 +10,8 @@ parsing is tested on recorded kernel output.
 - :func:`parse_ss` — ``ss -tin`` output: one :class:`TcpConnection` per socket with its
   ``mss``, ``pmtu``, ``advmss``.  ``rcvmss:``/``advmss:`` contain ``mss:`` too, so the
   parse anchors on word boundaries.
-- :func:`parse_route_get` — ``ip -o route get ADDR``: the device (and a route MTU if set).
+- :func:`parse_route_get` — ``ip -o route get ADDR``: the device (and a route MTU if set);
+  :func:`parse_link_mtu` — ``ip -o link show dev DEV``: its MTU.
 - :func:`sysctl_max` — the largest number of a multi-value sysctl such as ``tcp_rmem``.
 """
 
@@ -263,6 +264,14 @@ def parse_route_get(text: str) -> Route:
         raise ParseError(f"no route device in {text.strip()[:80]!r}")
     mtu = after("mtu")
     return Route(dev=dev, src=after("src"), via=after("via"), mtu=int(mtu) if mtu and mtu.isdigit() else None)
+
+
+def parse_link_mtu(text: str) -> int:
+    """``ip -o link show dev DEV``: ``2: eth0: <…> mtu 1500 qdisc …``."""
+    m = re.search(r"\bmtu (\d+)", text)
+    if not m:
+        raise ParseError(f"no mtu in {text.strip()[:80]!r}")
+    return int(m.group(1))
 
 
 def sysctl_max(value: str) -> int:

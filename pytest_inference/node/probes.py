@@ -15,7 +15,8 @@ from typing import Any
 
 from .backends import Backend, LocalBackend, NodeError
 from .judge import NFS_PORT, StaleConnection, is_nfs_connection, stale_connections
-from .parse import Mount, Route, TcpConnection, mount_for, parse_mountinfo, parse_route_get, parse_ss, sysctl_max
+from .parse import (Mount, Route, TcpConnection, mount_for, parse_link_mtu, parse_mountinfo, parse_route_get, parse_ss,
+                    sysctl_max)
 
 SYSCTLS = {
     "rmem_max": "net.core.rmem_max",
@@ -80,11 +81,9 @@ class Node:
         return parse_route_get(self.backend.run(["ip", "-o", "route", "get", addr]))
 
     def interface_mtu(self, dev: str) -> int:
-        text = self.backend.read(f"/sys/class/net/{dev}/mtu").strip()
-        try:
-            return int(text)
-        except ValueError:
-            raise NodeError(f"{self.name}: /sys/class/net/{dev}/mtu is not a number: {text[:20]!r}") from None
+        # `ip link`, not /sys/class/net: sysfs shows the namespace it was mounted in, and
+        # `nsenter --net` keeps the host's /sys
+        return parse_link_mtu(self.backend.run(["ip", "-o", "link", "show", "dev", dev]))
 
     def path_mtu(self, addr: str) -> tuple[Route, int]:
         """The MTU a new connection to ``addr`` gets: the route's ``mtu`` if set, else its device's."""
