@@ -279,6 +279,7 @@ def _guardian_main(argv: list[str]) -> int:
     p.add_argument("--parent", type=int, required=True)
     p.add_argument("--state", required=True)
     p.add_argument("--lock-fd", type=int, default=None, help="inherited host-lock descriptor, held until exit")
+    p.add_argument("--owner-file", default=None, help="the host lock's owner record, removed if it names the parent")
     p.add_argument("--poll", type=float, default=0.25)
     args = p.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGHUP):
@@ -318,10 +319,13 @@ def _guardian_main(argv: list[str]) -> int:
     _glog(f"owner {args.parent} is gone; tearing down lab {state.get('token')} "
           f"({state.get('server_netns')}, {state.get('node_netns')}, {state.get('tmpdir')})")
     problems = _teardown(state, restore_host=True)
-    try:
-        os.unlink(args.state)
-    except OSError:
-        pass
+    for path in (args.state, args.owner_file):
+        try:
+            if path == args.owner_file and json.loads(Path(path).read_text()).get("pid") != args.parent:
+                continue  # the lock's owner record names someone else: not ours to remove
+            os.unlink(path)
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
     for pr in problems:
         _glog(pr)
     # the inherited host lock is released when this process exits
@@ -619,6 +623,7 @@ class NetLab:
         self._ns_defaults: dict[str, str] = {}
         self._started = self._stopped = False
         self._holds_host = False
+        self.host_originals: dict[str, str] = {}  # host values before the first lab of this process
 
     # ------------------------------------------------------------------ availability
     @classmethod
@@ -718,6 +723,7 @@ class NetLab:
         # 1. host lock first: a lab that cannot get the host settings builds nothing
         _HOST.acquire(self, self.host_settings, self.lock_timeout_s, self.progress)
         self._holds_host = True
+        self.host_originals = dict(_HOST.originals)
         # 2. private directory and the state file, then the guardian, before any system change
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"pti-netlab-{self.token}-"))
         reg = _registry_dir()
@@ -771,7 +777,7 @@ class NetLab:
         fds: tuple[int, ...] = ()
         fd = _HOST.lock_fd
         if fd is not None:
-            cmd += ["--lock-fd", str(fd)]
+            cmd += ["--lock-fd", str(fd), "--owner-file", str(_HOST.lock.owner_path)]
             fds = (fd,)
         try:
             self.guardian = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -952,7 +958,8 @@ EXPORT {{
                 "weight_files": self.weight_files, "nfs_url": self.nfs_url(),
                 "tmpdir": str(self.tmpdir), "state_path": str(self.state_path),
                 "ganesha_pid": self.ganesha.pid if self.ganesha else None,
-                "guardian_pid": self.guardian.pid if self.guardian else None, "start_s": self.start_s}
+                "guardian_pid": self.guardian.pid if self.guardian else None, "start_s": self.start_s,
+                "host_originals": self.host_originals}
 
 
 # ---------------------------------------------------------------------------------------------
