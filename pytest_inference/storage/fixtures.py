@@ -95,7 +95,8 @@ def model_storage(request: pytest.FixtureRequest) -> ModelStorage:
         if _opt(config, "inference_nfs_url"):
             return inspect_url(_opt(config, "inference_nfs_url"))
         if _opt(config, "inference_model_path"):
-            return inspect_path(_opt(config, "inference_model_path"))
+            # the mount table of the node that holds the model (this host unless --node)
+            return inspect_path(_opt(config, "inference_model_path"), request.getfixturevalue("inference_node"))
         if _opt(config, "inference_node"):
             pytest.fail("the storage suite needs --model-path DIR or --nfs-url nfs://SERVER/EXPORT/PATH "
                         "with --node", pytrace=False)
@@ -142,6 +143,9 @@ def storage_reads(request: pytest.FixtureRequest, inference_session, model_stora
     else:
         if not model_storage.is_nfs:
             pytest.fail(model_storage.not_nfs_reason(), pytrace=False)
+        if model_storage.node != "local://":
+            pytest.skip(f"the weights are read on this host only; {model_storage.location} is on "
+                        f"{model_storage.node}: run the storage suite on that node, or use --nfs-url")
 
         def once():
             return read_mount(model_storage.location, readers=readers)

@@ -21,7 +21,8 @@ def test_model_path_is_on_nfs(model_storage, claim):
 
 def test_nconnect(model_storage, claim):
     if model_storage.mode == "url":
-        pytest.skip("--nfs-url reads without a mount: nconnect is a kernel mount option")
+        pytest.skip("URL mode (--nfs-url, or the local NFS lab) reads without a mount and nconnect is a kernel "
+                    "mount option: give --model-path on an NFS mount to check it")
     if not model_storage.is_nfs:
         pytest.fail(model_storage.not_nfs_reason(), pytrace=False)
     claim("storage.nconnect", [model_storage.nconnect], details=model_storage.to_dict())
