@@ -1,0 +1,833 @@
+"""The pure judges of the Kubernetes suite: observation + settings in, :class:`CheckResult` out.
+
+Every check has a stable id, a metric (the claim it reports, ``k8s.*``), the modes it can run
+in (static manifests, a live cluster), and returns expected, actual and a remediation line.
+A check whose inputs are missing (the object is not in view, RBAC forbids reading it, the
+cluster keeps no history) is **inconclusive** with the reason — never a pass.
+
+Counting metrics (``k8s.*_defects``, ``k8s.unpinned_images`` …) count findings and are required
+``== 0`` by the targets; headroom metrics are in seconds (``>= 0`` / ``> 0``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
+from .model import (FAIL, INCONCLUSIVE, LIVE, PASS, STATIC, CheckResult, Observation, Settings, containers,
+                    label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec,
+                    pod_template_labels)
+from .shell import drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts, unguarded_commands
+from .timeline import binding_evidence, judge_timeline, node_evidence
+
+BOTH = (STATIC, LIVE)
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    metric: str
+    concern: str
+    fn: Callable[[Observation, Settings], CheckResult]
+    unit: str | None = None
+    modes: tuple[str, ...] = BOTH
+    live_note: str = ""
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def check(id: str, title: str, metric: str, concern: str, *, unit: str | None = None, modes=BOTH):
+    def deco(fn):
+        CHECKS[id] = Check(id, title, metric, concern, fn, unit, tuple(modes))
+        return fn
+    return deco
+
+
+def run_check(id: str, obs: Observation, s: Settings) -> CheckResult:
+    return CHECKS[id].fn(obs, s)
+
+
+def run_all(obs: Observation, s: Settings) -> dict[str, CheckResult]:
+    """Every check that applies to the observation's mode."""
+    return {cid: c.fn(obs, s) for cid, c in CHECKS.items() if obs.mode in c.modes}
+
+
+# --------------------------------------------------------------------------- result helpers
+
+
+def _res(cid: str, status: str, measured: float | None, *, expected: str, actual: str, remediation: str,
+         findings=(), reason: str = "", subject: str = "") -> CheckResult:
+    c = CHECKS[cid]
+    return CheckResult(id=cid, title=c.title, metric=c.metric, status=status, measured=measured, expected=expected,
+                       actual=actual, remediation=remediation, unit=c.unit, findings=list(findings), reason=reason,
+                       subject=subject)
+
+
+def _count(cid: str, findings: list[dict[str, Any]], *, expected: str, remediation: str, ok: str,
+           subject: str = "") -> CheckResult:
+    """A counting check: pass with no findings, else fail listing the first ones."""
+    if not findings:
+        return _res(cid, PASS, 0, expected=expected, actual=ok, remediation=remediation, subject=subject)
+    shown = "; ".join(f["text"] for f in findings[:3])
+    more = f" (+{len(findings) - 3} more)" if len(findings) > 3 else ""
+    return _res(cid, FAIL, len(findings), expected=expected, actual=f"{len(findings)} found: {shown}{more}",
+                remediation=remediation, findings=findings, subject=subject)
+
+
+def _unsure(cid: str, reason: str, *, expected: str, remediation: str = "", subject: str = "",
+            findings=()) -> CheckResult:
+    return _res(cid, INCONCLUSIVE, None, expected=expected, actual="not judged", remediation=remediation,
+                reason=reason, subject=subject, findings=findings)
+
+
+def _need(obs: Observation, *kinds: str) -> str | None:
+    """Why the observation cannot answer (a kind it could not read), else None."""
+    for k in kinds:
+        if k in obs.unavailable:
+            return f"could not read {k} objects: {obs.unavailable[k]}"
+    return None
+
+
+def _ref(obs: Observation, obj: dict[str, Any]) -> str:
+    return obs.where(obj)
+
+
+def _vllm_container(dep: dict[str, Any]) -> dict[str, Any] | None:
+    cs = [c for _, c in containers(pod_spec(dep), init=False)]
+    for c in cs:
+        text = " ".join([str(c.get("image", ""))] + [str(x) for x in (c.get("command") or []) + (c.get("args") or [])])
+        if "vllm" in text.lower():
+            return c
+    return cs[0] if cs else None
+
+
+def _probe_window(probe: dict[str, Any]) -> float:
+    """Seconds the kubelet gives a probe before it acts: initialDelay + failureThreshold x period."""
+    return (float(probe.get("initialDelaySeconds") or 0)
+            + float(probe.get("failureThreshold") or 3) * float(probe.get("periodSeconds") or 10))
+
+
+def _measured_load_s(obs: Observation, dep: dict[str, Any]) -> tuple[float | None, str]:
+    """Longest container start -> Ready among the Deployment's pods (live), with the pod."""
+    if not obs.live:
+        return None, ""
+    sel = (dep.get("spec") or {}).get("selector")
+    c = _vllm_container(dep)
+    best: tuple[float | None, str] = (None, "")
+    for p in obs.of_kind("Pod"):
+        if namespace_of(p) != namespace_of(dep) or not label_selector_matches(sel, labels_of(p)):
+            continue
+        st = p.get("status") or {}
+        ready = next((parse_time(x.get("lastTransitionTime")) for x in st.get("conditions") or []
+                      if x.get("type") == "Ready" and x.get("status") == "True"), None)
+        for cs in st.get("containerStatuses") or []:
+            if c is not None and cs.get("name") != c.get("name"):
+                continue
+            started = parse_time(((cs.get("state") or {}).get("running") or {}).get("startedAt"))
+            if ready and started and ready >= started:
+                v = (ready - started).total_seconds()
+                if best[0] is None or v > best[0]:
+                    best = (v, name_of(p))
+    return best
+
+
+def _load(obs: Observation, s: Settings, dep: dict[str, Any]) -> tuple[float | None, str]:
+    measured, pod = _measured_load_s(obs, dep)
+    if s.model_load_s is not None:
+        src = s.model_load_source or "configured"
+        if measured is not None:
+            src += f"; measured {measured:.0f} s on pod {pod}"
+        return s.model_load_s, src
+    if measured is not None:
+        return measured, f"measured on pod {pod} (container start -> Ready)"
+    return None, ""
+
+
+# --------------------------------------------------------------------------- taint gate
+
+
+@check("K8S-TAINT-001", "taint gate timeline", "k8s.taint_gate_violations", "taint", modes=(LIVE,))
+def taint_gate_timeline(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TAINT-001"
+    expected = f"every workload pod on a GPU node was bound after {s.taint_key} left the node"
+    fix = (f"GPU nodes must join with {s.taint_key}:NoSchedule, only the tuner may tolerate it, and the tuner "
+           "must remove it only after tuning succeeded; then restart the pods bound too early (their NFS mounts "
+           "keep the untuned MSS)")
+    why = _need(obs, "Node", "Pod")
+    if why:
+        return _unsure(cid, why, expected=expected)
+    tuner, _ = find_tuner(obs, s)
+    nodes = node_evidence(obs, s, tuner)
+    if not nodes:
+        return _unsure(cid, "no GPU node in view (none matches --gpu-node-selector, has nvidia.com/gpu or "
+                       f"amd.com/gpu capacity, or carries {s.taint_key})", expected=expected)
+    res = judge_timeline(nodes, binding_evidence(obs, s, tuner, nodes))
+    findings = [dict(p.to_dict(), text=p.text) for p in res.pairs if p.kind != "ok"]
+    if not res.pairs:
+        ns = f" of namespace {s.namespace}" if s.namespace else ""
+        return _unsure(cid, f"no workload pod{ns} is bound to one of the {len(nodes)} GPU nodes: nothing to judge",
+                       expected=expected)
+    if res.violations:
+        v = res.violations
+        shown = "; ".join(p.text for p in v[:3]) + (f" (+{len(v) - 3} more)" if len(v) > 3 else "")
+        return _res(cid, FAIL, len(v), expected=expected, actual=f"{len(v)} pod(s) bound before the gate opened: "
+                    f"{shown}", remediation=fix, findings=findings)
+    if res.unknown:
+        u = res.unknown
+        return _unsure(cid, f"{len(u)} of {len(res.pairs)} bindings cannot be judged: {u[0].text}",
+                       expected=expected, remediation=fix, findings=findings)
+    return _res(cid, PASS, 0, expected=expected, remediation=fix, findings=[p.to_dict() for p in res.pairs],
+                actual=f"{len(res.pairs)} binding(s) on {len(nodes)} GPU node(s), all after the taint left")
+
+
+@check("K8S-TAINT-002", "only the tuner tolerates the taint", "k8s.taint_tolerating_workloads", "taint")
+def only_tuner_tolerates(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TAINT-002"
+    tuner, _ = find_tuner(obs, s)
+    findings = []
+    for w in workloads(obs, s):
+        if tuner is not None and w is tuner:
+            continue
+        spec = pod_spec(w)
+        if tolerates(spec, s.taint_key):
+            t = toleration_of(spec, s.taint_key) or {}
+            how = "tolerates every taint (operator Exists, no key)" if not t.get("key") else f"tolerates {s.taint_key}"
+            findings.append({"object": _ref(obs, w), "toleration": t, "text": f"{_ref(obs, w)} {how}"})
+    return _count(cid, findings, expected=f"no workload but the tuner tolerates {s.taint_key}",
+                  ok="no workload but the tuner tolerates the taint",
+                  remediation=f"remove the {s.taint_key} toleration (and any keyless 'operator: Exists') from "
+                  "every workload: only the network tuner may run on an untuned node")
+
+
+# --------------------------------------------------------------------------- tuner
+
+
+@check("K8S-TUNER-001", "tuner DaemonSet covers every GPU node", "k8s.tuner_coverage_defects", "tuner")
+def tuner_coverage(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TUNER-001"
+    expected = (f"a tuner DaemonSet with hostNetwork that tolerates {s.taint_key} and the GPU taints"
+                + (", with a running pod on every GPU node" if obs.live else ""))
+    fix = (f"deploy the tuner as a DaemonSet with hostNetwork: true, tolerations for {s.taint_key} and every taint "
+           "the GPU nodes carry (e.g. nvidia.com/gpu), and node affinity to the GPU pool")
+    why = _need(obs, "DaemonSet")
+    if why:
+        return _unsure(cid, why, expected=expected)
+    tuner, reason = find_tuner(obs, s)
+    if tuner is None:
+        return _res(cid, FAIL, 1, expected=expected, actual=reason, remediation=fix,
+                    findings=[{"text": reason}])
+    spec = pod_spec(tuner) or {}
+    findings = []
+    ref = _ref(obs, tuner)
+    if not any(t.get("key") == s.taint_key for t in spec.get("tolerations") or []) and not tolerates(spec, s.taint_key):
+        findings.append({"text": f"{ref} does not tolerate {s.taint_key}: it cannot start on a node that joins "
+                         "with the taint, so the node is never tuned and never opened"})
+    dep, _ = find_deployment(obs, s)
+    for t in (pod_spec(dep) or {}).get("tolerations") or [] if dep else []:
+        key = t.get("key")
+        if key and key != s.taint_key and t.get("effect") in (None, "", "NoSchedule") and not tolerates(spec, key):
+            findings.append({"text": f"{ref} does not tolerate {key}, which the vLLM pods tolerate (the GPU nodes "
+                             "carry it)"})
+    if not spec.get("hostNetwork"):
+        findings.append({"text": f"{ref} lacks hostNetwork: true, so its sysctls and MTU change the pod's network "
+                         "namespace, not the node's"})
+    if obs.live:
+        if "Pod" in obs.unavailable:
+            return _unsure(cid, _need(obs, "Pod") or "", expected=expected, findings=findings)
+        by_node = {}
+        for p in tuner_pods(obs, tuner):
+            by_node.setdefault((p.get("spec") or {}).get("nodeName"), []).append(p)
+        gpus = gpu_nodes(obs, s)
+        if not gpus:
+            return _unsure(cid, "no GPU node in view to cover", expected=expected, findings=findings)
+        for n in gpus:
+            pods = by_node.get(name_of(n), [])
+            running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+            if not running:
+                state = ", ".join(f"{name_of(p)} {(p.get('status') or {}).get('phase', '?')}" for p in pods) or "no pod"
+                findings.append({"node": name_of(n), "text": f"GPU node {name_of(n)} has no running tuner pod ({state})"})
+    return _count(cid, findings, expected=expected, remediation=fix, subject=ref,
+                  ok="the tuner tolerates the taint, uses hostNetwork" + (" and runs on every GPU node" if obs.live else ""))
+
+
+_BUILTIN_ROLES = {"cluster-admin", "admin", "edit", "view"}
+
+
+def _rule_excess(rule: dict[str, Any]) -> list[str]:
+    out = []
+    if rule.get("nonResourceURLs"):
+        out.append(f"nonResourceURLs {rule['nonResourceURLs']}")
+    groups = set(rule.get("apiGroups") or [])
+    res = set(rule.get("resources") or [])
+    verbs = set(rule.get("verbs") or [])
+    if groups - {""}:
+        out.append(f"apiGroups {sorted(groups - {''})}")
+    if res - {"nodes"}:
+        out.append(f"resources {sorted(res - {'nodes'})}")
+    if verbs - {"get", "patch"}:
+        out.append(f"verbs {sorted(verbs - {'get', 'patch'})}")
+    return out
+
+
+@check("K8S-TUNER-002", "tuner RBAC is nodes get/patch only", "k8s.tuner_rbac_excess", "tuner")
+def tuner_rbac(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TUNER-002"
+    expected = "the tuner's ServiceAccount may get and patch nodes, and nothing else"
+    fix = ("bind the tuner's ServiceAccount to a ClusterRole with one rule: apiGroups [''], resources [nodes], "
+           "verbs [get, patch]")
+    tuner, reason = find_tuner(obs, s)
+    if tuner is None:
+        return _unsure(cid, f"no tuner to judge ({reason})", expected=expected)
+    why = _need(obs, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    if why:
+        return _unsure(cid, why, expected=expected)
+    ns = namespace_of(tuner) or "default"
+    sa = (pod_spec(tuner) or {}).get("serviceAccountName") or (pod_spec(tuner) or {}).get("serviceAccount") or "default"
+    findings, unknown, grants_patch = [], [], False
+    for b in obs.of_kind("ClusterRoleBinding", "RoleBinding"):
+        if b.get("kind") == "RoleBinding" and (namespace_of(b) or "default") != ns:
+            continue
+        subj = [x for x in b.get("subjects") or [] if x.get("kind") == "ServiceAccount" and x.get("name") == sa
+                and (x.get("namespace") or namespace_of(b) or "default") == ns]
+        if not subj:
+            continue
+        rr = b.get("roleRef") or {}
+        role = obs.get(rr.get("kind", ""), rr.get("name", ""), None if rr.get("kind") == "ClusterRole" else ns)
+        bref = f"{b.get('kind')} {name_of(b)}"
+        if role is None:
+            if rr.get("name") in _BUILTIN_ROLES or str(rr.get("name", "")).startswith("system:"):
+                findings.append({"binding": bref, "text": f"{bref} grants the built-in {rr.get('kind')} "
+                                 f"{rr.get('name')}: far beyond nodes get/patch"})
+            else:
+                unknown.append(f"{bref} refers to {rr.get('kind')} {rr.get('name')}, which is not in view")
+            continue
+        for i, rule in enumerate(role.get("rules") or []):
+            excess = _rule_excess(rule)
+            if "*" in str(rule.get("verbs")) or "*" in str(rule.get("resources")) or "*" in str(rule.get("apiGroups")):
+                excess = excess or ["wildcard"]
+            if excess:
+                findings.append({"role": _ref(obs, role), "rule": rule,
+                                 "text": f"{_ref(obs, role)} rule {i + 1} adds {', '.join(excess)}"})
+            if "nodes" in (rule.get("resources") or []) and {"patch", "*"} & set(rule.get("verbs") or []):
+                grants_patch = True
+    subject = f"ServiceAccount {ns}/{sa}"
+    if findings:
+        return _count(cid, findings, expected=expected, remediation=fix, ok="", subject=subject)
+    if unknown:
+        return _unsure(cid, "; ".join(unknown), expected=expected, remediation=fix, subject=subject)
+    if not grants_patch:
+        text = f"nothing grants {subject} patch on nodes: the tuner cannot remove the taint"
+        return _res(cid, FAIL, 1, expected=expected, actual=text, remediation=fix, subject=subject,
+                    findings=[{"text": text}])
+    return _count(cid, [], expected=expected, remediation=fix, subject=subject, ok="nodes get/patch only")
+
+
+@check("K8S-TUNER-003", "tuner does not mask failures", "k8s.tuner_masked_failures", "tuner")
+def tuner_masking(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TUNER-003"
+    expected = "every tuning step and the taint removal fail the pod when they fail (no '|| true', set -e)"
+    fix = ("drop '|| true' (and '|| :', '|| exit 0'), run scripts under 'set -e', and make the taint removal "
+           "idempotent instead: remove it only when present (kubectl get node … | grep -q KEY && kubectl taint …-)")
+    tuner, reason = find_tuner(obs, s)
+    if tuner is None:
+        return _unsure(cid, f"no tuner to judge ({reason})", expected=expected)
+    findings = []
+    for field_, c in containers(pod_spec(tuner)):
+        for where, script, argv, _ in scripts(c):
+            for n, line in masked_failures(script):
+                findings.append({"container": c.get("name"), "line": n,
+                                 "text": f"{field_[:-1]} {c.get('name')} {where} line {n}: '{line}' masks a failure"})
+            if unguarded_commands(script, argv):
+                findings.append({"container": c.get("name"),
+                                 "text": f"{field_[:-1]} {c.get('name')} {where} runs several commands without "
+                                 "'set -e': every failure but the last is ignored"})
+        for where, argv in ((w, a) for w, a, _ in _plain_exec(c)):
+            if "||" in argv:
+                findings.append({"container": c.get("name"), "text": f"{c.get('name')} {where}: '||' in argv"})
+    return _count(cid, findings, expected=expected, remediation=fix, ok="no masked failures",
+                  subject=_ref(obs, tuner))
+
+
+def _plain_exec(c: dict[str, Any]) -> Iterator[tuple[str, list[Any], Any]]:
+    from .shell import exec_points
+
+    for where, argv, paths in exec_points(c):
+        if script_index(argv) is None:
+            yield where, argv, paths
+
+
+# --------------------------------------------------------------------------- vLLM Deployment
+
+
+def _deployment_or_unsure(cid: str, obs: Observation, s: Settings, expected: str):
+    why = _need(obs, "Deployment")
+    if why:
+        return None, _unsure(cid, why, expected=expected)
+    dep, reason = find_deployment(obs, s)
+    if dep is None:
+        return None, _unsure(cid, reason + " (name it with --vllm-deployment or --vllm-selector)", expected=expected)
+    return dep, None
+
+
+@check("K8S-DEPLOY-001", "rolling update maxSurge 0 / maxUnavailable 1", "k8s.rollout_strategy_violations", "deployment")
+def rollout_strategy(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-001"
+    expected = "strategy RollingUpdate with maxSurge 0 and maxUnavailable 1"
+    fix = "set spec.strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}} (no spare GPU for a surge pod)"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    st = (dep.get("spec") or {}).get("strategy") or {}
+    kind = st.get("type", "RollingUpdate")
+    ru = st.get("rollingUpdate") or {}
+    surge, unavail = ru.get("maxSurge", "25%"), ru.get("maxUnavailable", "25%")
+    findings = []
+    if kind != "RollingUpdate":
+        findings.append({"text": f"strategy {kind}: every replica stops at once"})
+    else:
+        if str(surge) not in ("0", "0%"):
+            findings.append({"text": f"maxSurge {surge}" + (" (the default)" if "maxSurge" not in ru else "")
+                             + ": a surge pod needs a spare GPU node and stays Pending"})
+        if str(unavail) != "1":
+            findings.append({"text": f"maxUnavailable {unavail}" + (" (the default)" if "maxUnavailable" not in ru else "")})
+    return _count(cid, findings, expected=expected, remediation=fix, ok="RollingUpdate maxSurge 0, maxUnavailable 1",
+                  subject=_ref(obs, dep))
+
+
+@check("K8S-DEPLOY-002", "startup-probe budget covers the model load", "k8s.startup_budget_headroom_s", "deployment",
+       unit="s")
+def startup_budget(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-002"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, "startup budget >= model load x margin")
+    if unsure:
+        return unsure
+    load, src = _load(obs, s, dep)
+    margin = s.model_load_margin
+    expected = (f"startupProbe initialDelaySeconds + failureThreshold x periodSeconds >= model load "
+                f"{'%.0f s' % load if load is not None else '?'} x {margin:g}")
+    c = _vllm_container(dep) or {}
+    probe = c.get("startupProbe")
+    if load is None:
+        return _unsure(cid, "no model-load time: pass --model-load-s (or set model_load_s in the target), or run "
+                       "live against Ready vLLM pods to measure it", expected=expected, subject=_ref(obs, dep))
+    need = load * margin
+    fix = (f"raise startupProbe failureThreshold (or periodSeconds) so the budget reaches {need:.0f} s; e.g. "
+           f"initialDelaySeconds 120 + failureThreshold {max(1, int(-(-(need - 120) // 10)))} x periodSeconds 10")
+    if not probe:
+        return _res(cid, FAIL, -need, expected=expected, remediation=fix, subject=_ref(obs, dep),
+                    actual=f"container {c.get('name')} has no startupProbe (budget 0 s) for a {load:.0f} s load "
+                    f"({src})", findings=[{"text": "no startupProbe", "load_s": load, "load_source": src}])
+    budget = _probe_window(probe)
+    head = budget - need
+    actual = (f"budget {probe.get('initialDelaySeconds') or 0} + {probe.get('failureThreshold') or 3} x "
+              f"{probe.get('periodSeconds') or 10} = {budget:.0f} s for a {load:.0f} s load ({src}) x {margin:g} "
+              f"= {need:.0f} s: headroom {head:+.0f} s")
+    details = [{"budget_s": budget, "load_s": load, "load_source": src, "margin": margin, "text": actual}]
+    return _res(cid, PASS if head >= 0 else FAIL, head, expected=expected, actual=actual, remediation=fix,
+                subject=_ref(obs, dep), findings=details)
+
+
+def _prestop_script(c: dict[str, Any]) -> tuple[str | None, str]:
+    """(script, '') of the container's preStop exec hook, else (None, what is there instead)."""
+    pre = ((c.get("lifecycle") or {}).get("preStop")) or {}
+    if not pre:
+        return None, "no preStop hook"
+    ex = (pre.get("exec") or {}).get("command")
+    if not ex:
+        kind = next(iter(pre), "?")
+        return None, f"preStop is {kind}, not an exec hook that polls the queue"
+    i = script_index(ex)
+    if i is None:
+        return None, f"preStop runs {' '.join(map(str, ex))[:80]}, whose contents the spec does not show"
+    return str(ex[i]), ""
+
+
+@check("K8S-DEPLOY-003", "preStop drains running + waiting requests", "k8s.prestop_drain_defects", "deployment")
+def prestop_drain(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-003"
+    expected = ("a preStop exec hook that polls /metrics until vllm:num_requests_running and "
+                "vllm:num_requests_waiting are 0, and never calls an unanswered /metrics drained")
+    fix = ("use a preStop hook that checks the fetch (curl -f inside an if) before trusting the numbers, e.g. "
+           "pytest_inference.server.drain.PRESTOP_HOOK")
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    c = _vllm_container(dep) or {}
+    script, other = _prestop_script(c)
+    if script is None:
+        if "does not show" in other:
+            return _unsure(cid, other, expected=expected, remediation=fix, subject=_ref(obs, dep))
+        return _count(cid, [{"text": other}], expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+    findings = [{"text": f"preStop {t}"} for t in drain_hook_findings(script)]
+    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+                  ok="the preStop hook polls running + waiting and checks the fetch")
+
+
+@check("K8S-DEPLOY-004", "grace period outlasts the drain", "k8s.grace_period_headroom_s", "deployment", unit="s")
+def grace_period(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-004"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, "terminationGracePeriodSeconds > drain")
+    if unsure:
+        return unsure
+    c = _vllm_container(dep) or {}
+    script, _ = _prestop_script(c)
+    pre = pre_loop_sleep(script) if script else 0.0
+    drain = pre + s.max_drain_s
+    spec = pod_spec(dep) or {}
+    grace = float(spec.get("terminationGracePeriodSeconds", 30))
+    head = grace - drain
+    expected = f"terminationGracePeriodSeconds > {drain:.0f} s (hook sleep {pre:.0f} s + longest drain {s.max_drain_s:.0f} s)"
+    actual = (f"terminationGracePeriodSeconds {grace:.0f}" + (" (the default)" if "terminationGracePeriodSeconds" not in spec else "")
+              + f" vs drain {drain:.0f} s: headroom {head:+.0f} s")
+    fix = (f"set terminationGracePeriodSeconds to at least {drain + 10:.0f}: the kubelet kills the pod when it ends, "
+           "drain or not")
+    return _res(cid, PASS if head > 0 else FAIL, head, expected=expected, actual=actual, remediation=fix,
+                subject=_ref(obs, dep), findings=[{"grace_s": grace, "pre_sleep_s": pre, "max_drain_s": s.max_drain_s,
+                                                   "text": actual}])
+
+
+@check("K8S-DEPLOY-005", "liveness cannot kill a loading pod", "k8s.liveness_kill_risks", "deployment")
+def liveness_during_load(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-005"
+    expected = "a livenessProbe only behind a startupProbe (or a liveness window longer than the load)"
+    fix = "add a startupProbe sized for the model load: the kubelet holds liveness back until it succeeds"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    findings, unknown = [], []
+    load, src = _load(obs, s, dep)
+    for _, c in containers(pod_spec(dep), init=False):
+        live = c.get("livenessProbe")
+        if not live or c.get("startupProbe"):
+            continue
+        window = _probe_window(live)
+        if load is None:
+            unknown.append(f"container {c.get('name')}: liveness acts after {window:.0f} s and no model-load time is known")
+        elif window < load * s.model_load_margin:
+            findings.append({"container": c.get("name"), "window_s": window, "load_s": load,
+                             "text": f"container {c.get('name')} has a livenessProbe (acts after {window:.0f} s) and no "
+                             f"startupProbe: it kills a pod still loading for {load:.0f} s ({src})"})
+    if findings:
+        return _count(cid, findings, expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+    if unknown:
+        return _unsure(cid, "; ".join(unknown) + " (pass --model-load-s)", expected=expected, remediation=fix,
+                       subject=_ref(obs, dep))
+    return _count(cid, [], expected=expected, remediation=fix, subject=_ref(obs, dep),
+                  ok="liveness waits for the startupProbe (or there is none)")
+
+
+_FLOATING_TAGS = {"latest", "stable", "main", "master", "nightly", "edge", "dev", "slim", "alpine"}
+
+
+def image_pinned(image: str) -> bool:
+    """A digest, or a tag that names a version (has a digit and is not a moving name)."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    tag = last.rsplit(":", 1)[1]
+    return tag.lower() not in _FLOATING_TAGS and bool(re.search(r"\d", tag))
+
+
+@check("K8S-DEPLOY-006", "images pinned to a version", "k8s.unpinned_images", "deployment")
+def images_pinned(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-006"
+    findings = []
+    objs = workloads(obs, s)
+    tuner, _ = find_tuner(obs, s)
+    if tuner is not None and all(o is not tuner for o in objs):
+        objs.append(tuner)
+    for o in objs:
+        for _, c in containers(pod_spec(o)):
+            img = str(c.get("image", ""))
+            if not image_pinned(img):
+                findings.append({"object": _ref(obs, o), "container": c.get("name"), "image": img,
+                                 "text": f"{_ref(obs, o)} container {c.get('name')} runs {img or '(no image)'}"})
+    return _count(cid, findings, expected="every image pinned to a version tag or a digest",
+                  ok=f"all images pinned ({sum(1 for o in objs for _ in containers(pod_spec(o)))} containers)",
+                  remediation="pin each image to a release tag or digest (e.g. vllm/vllm-openai:v0.10.1): ':latest' "
+                  "changes under a rollout and nodes disagree on what it means")
+
+
+@check("K8S-DEPLOY-007", "PodDisruptionBudget protects the vLLM pods", "k8s.pdb_defects", "deployment")
+def disruption_budget(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-DEPLOY-007"
+    expected = "a PodDisruptionBudget selecting the vLLM pods with maxUnavailable 1"
+    fix = "add a PodDisruptionBudget (policy/v1) with maxUnavailable: 1 and the vLLM pods' labels as selector"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    why = _need(obs, "PodDisruptionBudget")
+    if why:
+        return _unsure(cid, why, expected=expected, remediation=fix, subject=_ref(obs, dep))
+    labels = pod_template_labels(dep)
+    ns = namespace_of(dep)
+    pdbs = [p for p in obs.of_kind("PodDisruptionBudget") if namespace_of(p) == ns
+            and label_selector_matches((p.get("spec") or {}).get("selector"), labels)]
+    if not pdbs:
+        return _count(cid, [{"text": "no PodDisruptionBudget selects the vLLM pods: a node drain may evict every "
+                             "replica at once"}], expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+    replicas = (dep.get("spec") or {}).get("replicas", 1)
+    findings = []
+    for p in pdbs:
+        sp = p.get("spec") or {}
+        mu, ma = sp.get("maxUnavailable"), sp.get("minAvailable")
+        blocks = str(mu) in ("0", "0%") or str(ma) == "100%" or (
+            isinstance(ma, int) and isinstance(replicas, int) and ma >= replicas)
+        if blocks:
+            findings.append({"text": f"{_ref(obs, p)} allows no disruption (maxUnavailable {mu}, minAvailable {ma}, "
+                             f"replicas {replicas}): node drains hang"})
+    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+                  ok=f"{_ref(obs, pdbs[0])} allows one disruption at a time")
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _model_claims(dep: dict[str, Any]) -> list[str]:
+    return [v["persistentVolumeClaim"]["claimName"] for v in (pod_spec(dep) or {}).get("volumes") or []
+            if (v.get("persistentVolumeClaim") or {}).get("claimName")]
+
+
+def _pv_for(obs: Observation, pvc: dict[str, Any]) -> dict[str, Any] | None:
+    sp = pvc.get("spec") or {}
+    if sp.get("volumeName"):
+        return obs.get("PersistentVolume", sp["volumeName"])
+    pvs = obs.of_kind("PersistentVolume")
+    for pv in pvs:
+        ref = (pv.get("spec") or {}).get("claimRef") or {}
+        if ref.get("name") == name_of(pvc) and ref.get("namespace") in (namespace_of(pvc), None):
+            return pv
+    if sp.get("selector"):
+        hits = [pv for pv in pvs if label_selector_matches(sp["selector"], labels_of(pv))]
+        return hits[0] if len(hits) == 1 else None
+    return None
+
+
+def _is_nfs(pv: dict[str, Any]) -> bool:
+    sp = pv.get("spec") or {}
+    return bool(sp.get("nfs")) or (sp.get("csi") or {}).get("driver") == "nfs.csi.k8s.io"
+
+
+@check("K8S-STORAGE-001", "model PVC is ReadWriteMany and bound", "k8s.pvc_defects", "storage")
+def model_pvc(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-STORAGE-001"
+    expected = "the vLLM pods' model PVC is ReadWriteMany and " + ("Bound" if obs.live else "binds to a ReadWriteMany PV")
+    fix = "give the model PVC accessModes [ReadWriteMany] on an RWX volume (NFS): every replica mounts the same weights"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    why = _need(obs, "PersistentVolumeClaim")
+    if why:
+        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
+    claims = _model_claims(dep)
+    if not claims:
+        return _count(cid, [{"text": "the vLLM pods mount no PersistentVolumeClaim: weights are not on shared storage"}],
+                      expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+    findings = []
+    for name in claims:
+        pvc = obs.get("PersistentVolumeClaim", name, namespace_of(dep))
+        if pvc is None:
+            findings.append({"text": f"PersistentVolumeClaim {name} is not " + ("in the namespace" if obs.live else "in the manifests")})
+            continue
+        ref = _ref(obs, pvc)
+        modes = (pvc.get("spec") or {}).get("accessModes") or []
+        if "ReadWriteMany" not in modes:
+            findings.append({"text": f"{ref} accessModes {modes}: a second replica on another node cannot mount it"})
+        if obs.live:
+            phase = (pvc.get("status") or {}).get("phase")
+            if phase != "Bound":
+                findings.append({"text": f"{ref} is {phase or 'not bound'}"})
+        else:
+            pv = _pv_for(obs, pvc)
+            sc = (pvc.get("spec") or {}).get("storageClassName")
+            if pv is None and sc in ("", None):
+                findings.append({"text": f"{ref} matches no PersistentVolume in the manifests (volumeName/selector)"})
+            elif pv is not None and "ReadWriteMany" not in ((pv.get("spec") or {}).get("accessModes") or []):
+                findings.append({"text": f"{_ref(obs, pv)} is not ReadWriteMany"})
+    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+                  ok=f"{', '.join(claims)}: ReadWriteMany, " + ("Bound" if obs.live else "binds to an RWX PV"))
+
+
+def mount_options(pv: dict[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in (pv.get("spec") or {}).get("mountOptions") or []:
+        for part in str(item).split(","):
+            part = part.strip()
+            if part:
+                k, _, v = part.partition("=")
+                out[k.strip()] = v.strip() if _ else None
+    return out
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(x) for x in text.split("."))
+    except ValueError:
+        return None
+
+
+@check("K8S-STORAGE-002", "NFS mount options: nconnect and vers", "k8s.nfs_mount_defects", "storage")
+def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-STORAGE-002"
+    vmin = ".".join(map(str, s.nfs_vers_min))
+    expected = f"the model PV's mountOptions have nconnect >= {s.nconnect_min} and vers >= {vmin}"
+    fix = (f"set spec.mountOptions on the PV: [vers={vmin}, nconnect={s.nconnect_min}, rsize=1048576, wsize=1048576] "
+           "(a PV without mountOptions mounts with one TCP connection)")
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    why = _need(obs, "PersistentVolumeClaim", "PersistentVolume")
+    if why:
+        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
+    pvs = []
+    for name in _model_claims(dep):
+        pvc = obs.get("PersistentVolumeClaim", name, namespace_of(dep))
+        pv = _pv_for(obs, pvc) if pvc else None
+        if pv is not None:
+            pvs.append(pv)
+    if not pvs:
+        return _unsure(cid, "no PersistentVolume behind the vLLM pods' claims is in view", expected=expected,
+                       remediation=fix, subject=_ref(obs, dep))
+    findings = []
+    for pv in pvs:
+        ref = _ref(obs, pv)
+        if not _is_nfs(pv):
+            return _unsure(cid, f"{ref} is not an NFS volume; this check judges NFS mount options", expected=expected,
+                           subject=ref)
+        opts = mount_options(pv)
+        nc = opts.get("nconnect")
+        if nc is None:
+            findings.append({"text": f"{ref} has no nconnect mount option: one TCP connection to the NFS server"})
+        elif not str(nc).isdigit() or int(nc) < s.nconnect_min:
+            findings.append({"text": f"{ref} nconnect={nc} < {s.nconnect_min}"})
+        vers = opts.get("vers") or opts.get("nfsvers")
+        if vers is None:
+            findings.append({"text": f"{ref} does not pin the NFS version (vers=/nfsvers=)"})
+        else:
+            v = _version(vers)
+            if v is None or v < s.nfs_vers_min:
+                findings.append({"text": f"{ref} vers={vers} < {vmin}" + (" (NFSv3: no sessions, no nconnect "
+                                 "trunking of state)" if v and v[0] == 3 else "")})
+            elif len(v) == 1:
+                findings.append({"text": f"{ref} vers={vers} leaves the minor version to negotiation; pin {vmin}"})
+    return _count(cid, findings, expected=expected, remediation=fix, subject=", ".join(_ref(obs, p) for p in pvs),
+                  ok="; ".join(f"{name_of(p)}: " + ",".join(f"{k}={v}" if v is not None else k
+                                                          for k, v in mount_options(p).items()) for p in pvs))
+
+
+@check("K8S-STORAGE-003", "model download Job completed", "k8s.download_job_defects", "storage")
+def download_job(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-STORAGE-003"
+    expected = "a Job that downloads the model into the shared claim" + (", completed" if obs.live else "")
+    fix = "run the download Job (restartPolicy Never/OnFailure, the model PVC mounted) and wait for it to complete"
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    if unsure:
+        return unsure
+    why = _need(obs, "Job")
+    if why:
+        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
+    claims = set(_model_claims(dep))
+    jobs = [j for j in obs.of_kind("Job") if namespace_of(j) == namespace_of(dep)
+            and claims & set(_model_claims(j))]
+    if not claims:
+        return _unsure(cid, "the vLLM pods mount no PVC to download into", expected=expected, subject=_ref(obs, dep))
+    if not jobs:
+        if obs.live:
+            return _unsure(cid, f"no Job mounting {', '.join(sorted(claims))} is left (ttlSecondsAfterFinished "
+                           "deletes finished Jobs): cannot tell whether the download completed",
+                           expected=expected, subject=_ref(obs, dep))
+        return _count(cid, [{"text": f"no Job in the manifests mounts {', '.join(sorted(claims))}"}],
+                      expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+    findings = []
+    if obs.live:
+        job = max(jobs, key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")))
+        st = job.get("status") or {}
+        conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+        if conds.get("Failed") == "True":
+            findings.append({"text": f"{_ref(obs, job)} failed ({st.get('failed', '?')} failed pod(s))"})
+        elif not (st.get("succeeded") or conds.get("Complete") == "True"):
+            findings.append({"text": f"{_ref(obs, job)} has not completed (active {st.get('active', 0)})"})
+        ok = f"{_ref(obs, job)} completed"
+    else:
+        for j in jobs:
+            rp = (pod_spec(j) or {}).get("restartPolicy")
+            if rp not in ("Never", "OnFailure"):
+                findings.append({"text": f"{_ref(obs, j)} restartPolicy {rp}"})
+        ok = f"{', '.join(_ref(obs, j) for j in jobs)} writes the model into {', '.join(sorted(claims))}"
+    return _count(cid, findings, expected=expected, remediation=fix, ok=ok, subject=_ref(obs, dep))
+
+
+# --------------------------------------------------------------------------- templates
+
+
+_DOLLAR2 = re.compile(r"\$\$")
+_BRACE = re.compile(r"\$\{[^}]*\}")
+_MUSTACHE = re.compile(r"\{\{[^}]*\}\}")
+
+_TEMPLATE_PREFIXES = {
+    "Pod": ("spec",), "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def _script_paths(obj: dict[str, Any]) -> set[tuple[str, ...]]:
+    prefix = _TEMPLATE_PREFIXES.get(str(obj.get("kind")), ("spec", "template", "spec"))
+    spec = pod_spec(obj)
+    out: set[tuple[str, ...]] = set()
+    if not spec:
+        return out
+    for field_ in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(field_) or []):
+            for _, _, _, path in scripts(c):
+                out.add(prefix + (field_, str(i)) + tuple(path))
+    return out
+
+
+def _leaves(x: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _leaves(v, path + (str(k),))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _leaves(v, path + (str(i),))
+    elif isinstance(x, str):
+        yield path, x
+
+
+def template_leftovers(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, snippet) of each unrendered template piece in one object: ``$$`` anywhere (a
+    Terraform-escaped ``$`` applied raw: the shell reads the PID), ``${…}`` outside a shell
+    script (Kubernetes never expands it there), and ``{{ … }}``."""
+    scripts_at = _script_paths(obj)
+    out = []
+    for path, text in _leaves(obj):
+        if path and path[0] == "status":
+            continue
+        hits = [m.group(0) for m in _DOLLAR2.finditer(text)]
+        if path not in scripts_at:
+            hits += [m.group(0) for m in _BRACE.finditer(text)]
+        hits += [m.group(0) for m in _MUSTACHE.finditer(text)]
+        for h in hits:
+            i = text.find(h)
+            snippet = text[max(0, i - 20): i + len(h) + 20].replace("\n", " ")
+            out.append((".".join(path), snippet))
+    return out
+
+
+@check("K8S-TEMPLATE-001", "no unrendered template leftovers", "k8s.template_leftovers", "template")
+def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
+    cid = "K8S-TEMPLATE-001"
+    findings = []
+    for o in obs.objects:
+        for path, snippet in template_leftovers(o):
+            findings.append({"object": _ref(obs, o), "path": path, "snippet": snippet,
+                             "text": f"{_ref(obs, o)} {path}: '{snippet.strip()}'"})
+    return _count(cid, findings, expected="no ${…}, $$ or {{ }} left from a template (outside shell scripts)",
+                  ok=f"{len(obs.objects)} objects, no template leftovers",
+                  remediation="render the templates before applying (terraform templatefile / helm template); "
+                  "applied raw, '$$' is the shell's PID and '${var}' stays literal")

@@ -1,0 +1,84 @@
+"""Static mode: a folder of Kubernetes manifests (YAML, multi-document, ``kind: List``, JSON)
+as an :class:`~.model.Observation`, so the same checks judge it without a cluster.
+
+Everything that cannot be read is one line in :class:`ManifestError` (the folder is missing or
+empty, a file is not YAML, a document is not a Kubernetes object).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .model import STATIC, Observation, key_of
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class ManifestError(Exception):
+    """The manifests cannot be read; the message is one line meant for the user."""
+
+
+def manifest_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def _yaml_error(path: Path, exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    hint = ""
+    text = path.read_text(errors="replace")
+    if "{{" in text:
+        hint = " (an unrendered Helm/Go template? render it first: helm template …)"
+    return f"--manifests: {where}: not valid YAML: {problem}{hint}"
+
+
+def load_manifests(folder: str | Path) -> Observation:
+    """Read every manifest under ``folder`` (recursively) into a static observation."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - pyyaml is a dependency
+        raise ManifestError("--manifests needs PyYAML: pip install pyyaml") from None
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise ManifestError(f"--manifests {folder}: no such folder")
+    if not root.is_dir():
+        raise ManifestError(f"--manifests {folder}: not a folder (give the folder that holds the YAML files)")
+    files = manifest_files(root)
+    if not files:
+        raise ManifestError(f"--manifests {folder}: no .yaml, .yml or .json files in it")
+    obs = Observation(mode=STATIC, source=f"manifests {root}")
+    for path in files:
+        rel = path.relative_to(root)
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            raise ManifestError(f"--manifests: {path}: not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            raise ManifestError(_yaml_error(path, exc)) from None
+        for i, doc in enumerate(docs, start=1):
+            if doc is None:
+                continue
+            for obj in _objects(doc, path, i):
+                obs.objects.append(obj)
+                obs.origin.setdefault(key_of(obj), f"{rel}#{i}")
+    if not obs.objects:
+        raise ManifestError(f"--manifests {folder}: the files hold no Kubernetes objects")
+    return obs
+
+
+def _objects(doc: Any, path: Path, i: int) -> list[dict[str, Any]]:
+    if not isinstance(doc, dict):
+        raise ManifestError(f"--manifests: {path} document {i} is a {type(doc).__name__}, not a Kubernetes object")
+    if not doc.get("kind") or not isinstance(doc.get("kind"), str):
+        raise ManifestError(f"--manifests: {path} document {i} has no 'kind': not a Kubernetes object")
+    if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
+        out: list[dict[str, Any]] = []
+        for item in doc["items"]:
+            out += _objects(item, path, i)
+        return out
+    md = doc.get("metadata")
+    if not isinstance(md, dict) or not md.get("name"):
+        raise ManifestError(f"--manifests: {path} document {i} ({doc['kind']}) has no metadata.name")
+    return [doc]
