@@ -77,7 +77,8 @@ class ClaimRecorder:
         )
         return self._record(c, parameters)
 
-    def inconclusive(self, metric: str, reason: str, *, unit: str | None = None, parameters=None) -> Claim:
+    def inconclusive(self, metric: str, reason: str, *, unit: str | None = None, parameters=None,
+                     details: dict[str, Any] | None = None) -> Claim:
         """A claim the run could not measure at all (e.g. the server reports no token usage)."""
         req = self._state.target.requirement(metric)
         c = Claim(
@@ -92,6 +93,7 @@ class ClaimRecorder:
             threshold=req.threshold if req else None,
             target=self._state.target.name,
             confidence=self._state.target.confidence,
+            details=dict(details or {}),
         )
         return self._record(c, parameters)
 

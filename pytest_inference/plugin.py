@@ -311,6 +311,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("inference_api_key_env", "default environment variable holding the API key", default=None)
     parser.addini("inference_report_dir", "default report folder", default=None)
     parser.addini("inference_inconclusive", "fail (default) or xfail", default=None)
+    # --- Kubernetes suite options (group inference-k8s; pytest_inference/k8s/options.py) ----------
+    from .k8s.options import add_options as _k8s_options
+
+    _k8s_options(parser)
 
 
 def pytest_cmdline_main(config: pytest.Config):

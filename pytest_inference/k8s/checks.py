@@ -831,3 +831,94 @@ def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
                   ok=f"{len(obs.objects)} objects, no template leftovers",
                   remediation="render the templates before applying (terraform templatefile / helm template); "
                   "applied raw, '$$' is the shell's PID and '${var}' stays literal")
+
+
+# --------------------------------------------------------------------------- mutation checks
+# Not in run_all (modes=()): they need --k8s-allow-mutations and data that mutate.py gathers; the
+# judges below stay pure.
+
+CHECKS["K8S-SCALE-001"] = Check("K8S-SCALE-001", "scale-out reaches N Ready replicas in time", "k8s.scale_out_s",
+                                "mutation", lambda o, s: None, unit="s", modes=())  # type: ignore[arg-type,return-value]
+CHECKS["K8S-NODE-001"] = Check("K8S-NODE-001", "GPU nodes are tuned (MTU, buffers, no stale NFS connections)",
+                               "k8s.untuned_gpu_nodes", "mutation", lambda o, s: None, modes=())  # type: ignore
+
+
+def scale_out_result(res: Any) -> CheckResult:
+    """K8S-SCALE-001 from a :class:`~.mutate.ScaleResult` (the threshold is the target's)."""
+    cid = "K8S-SCALE-001"
+    expected = f"{res.from_replicas} -> {res.to_replicas} replicas all Ready within the target's k8s.scale_out_s"
+    fix = ("keep the weights on the shared volume (no download per pod), size the startup probe to the load, and "
+           "have GPU nodes ready (tuned, untainted) before scaling")
+    subject = f"Deployment {res.namespace}/{res.deployment}"
+    undo = "" if res.undo.ok() else " — CLEANUP FAILED: " + "; ".join(res.undo.failures)
+    if res.seconds is None:
+        return _unsure(cid, (res.error or "the scale-out did not finish") + undo, expected=expected,
+                       remediation=fix, subject=subject, findings=[res.to_dict()])
+    actual = f"{res.from_replicas} -> {res.to_replicas} Ready in {res.seconds:.1f} s{undo}"
+    return _res(cid, PASS if res.undo.ok() else FAIL, res.seconds, expected=expected, actual=actual,
+                remediation=fix, subject=subject, findings=[res.to_dict()])
+
+
+#: node.* metric -> (snapshot attribute, default requirement when the target has none)
+NODE_FIELDS = {
+    "node.mtu": ("mtu", (">=", 9000)),
+    "node.rmem_max": ("rmem_max", (">=", 16777216)),
+    "node.wmem_max": ("wmem_max", (">=", 16777216)),
+    "node.tcp_rmem_max": ("tcp_rmem_max", (">=", 16777216)),
+    "node.tcp_wmem_max": ("tcp_wmem_max", (">=", 16777216)),
+    "node.stale_nfs_connections": ("stale", ("==", 0)),
+}
+
+
+def node_tuning_result(probes: list[Any], requirements: dict[str, Any], undo: Any = None) -> CheckResult:
+    """K8S-NODE-001 from the probes of each GPU node: a node is untuned when any node.* value
+    misses its requirement (the target's, else the seed's: MTU 9000, 16 MiB buffers, no stale NFS)."""
+    from ..claims import OPS
+
+    cid = "K8S-NODE-001"
+    expected = "every GPU node: " + ", ".join(
+        f"{m.split('.', 1)[1]} {r.op if r else d[0]} {int(r.threshold) if r else d[1]}"
+        for m, (_, d) in NODE_FIELDS.items() for r in [requirements.get(m)])
+    fix = ("let the tuner finish before the taint leaves (K8S-TUNER-003), then remount NFS on nodes with stale "
+           "connections (restart their vLLM pods): a connection opened at MTU 1500 keeps its MSS")
+    findings, unknown = [], []
+    for p in probes:
+        snap = p.snapshot
+        if snap is None:
+            unknown.append(f"{p.node}: {p.error or 'not probed'}")
+            continue
+        bad, missing = [], []
+        for metric, (attr, (op, thr)) in NODE_FIELDS.items():
+            req = requirements.get(metric)
+            op, thr = (req.op, req.threshold) if req is not None else (op, thr)
+            errors = getattr(snap, "errors", {}) or {}
+            key = "stale_nfs_connections" if attr == "stale" else attr
+            if key in errors:
+                missing.append(f"{attr}: {errors[key]}")
+                continue
+            value = getattr(snap, attr, None)
+            if attr == "stale":
+                value = len(value or [])
+            if value is None:
+                missing.append(attr)
+            elif not OPS[op](value, thr):
+                bad.append(f"{attr} {value} (needs {op} {thr:g})")
+        if bad:
+            findings.append({"node": p.node, "text": f"{p.node}: {', '.join(bad)}", "snapshot": _snap_dict(snap)})
+        elif missing:
+            unknown.append(f"{p.node}: could not read {', '.join(missing)}")
+    cleanup = [] if undo is None or undo.ok() else undo.failures
+    if findings or cleanup:
+        res = _count(cid, findings + [{"text": f"CLEANUP FAILED: {c}"} for c in cleanup], expected=expected,
+                     remediation=fix, ok="")
+        res.measured = len(findings)
+        return res
+    if unknown or not probes:
+        return _unsure(cid, "; ".join(unknown) if unknown else "no GPU node to probe", expected=expected,
+                       remediation=fix)
+    return _count(cid, [], expected=expected, remediation=fix, ok=f"{len(probes)} GPU node(s) tuned")
+
+
+def _snap_dict(snap: Any) -> dict[str, Any]:
+    to = getattr(snap, "to_dict", None)
+    return to() if callable(to) else {}
