@@ -516,7 +516,24 @@ def _check_available(ganesha: str, offloads: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 # the model files
 
-def _safetensors_shard(path: Path, size: int, tensor: str, chunk: int = 8 * MiB) -> None:
+class _RandomBytes:
+    """Incompressible filler, fast: slices of a 32 MiB ``os.urandom`` pool at pseudo-random
+    offsets (``os.urandom`` alone makes ~350 MB/s here, which made a 2 GiB lab take 6 s to
+    build). Nothing in the lab depends on the bytes being globally unique."""
+
+    def __init__(self, pool_size: int) -> None:
+        self.pool = memoryview(os.urandom(pool_size))
+        self.k = 0
+
+    def take(self, n: int) -> bytes | memoryview:
+        if n >= len(self.pool):
+            return os.urandom(n)
+        self.k += 1
+        off = (self.k * 2_654_435_761) % (len(self.pool) - n + 1)
+        return self.pool[off:off + n]
+
+
+def _safetensors_shard(path: Path, size: int, tensor: str, rnd: _RandomBytes, chunk: int = 8 * MiB) -> None:
     """A valid safetensors file of exactly ``size`` bytes: one U8 tensor of random bytes.
 
     Format: 8-byte little-endian header length, a JSON header (padded with spaces to a multiple
@@ -539,7 +556,7 @@ def _safetensors_shard(path: Path, size: int, tensor: str, chunk: int = 8 * MiB)
         f.write(len(header).to_bytes(8, "little") + header)
         while n > 0:
             k = min(chunk, n)
-            f.write(os.urandom(k))
+            f.write(rnd.take(k))
             n -= k
 
 
@@ -548,10 +565,11 @@ def _write_model(model: Path, weights_mib: float, shards: int) -> list[str]:
     total = int(weights_mib * MiB)
     base, extra = divmod(total, shards)
     names, weight_map = [], {}
+    rnd = _RandomBytes(min(32 * MiB, max(total, 1)))
     for i in range(shards):
         name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
         tensor = f"model.layers.{i}.weight"
-        _safetensors_shard(model / name, base + (extra if i == shards - 1 else 0), tensor)
+        _safetensors_shard(model / name, base + (extra if i == shards - 1 else 0), tensor, rnd)
         names.append(name)
         weight_map[tensor] = name
     (model / "model.safetensors.index.json").write_text(json.dumps(
@@ -703,7 +721,6 @@ class NetLab:
         self.check_available(self.offloads)
         self._started = True
         t0 = time.monotonic()
-        self._pick_names()
         with _live_mu:
             _live.append(self)
         try:
@@ -724,6 +741,7 @@ class NetLab:
         _HOST.acquire(self, self.host_settings, self.lock_timeout_s, self.progress)
         self._holds_host = True
         self.host_originals = dict(_HOST.originals)
+        self._pick_names()  # after the lock wait, which may be long: names free *now*
         # 2. private directory and the state file, then the guardian, before any system change
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"pti-netlab-{self.token}-"))
         reg = _registry_dir()
@@ -748,8 +766,12 @@ class NetLab:
             else:
                 shutil.copyfile(src, dst)
         # 4. network
-        _run(["ip", "netns", "add", self.server_netns])
-        _run(["ip", "netns", "add", self.node_netns])
+        keys = ["server_netns", "node_netns"]
+        for i, key in enumerate(keys):
+            cp = _run(["ip", "netns", "add", self._state[key]], check=False)
+            if cp.returncode != 0:  # not created: not ours to delete (it may be another lab's)
+                self._save_state(**{k: None for k in keys[i:]})
+                raise LabError(f"ip netns add {getattr(self, key)} failed: {cp.stderr.strip()}")
         _run(["ip", "link", "add", self.server_device, "netns", self.server_netns, "type", "veth",
               "peer", "name", self.node_device, "netns", self.node_netns])
         for ns, dev, addr in ((self.server_netns, self.server_device, self.server_addr),
@@ -858,6 +880,23 @@ EXPORT {{
                            f"{self.ready_timeout_s:g} s ({err}); its log:\n" + self._log_tail())
         if probe.stderr:
             probe.stderr.close()
+        # Listening is not serving: with a bad configuration ganesha listens, then gives up a few
+        # ms later. Ready = its "NFS SERVER INITIALIZED" log line (or, should a version not
+        # write it, still running 2 s after it first answered).
+        answered = time.monotonic()
+        while True:
+            if self.ganesha.poll() is not None:
+                raise LabError(f"ganesha exited with {self.ganesha.returncode} during start; its log:\n"
+                               + self._log_tail())
+            try:
+                if b"NFS SERVER INITIALIZED" in self.ganesha_log.read_bytes():
+                    return
+            except OSError:
+                pass
+            if time.monotonic() - answered > 2.0:
+                log.debug("netlab %s: no 'NFS SERVER INITIALIZED' in ganesha's log; it has been up 2 s", self.token)
+                return
+            time.sleep(0.02)
 
     # ------------------------------------------------------------------ tuning
     def set_mtu(self, mtu: int) -> None:
