@@ -100,5 +100,7 @@ def add_options(parser) -> None:
                 type=_positive("--k8s-scale-timeout-s"), help="give up waiting for the scaled replicas after S (default 600).")
     g.addoption("--k8s-probe-image", dest="k8s_probe_image", metavar="IMAGE", default="busybox:1.36.1",
                 help="image of the node-probe pods (needs nsenter; default busybox:1.36.1).")
+    g.addoption("--k8s-pod-timeout-s", dest="k8s_pod_timeout_s", metavar="S", default=180.0,
+                type=_positive("--k8s-pod-timeout-s"), help="wait at most S for a node-probe pod to run (default 180).")
     g.addoption("--k8s-probe-namespace", dest="k8s_probe_namespace", metavar="NS", default=None,
                 help="namespace for the node-probe pods (privileged; default: the tuner's, else kube-system).")
