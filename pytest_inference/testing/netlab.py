@@ -51,7 +51,9 @@ open file description, so after an owner's death no other lab can take the host 
 the guardian has restored them. What to tear down is read from a state file
 (``<lock dir>/netlab/<token>.json``) that the owner rewrites *before* creating each resource, so
 a death at any point leaves nothing the guardian does not know of. ``python -m
-pytest_inference.testing.netlab down`` tears down labs whose owner and guardian are both gone.
+pytest_inference.testing.netlab down`` tears down labs whose owner and guardian are both gone (so
+does every lab start, under the lock, before it records the host's original values: an orphan's
+leaked 16 MiB is never taken for the machine's own setting).
 
 This file is also the guardian's program: it runs as ``python -I -S netlab.py _guardian ...``
 (standard library only, ~20 ms to start), so nothing outside the standard library is imported at
@@ -255,6 +257,40 @@ def _teardown(state: Mapping[str, Any], *, restore_host: bool, grace_s: float = 
     return problems
 
 
+def _reap_orphans() -> list[str]:
+    """Tear down labs whose owner *and* guardian are gone (a guardian SIGKILLed too, the OOM
+    killer) and put back the host values they left changed. Call only while holding the host
+    lock: every lab start does, before it records the host's "original" values, so a leaked
+    16 MiB is never mistaken for the machine's own setting. Newest first, so that with several
+    orphans the oldest one's originals are what stays. Returns one line per lab torn down."""
+    reg = _registry_dir()
+    orphans: list[tuple[float, Path, dict[str, Any]]] = []
+    for p in reg.glob("*.json") if reg.is_dir() else []:
+        try:
+            state = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(state, dict):
+            continue
+        if _same_process(state.get("owner_pid"), state.get("owner_start")):
+            continue
+        if _same_process(state.get("guardian_pid"), state.get("guardian_start")):
+            continue  # its guardian is on it (and holds the lock: we could not be here, unless done)
+        orphans.append((float(state.get("started_at") or 0), p, state))
+    out = []
+    for _, p, state in sorted(orphans, key=lambda x: x[0], reverse=True):
+        problems = _teardown(state, restore_host=True)
+        try:
+            p.unlink()
+        except OSError:
+            pass
+        restored = ", ".join(f"{k}={v}" for k, v in (state.get("host_restore") or {}).items())
+        out.append(f"lab {state.get('token')}: torn down (owner {state.get('owner_pid')} and its guardian gone"
+                   + (f"; host restored to {restored}" if restored else "")
+                   + (f"; {'; '.join(problems)}" if problems else "") + ")")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the guardian (runs as `python -I -S netlab.py _guardian --parent PID --state FILE [--lock-fd N]`)
 
@@ -387,6 +423,8 @@ class _HostNet:
                 lk.acquire(timeout_s=timeout_s, progress=waiting, progress_every_s=10.0)
             except DeviceLockTimeout as e:
                 raise LabError(f"netlab: the host network settings stayed busy: {e}") from None
+            for line in _reap_orphans():
+                log.warning("netlab: %s", line)
             try:
                 self.originals = {k: _read_host_sysctl(k) for k in HOST_KEYS}
             except OSError as e:
@@ -601,7 +639,15 @@ while True:
 
 
 class NetLab:
-    """An NFS server and a tuned or untuned node, in two network namespaces; see the module doc."""
+    """An NFS server and a tuned or untuned node, in two network namespaces; see the module doc.
+
+    ``weights_mib``/``shards``: the size and number of the safetensors files in ``model/``.
+    ``extra_files``: ``{"path/in/export": source file or directory}``, copied in.
+    ``offloads``: leave the veth offloads (TSO/GSO/GRO) on; off by default, so MTU matters.
+    ``lock_timeout_s``: how long to wait for another process's lab to give back the host
+    settings. ``progress(text, waited_s)``: called while waiting (also logged as a warning on
+    the ``pytest_inference.netlab`` logger), e.g. to print to pytest's terminal.
+    """
 
     ganesha_binary = "ganesha.nfsd"
     model_dir = "model"
@@ -751,7 +797,7 @@ class NetLab:
                          subnet=self.subnet, server_netns=self.server_netns, node_netns=self.node_netns,
                          server_device=self.server_device, node_device=self.node_device,
                          tmpdir=str(self.tmpdir), host_restore=dict(_HOST.originals),
-                         since=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                         since=time.strftime("%Y-%m-%dT%H:%M:%S%z"), started_at=time.time())
         self._start_guardian()
         # 3. export contents
         self.export_dir = self.tmpdir / "export"
@@ -806,7 +852,7 @@ class NetLab:
                                              start_new_session=True, close_fds=True, pass_fds=fds)
         except OSError as e:
             raise LabError(f"cannot start the lab's guardian process: {e}") from None
-        self._save_state(guardian_pid=self.guardian.pid)
+        self._save_state(guardian_pid=self.guardian.pid, guardian_start=_proc_start_time(self.guardian.pid))
 
     def _ns_sysctl(self, ns: str, values: Mapping[str, str]) -> None:
         _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w"] + [f"{k}={v}" for k, v in values.items()])
@@ -1004,45 +1050,30 @@ EXPORT {{
 # ---------------------------------------------------------------------------------------------
 # command line
 
-def _cli_down(all_labs: bool) -> int:
-    reg = _registry_dir()
-    n = 0
-    for p in sorted(reg.glob("*.json")) if reg.is_dir() else []:
-        try:
-            state = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        owner_alive = _same_process(state.get("owner_pid"), state.get("owner_start"))
-        guardian_alive = _pid_alive(state.get("guardian_pid"))
-        if owner_alive and not all_labs:
-            print(f"lab {state.get('token')}: owner {state.get('owner_pid')} alive, left alone (--all to force)")
-            continue
-        if guardian_alive and not owner_alive:
-            print(f"lab {state.get('token')}: its guardian {state.get('guardian_pid')} is tearing it down")
-            continue
-        restore = False
-        if not owner_alive:  # restore the host values only if nobody holds the host settings now
-            import fcntl
+def _cli_down() -> int:
+    """Tear down orphaned labs (owner and guardian both gone), under the host lock."""
+    from pytest_inference.server.lock import DeviceLock, DeviceLockTimeout
 
+    lk = DeviceLock("host-net-sysctl", _lock_dir())
+    try:
+        lk.acquire(timeout_s=120, progress=lambda text, waited: print(f"{text} ({waited:.0f} s)", file=sys.stderr))
+    except DeviceLockTimeout as e:
+        print(f"netlab down: {e}", file=sys.stderr)
+        return 1
+    try:
+        reaped = _reap_orphans()
+        for line in reaped:
+            print(line)
+        reg = _registry_dir()
+        for p in sorted(reg.glob("*.json")) if reg.is_dir() else []:
             try:
-                fd = os.open(_lock_dir() / "host-net-sysctl.lock", os.O_RDWR | os.O_CREAT, 0o666)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    restore = True
-                except OSError:
-                    pass
-            except OSError:
-                fd = -1
-        problems = _teardown(state, restore_host=restore)
-        if not owner_alive and fd >= 0:
-            os.close(fd)
-        try:
-            p.unlink()
-        except OSError:
-            pass
-        n += 1
-        print(f"lab {state.get('token')}: torn down" + (f" ({'; '.join(problems)})" if problems else ""))
-    print(f"{n} lab(s) torn down")
+                state = json.loads(p.read_text())
+            except (OSError, ValueError):
+                continue
+            print(f"lab {state.get('token')}: owner {state.get('owner_pid')} alive, left alone")
+        print(f"{len(reaped)} lab(s) torn down")
+    finally:
+        lk.release()
     return 0
 
 
@@ -1059,11 +1090,10 @@ def _cli(argv: list[str]) -> int:
     up.add_argument("--weights-mib", type=float, default=256)
     up.add_argument("--shards", type=int, default=4)
     up.add_argument("--offloads", action="store_true", help="leave veth offloads on")
-    down = sub.add_parser("down", help="tear down labs whose owner process is gone")
-    down.add_argument("--all", action="store_true", help="also labs whose owner still runs")
+    sub.add_parser("down", help="tear down labs whose owner and guardian processes are both gone")
     args = p.parse_args(argv)
     if args.cmd == "down":
-        return _cli_down(args.all)
+        return _cli_down()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         lab = NetLab(tuned=args.tuned, weights_mib=args.weights_mib, shards=args.shards,
@@ -1077,7 +1107,7 @@ def _cli(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps(lab.info(), indent=1), flush=True)
+    print(json.dumps(lab.info()), flush=True)  # one line: easy to read from a script
     print(f"client: {' '.join(lab.node_prefix())} nfs-ls '{lab.nfs_url(lab.model_dir)}'   (Ctrl-C stops the lab)",
           file=sys.stderr, flush=True)
     while not stop.wait(1.0):

@@ -192,3 +192,54 @@ def test_bad_arguments():
         NetLab(extra_files={"../outside": "x"})
     with pytest.raises(ValueError):
         NetLab(shards=0)
+
+
+def make_orphan() -> tuple[dict, int]:
+    """A lab whose guardian is SIGKILLed first, then its owner: nobody left to clean up; its
+    namespaces, files and the host's 16 MiB stay behind until a `down` or the next lab start."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, env=child_env())
+    try:
+        info = json.loads(child.stdout.readline())
+        os.kill(info["guardian_pid"], signal.SIGKILL)
+        assert wait_for(lambda: not pid_running(info["guardian_pid"]), timeout=5)
+    finally:
+        child.kill()
+        child.wait()
+    return info, child.pid
+
+
+def test_cli_up_and_down(available):
+    """`up` runs a lab until SIGTERM; `down` tears down a lab whose owner and guardian both died."""
+    up = subprocess.Popen([sys.executable, "-m", "pytest_inference.testing.netlab", "up", "--untuned",
+                           "--weights-mib", "1", "--shards", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=child_env())
+    try:
+        info = json.loads(up.stdout.readline())
+        assert info["tuned"] is False and info["node_netns"] in netns_names()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0, up.stderr.read()[-3000:]
+    assert_all_gone(info, {up.pid})
+
+    info, pid = make_orphan()
+    cp = subprocess.run([sys.executable, "-m", "pytest_inference.testing.netlab", "down"], capture_output=True,
+                        text=True, env=child_env(), timeout=180)
+    assert cp.returncode == 0, cp.stderr
+    print(cp.stdout)  # "lab …: torn down" — unless another process's lab start reaped it first
+    assert_all_gone(info, {pid, info["guardian_pid"]})
+
+
+def test_next_lab_start_reaps_an_orphan_first(available, caplog):
+    """The next lab start tears an orphan down and restores the host before recording the host's
+    original values: the orphan's leaked 16 MiB is not taken for the machine's own setting."""
+    info, pid = make_orphan()
+    caplog.set_level(logging.WARNING, logger="pytest_inference.netlab")
+    with NetLab(tuned=False, weights_mib=1, shards=1) as lab:
+        assert {k: int(v) for k, v in lab.host_originals.items()} == {
+            k: int(v) for k, v in info["host_originals"].items()}
+        assert not os.path.exists(info["state_path"])
+        print(caplog.text)  # "netlab: lab …: torn down (owner … and its guardian gone; host restored …)"
+        info2 = lab.info()
+    assert_all_gone(info, {pid, info["guardian_pid"]})
+    assert_all_gone(info2, {os.getpid()})
