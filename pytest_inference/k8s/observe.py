@@ -282,9 +282,10 @@ def watch(cluster: Cluster, namespace: str, taint_key: str, seconds: float) -> W
             w = kwatch.Watch()
             remaining = max(0.2, deadline - time.monotonic())
             try:
-                for ev in w.stream(fn, *args, timeout_seconds=max(1, int(remaining) + 1),
+                # deserialize=False: plain dicts, as listed (no model validation of what the API sends)
+                for ev in w.stream(fn, *args, timeout_seconds=max(1, int(remaining) + 1), deserialize=False,
                                    _request_timeout=(5, min(2.0, remaining))):
-                    obj = ev.get("raw_object") if isinstance(ev, dict) else None
+                    obj = ev.get("object") if isinstance(ev, dict) else None
                     if isinstance(obj, dict):
                         handle(str(ev.get("type")), obj, datetime.now(timezone.utc))
                     if time.monotonic() >= deadline:
