@@ -70,7 +70,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import secrets
 import select
 import shutil
@@ -80,11 +79,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-__all__ = ["NetLab", "LabUnavailable", "LabError", "TUNED_TCP_RMEM", "TUNED_TCP_WMEM",
-           "DEFAULT_TCP_RMEM", "DEFAULT_TCP_WMEM", "TUNED_CORE_MAX", "UNTUNED_CORE_MAX"]
+__all__ = [
+    "DEFAULT_TCP_RMEM",
+    "DEFAULT_TCP_WMEM",
+    "TUNED_CORE_MAX",
+    "TUNED_TCP_RMEM",
+    "TUNED_TCP_WMEM",
+    "UNTUNED_CORE_MAX",
+    "LabError",
+    "LabUnavailable",
+    "NetLab",
+]
 
 log = logging.getLogger("pytest_inference.netlab")
 
@@ -383,13 +392,13 @@ class _HostNet:
         self.lock: Any = None  # a DeviceLock
         self.originals: dict[str, str] = {}
         self.want: dict[str, str] = {}
-        self.labs: list["NetLab"] = []
+        self.labs: list[NetLab] = []
 
     def _check_fork(self) -> None:
         if self.pid != os.getpid():  # a forked child does not own the parent's labs
             self.__init__()  # type: ignore[misc]
 
-    def conflict(self, lab: "NetLab", want: Mapping[str, str]) -> str | None:
+    def conflict(self, lab: NetLab, want: Mapping[str, str]) -> str | None:
         others = [x for x in self.labs if x is not lab]
         if others and dict(want) != self.want:
             have = ", ".join(f"{k}={v}" for k, v in self.want.items())
@@ -398,7 +407,7 @@ class _HostNet:
                     f"(lab {others[0].token} has {have}; this one wants {new})")
         return None
 
-    def acquire(self, lab: "NetLab", want: Mapping[str, str], timeout_s: float,
+    def acquire(self, lab: NetLab, want: Mapping[str, str], timeout_s: float,
                 progress: Callable[[str, float], None] | None) -> None:
         with self.mu:
             self._check_fork()
@@ -438,7 +447,7 @@ class _HostNet:
     def lock_fd(self) -> int | None:
         return self.lock.fd if self.lock is not None else None
 
-    def apply(self, lab: "NetLab", want: Mapping[str, str]) -> None:
+    def apply(self, lab: NetLab, want: Mapping[str, str]) -> None:
         with self.mu:
             if lab not in self.labs:
                 raise LabError("this lab does not hold the host network settings")
@@ -452,7 +461,7 @@ class _HostNet:
                 except OSError as e:
                     raise LabError(f"cannot set host {k}={v}: {e}") from None
 
-    def release(self, lab: "NetLab", before_unlock: Callable[[], None]) -> list[str]:
+    def release(self, lab: NetLab, before_unlock: Callable[[], None]) -> list[str]:
         """Drop ``lab``; if it was the last, restore the originals, then call ``before_unlock``
         (the lab marks its state file "host restored" so its guardian will not write them
         again after another process has taken the lock), then unlock."""
@@ -478,7 +487,7 @@ class _HostNet:
 
 
 _HOST = _HostNet()
-_live: list["NetLab"] = []
+_live: list[NetLab] = []
 _live_mu = threading.Lock()
 
 
@@ -515,7 +524,7 @@ def _check_available(ganesha: str, offloads: bool) -> None:
         raise LabUnavailable("the network lab needs Linux (network namespaces)")
     if os.geteuid() != 0:
         raise LabUnavailable("the network lab needs root (network namespaces, veth, host sysctls)")
-    for tool, pkg in (("ip", "iproute2"), ("nsenter", "util-linux")) + ((() if offloads else (("ethtool", "ethtool"),))):
+    for tool, pkg in (("ip", "iproute2"), ("nsenter", "util-linux")) + (() if offloads else (("ethtool", "ethtool"),)):
         if shutil.which(tool) is None:
             raise LabUnavailable(f"{tool} not found (Debian package: {pkg})")
     if shutil.which(ganesha) is None:
@@ -760,7 +769,7 @@ class NetLab:
         self.server_addr, self.node_addr = f"{subnet}.1", f"{subnet}.2"
 
     # ------------------------------------------------------------------ start
-    def start(self) -> "NetLab":
+    def start(self) -> NetLab:
         """Build the lab; returns self. Raises LabUnavailable (cannot run here) or LabError."""
         if self._started:
             raise LabError("this lab was already started (make a new NetLab)")
@@ -1026,7 +1035,7 @@ EXPORT {{
                 _live.remove(self)
         return problems
 
-    def __enter__(self) -> "NetLab":
+    def __enter__(self) -> NetLab:
         if not self._started:
             self.start()
         return self

@@ -7,12 +7,22 @@ from __future__ import annotations
 import json
 import os
 import struct
-from pathlib import Path
 
 import pytest
+from netlab_helpers import (
+    MiB,
+    assert_server_tuned,
+    assert_tuned,
+    assert_untuned,
+    link_mtu,
+    link_rx_bytes,
+    netns_names,
+    node_read,
+    offloads,
+    require_lab,
+    sha256_file,
+)
 
-from netlab_helpers import (MiB, assert_server_tuned, assert_tuned, assert_untuned, host_sysctl, link_mtu,
-                            link_rx_bytes, netns_names, node_read, offloads, require_lab, sha256_file)
 from pytest_inference.testing.netlab import LabError, NetLab
 
 WEIGHTS_MIB, SHARDS = 32, 4

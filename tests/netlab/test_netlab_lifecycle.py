@@ -16,9 +16,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from netlab_helpers import (
+    assert_server_tuned,
+    assert_tuned,
+    assert_untuned,
+    child_env,
+    host_sysctl,
+    netns_names,
+    node_read,
+    pid_running,
+    require_lab,
+    sha256_file,
+    wait_for,
+)
 
-from netlab_helpers import (assert_server_tuned, assert_tuned, assert_untuned, child_env, host_sysctl, netns_names,
-                            node_read, pid_running, require_lab, sha256_file, wait_for)
 from pytest_inference.testing.netlab import LabError, LabUnavailable, NetLab
 
 HOST_KEYS = ("net.core.rmem_max", "net.core.wmem_max")
