@@ -20,6 +20,7 @@ Prints one JSON object on stdout.  Errors print ``{"error": "one line"}`` and ex
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -30,6 +31,9 @@ from urllib.parse import parse_qs, urlsplit
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 MB = 1_000_000
+#: one libnfs read call of 2 MiB or more returns a short, corrupted buffer and breaks the session
+#: (seen with the Debian/PyPI libnfs here): larger blocks are read in calls of at most 1 MiB
+MAX_CALL = 1 << 20
 
 
 class ReaderError(Exception):
@@ -153,7 +157,7 @@ def resolve(L, server: str, port: int, path: str, query: str) -> tuple[str, list
     return mount_url, files
 
 
-def _reader(k, mount_url, files, block, counter, barrier, results, hold_s):  # runs in a child process
+def _reader(k, mount_url, files, block, counter, barrier, results, hold_s, verify):  # runs in a child process
     try:
         L = _lib()
         ctx, _ = _mount(L, mount_url)
@@ -165,8 +169,9 @@ def _reader(k, mount_url, files, block, counter, barrier, results, hold_s):  # r
                 raise ReaderError(f"open {path}: {L.nfs_get_error(ctx) or os.strerror(-rc)}")
             handles.append(L.NFSFileHandle_value(h))
         pieces = [(i, off) for i, (_p, size) in enumerate(files) for off in range(0, size, block)]
-        buf = bytearray(block)
+        buf = bytearray(min(block, MAX_CALL))
         got = 0
+        digests = []
         barrier.wait()
         t0 = time.perf_counter()
         while True:
@@ -176,18 +181,24 @@ def _reader(k, mount_url, files, block, counter, barrier, results, hold_s):  # r
             if j >= len(pieces):
                 break
             i, off = pieces[j]
+            piece_off = off
             want = min(block, files[i][1] - off)
+            h = hashlib.sha256() if verify else None
             while want > 0:
-                n = L.nfs_pread(ctx, handles[i], off, want, buf)
+                n = L.nfs_pread(ctx, handles[i], off, min(want, MAX_CALL), buf)
                 if n < 0:
                     raise ReaderError(f"read {files[i][0]}@{off}: {L.nfs_get_error(ctx) or os.strerror(-n)}")
                 if n == 0:
                     break
+                if h is not None:
+                    h.update(memoryview(buf)[:n])
                 got += n
                 off += n
                 want -= n
+            if h is not None:
+                digests.append((i, piece_off, h.hexdigest()))
         t1 = time.perf_counter()
-        results.put({"reader": k, "bytes": got, "seconds": t1 - t0})
+        results.put({"reader": k, "bytes": got, "seconds": t1 - t0, "digests": digests})
         if hold_s:
             time.sleep(hold_s)
         for h in handles:
@@ -209,7 +220,9 @@ def _check_reachable(server: str, port: int, timeout: float) -> None:
 
 
 def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0.0,
-             connect_timeout: float = 5.0) -> dict:
+             connect_timeout: float = 5.0, verify: bool = False) -> dict:
+    """Read every weight file under ``url`` once; ``verify`` adds the sha256 of every block
+    (computed after the clock stops for nothing: it slows the read, so only tests use it)."""
     server, port, path, query = split_url(url)
     L = _lib()
     _check_reachable(server, port, connect_timeout)
@@ -218,7 +231,7 @@ def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0
     counter = ctx.Value("q", 0)
     barrier = ctx.Barrier(readers + 1)
     results = ctx.Queue()
-    procs = [ctx.Process(target=_reader, args=(k, mount_url, files, block, counter, barrier, results, hold_s),
+    procs = [ctx.Process(target=_reader, args=(k, mount_url, files, block, counter, barrier, results, hold_s, verify),
                          daemon=True) for k in range(readers)]
     for p in procs:
         p.start()
@@ -244,13 +257,16 @@ def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0
     expected = sum(size for _p, size in files)
     if total != expected:
         raise ReaderError(f"read {total} bytes of {expected}")
-    return {
+    out = {
         "url": url, "server": server, "mount": mount_url, "files": [{"path": p, "bytes": s} for p, s in files],
         "bytes": total, "seconds": seconds, "MBps": total / seconds / MB if seconds > 0 else None,
         "readers": readers, "block": block, "connections": readers,
         "per_reader": [{"bytes": r["bytes"], "seconds": r["seconds"]} for r in sorted(per, key=lambda r: r["reader"])],
         "method": "userspace NFS client (libnfs), one TCP connection per reader; no client page cache",
     }
+    if verify:
+        out["digests"] = sorted([files[i][0], off, d] for r in per for i, off, d in r["digests"])
+    return out
 
 
 def hold(url: str) -> None:
@@ -272,13 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=1 << 20)
     ap.add_argument("--hold", action="store_true", help="connect, then wait for stdin to close")
     ap.add_argument("--hold-s", type=float, default=0.0, help="keep the readers' connections open after reading")
+    ap.add_argument("--verify", action="store_true", help="report the sha256 of every block read (slower)")
     args = ap.parse_args(argv)
     try:
         if args.hold:
             hold(args.url)
             return 0
         print(json.dumps(read_url(args.url, readers=max(1, args.readers), block=max(4096, args.block),
-                                  hold_s=args.hold_s)))
+                                  hold_s=args.hold_s, verify=args.verify)))
         return 0
     except ReaderError as exc:
         print(json.dumps({"error": str(exc)}))
