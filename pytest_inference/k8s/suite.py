@@ -115,7 +115,7 @@ def report(result: CheckResult, claim: Any, *, mode: str) -> CheckResult:
                            parameters=params, details=details)
         claim.attach(f"{result.id} details", json.dumps(details, indent=2, default=str))
         return result
-    c = claim(result.metric, measured=result.measured, unit=result.unit, details=details, parameters=params)
+    c = claim(result.metric, [result.measured], stat="value", unit=result.unit, details=details, parameters=params)
     claim.attach(f"{result.id} details", json.dumps(details, indent=2, default=str))
     # the stricter of the check's own rule and the target's threshold wins
     if c.verdict == FAIL or result.status == FAIL:

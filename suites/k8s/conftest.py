@@ -50,8 +50,8 @@ def k8s_settings(request, k8s_run, inference_target):
 
 
 @pytest.fixture(scope="session")
-def k8s_observation(request, k8s_run, k8s_settings, inference_session):
-    """The manifests (static) or what the cluster shows (live, read-only), read once."""
+def _k8s_observed(request, k8s_run, k8s_settings, inference_session):
+    """(observation, None) or (None, one-line error): read once, reported by every test that needs it."""
     if k8s_run.mode == STATIC:
         obs = k8s_run.observation
     else:
@@ -60,8 +60,17 @@ def k8s_observation(request, k8s_run, k8s_settings, inference_session):
         try:
             obs = observe(k8s_run.cluster, k8s_settings, watch_s=request.config.getoption("k8s_watch_s"))
         except K8sError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            return None, str(exc)
     inference_session.add_metadata(k8s_mode=obs.mode, k8s_source=obs.source, k8s_namespace=obs.namespace)
+    return obs, None
+
+
+@pytest.fixture
+def k8s_observation(_k8s_observed):
+    """The manifests (static) or what the cluster shows (live, read-only), read once per session."""
+    obs, error = _k8s_observed
+    if error:
+        pytest.fail(error, pytrace=False)
     return obs
 
 

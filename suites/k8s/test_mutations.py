@@ -26,9 +26,10 @@ def _mutations(request, k8s_run, what: str) -> None:
         pytest.skip(f"{what} changes the cluster: run with --k8s-allow-mutations (it undoes what it did)")
 
 
-def test_scale_out(request, k8s_run, k8s_observation, k8s_settings, claim):
+def test_scale_out(request, k8s_run, k8s_settings, claim):
     """K8S-SCALE-001: scale the vLLM Deployment out and time until every replica is Ready."""
     _mutations(request, k8s_run, "the scale-out check")
+    k8s_observation = request.getfixturevalue("k8s_observation")
     from pytest_inference.k8s.mutate import scale_out
 
     dep, why = find_deployment(k8s_observation, k8s_settings)
@@ -50,9 +51,10 @@ def _nfs_server(obs, dep) -> str | None:
     return None
 
 
-def test_gpu_nodes_tuned(request, k8s_run, k8s_observation, k8s_settings, inference_target, claim):
+def test_gpu_nodes_tuned(request, k8s_run, k8s_settings, inference_target, claim):
     """K8S-NODE-001: the node probes on every GPU node, from a hostNetwork pod on it."""
     _mutations(request, k8s_run, "the node-tuning check")
+    k8s_observation = request.getfixturevalue("k8s_observation")
     from pytest_inference.k8s.mutate import Undo, create_probe_pods, delete_probe_pods, run_node_probes
 
     opt = request.config.getoption
