@@ -451,8 +451,8 @@ def prestop_drain(obs: Observation, s: Settings) -> CheckResult:
     cid = "K8S-DEPLOY-003"
     expected = ("a preStop exec hook that polls /metrics until vllm:num_requests_running and "
                 "vllm:num_requests_waiting are 0, and never calls an unanswered /metrics drained")
-    fix = ("use a preStop hook that checks the fetch (curl -f inside an if) before trusting the numbers, e.g. "
-           "pytest_inference.server.drain.PRESTOP_HOOK")
+    fix = ("poll in a loop and trust the numbers only when the fetch succeeded (if m=$(curl -fsS …/metrics); "
+           "then …), as the preStop in fixtures/k8s/reference/30-vllm.yaml does")
     dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
     if unsure:
         return unsure
