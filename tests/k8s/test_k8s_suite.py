@@ -191,3 +191,11 @@ def test_live_unreachable_api_fails_each_test_in_one_line(pytester, kube):
     res.assert_outcomes(errors=STATIC_TESTS + 1, skipped=2)  # the mutation tests skip before asking the API
     assert out.count(msg) == STATIC_TESTS + 1  # once per test that needs the cluster
     assert "During handling" not in out
+
+
+def test_collects_beside_every_other_suite(pytester):
+    """The main job runs all suites in one session: module names must not collide."""
+    res = pytester.runpytest_subprocess(str(ROOT / "suites"), "--co", "-q", "-p", "no:cacheprovider", "--rootdir",
+                                        str(ROOT), "--manifests", str(FIXTURES / "reference"), timeout=120)
+    assert res.ret == 0, res.stdout.str()
+    assert sum(1 for ln in res.stdout.lines if ln.startswith("suites/k8s/")) == STATIC_TESTS + 3
