@@ -77,10 +77,13 @@ def prestop_hook(port: int = 8000, *, host: str = "127.0.0.1", poll_s: float = 1
                  scheme: str = "http") -> str:
     """The preStop drain as one POSIX ``sh`` line (needs ``curl`` and ``awk``, both in the
     vLLM images): poll ``/metrics`` every ``poll_s`` until running + waiting is 0 on
-    ``zero_polls`` consecutive polls, then exit 0 so the kubelet sends SIGTERM. When
-    ``/metrics`` does not answer or has neither gauge (the server is already gone) it exits 0
-    at once: there is nothing left to drain. The kubelet bounds it by the pod's
-    ``terminationGracePeriodSeconds``, which must exceed the longest request plus the exit."""
+    ``zero_polls`` consecutive polls, then exit 0 so the kubelet sends SIGTERM. Only a refused
+    connection (curl exit 7: nothing listens, the server is gone) or a page without either
+    gauge ends it at once. A ``/metrics`` that does not answer in time or answers with an
+    error (a busy server) is *not* taken as drained: it counts as busy and the hook polls on —
+    the seed's hook defaulted both gauges to 0 there and let the pod stop mid-request. The
+    kubelet bounds it by the pod's ``terminationGracePeriodSeconds``, which must exceed the
+    longest request plus the exit."""
     url = f"{scheme}://{host}:{int(port)}/metrics"
     # the value is the first field after the label set (or after the name when there is none);
     # vllm:num_requests_waiting_by_reason is a different gauge and must not be summed in
@@ -88,7 +91,9 @@ def prestop_hook(port: int = 8000, *, host: str = "127.0.0.1", poll_s: float = 1
            "else sub(/^[^ ]+/, \"\", v); split(v, a, \" \"); s += a[1]; f = 1} "
            "END{if (f) print s + 0; else print \"gone\"}")
     return (f"z=0; while [ $z -lt {int(zero_polls)} ]; do "
-            f"q=$(curl -fsS -m 2 {shlex.quote(url)} 2>/dev/null | awk {shlex.quote(awk)}); "
+            f"m=$(curl -fsS -m 2 {shlex.quote(url)} 2>/dev/null); c=$?; "
+            f"[ $c = 7 ] && break; "
+            f"if [ $c = 0 ]; then q=$(printf '%s\\n' \"$m\" | awk {shlex.quote(awk)}); else q=busy; fi; "
             f"[ \"$q\" = gone ] && break; "
             f"if [ \"$q\" = 0 ]; then z=$((z+1)); else z=0; fi; "
             f"sleep {poll_s:g}; done")

@@ -58,12 +58,13 @@ class MetricsPage:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.status = 200
         page = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 body = page.text.encode()
-                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_response(page.status if self.path == "/metrics" else 404)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -356,6 +357,10 @@ def test_prestop_hook_parses_real_pages_and_waits_while_busy() -> None:
             'vllm:num_requests_running{engine="0",model_name="tiny-llama"} 0.0'))).start()
         rc, took = d.run_prestop_hook(page.url, poll_s=0.1, timeout_s=10)
         assert rc == 0 and 0.8 <= took < 3
+        # /metrics answering with an error (a busy server) is not "drained": the hook polls on
+        page.text, page.status = gauges(0, 0), 503
+        assert d.run_prestop_hook(page.url, poll_s=0.1, timeout_s=1.0)[0] == 124
+        page.status = 200
         # no gauges at all: nothing to drain, it does not block the pod's stop
         page.text = "other_metric 1\n"
         assert d.run_prestop_hook(page.url, poll_s=0.1, timeout_s=10)[0] == 0
