@@ -29,6 +29,16 @@ DEFAULT_READERS = 4
 DEFAULT_ROUNDS = 3
 
 
+def _or_fail(fn, errors, prefix: str = ""):
+    """``fn()``, or a one-line failure for ``errors`` — raised outside the ``except`` block, so
+    the report shows the line once (not "During handling of the above exception…")."""
+    try:
+        return fn()
+    except errors as exc:
+        msg = f"{prefix}{exc}"
+    pytest.fail(msg, pytrace=False)
+
+
 def _opt(config: pytest.Config, name: str) -> Any:
     return config.getoption(name, default=None)
 
@@ -77,10 +87,7 @@ def inference_netlab(request: pytest.FixtureRequest, inference_session) -> Itera
     lab = NetLab(tuned=(mode == "tuned"), weights_mib=int(inference_session.target.setting("lab_weights_mib", 256)))
     progress = TerminalProgress(request.config, "local-nfs", unit="steps")
     progress(0, 1)
-    try:
-        lab.start()
-    except LabError as exc:
-        pytest.fail(f"the local NFS lab did not start: {exc}", pytrace=False)
+    _or_fail(lab.start, LabError, "the local NFS lab did not start: ")
     progress(1, 1)
     inference_session.add_metadata(local_nfs=f"{mode} lab, nfs-ganesha at {lab.server_addr}, node netns {lab.node_netns}")
     yield lab
@@ -90,22 +97,23 @@ def inference_netlab(request: pytest.FixtureRequest, inference_session) -> Itera
 @pytest.fixture(scope="session")
 def model_storage(request: pytest.FixtureRequest) -> ModelStorage:
     """Which storage holds the model: mount and options (mount mode) or the server (URL mode)."""
+    return _or_fail(lambda: _model_storage(request), StorageError)
+
+
+def _model_storage(request: pytest.FixtureRequest) -> ModelStorage:
     config = request.config
-    try:
-        if _opt(config, "inference_nfs_url"):
-            return inspect_url(_opt(config, "inference_nfs_url"))
-        if _opt(config, "inference_model_path"):
-            # the mount table of the node that holds the model (this host unless --node)
-            return inspect_path(_opt(config, "inference_model_path"), request.getfixturevalue("inference_node"))
-        if _opt(config, "inference_node"):
-            pytest.fail("the storage suite needs --model-path DIR or --nfs-url nfs://SERVER/EXPORT/PATH "
-                        "with --node", pytrace=False)
-        lab = request.getfixturevalue("inference_netlab")
-        info = inspect_url(lab.nfs_url(lab.model_dir))
-        info.node = f"netns://{lab.node_netns}"
-        return info
-    except StorageError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    if _opt(config, "inference_nfs_url"):
+        return inspect_url(_opt(config, "inference_nfs_url"))
+    if _opt(config, "inference_model_path"):
+        # the mount table of the node that holds the model (this host unless --node)
+        return inspect_path(_opt(config, "inference_model_path"), request.getfixturevalue("inference_node"))
+    if _opt(config, "inference_node"):
+        pytest.fail("the storage suite needs --model-path DIR or --nfs-url nfs://SERVER/EXPORT/PATH "
+                    "with --node", pytrace=False)
+    lab = request.getfixturevalue("inference_netlab")
+    info = inspect_url(lab.nfs_url(lab.model_dir))
+    info.node = f"netns://{lab.node_netns}"
+    return info
 
 
 def _prefix_for_url(request: pytest.FixtureRequest) -> list[str]:
@@ -114,10 +122,7 @@ def _prefix_for_url(request: pytest.FixtureRequest) -> list[str]:
 
     node_url = _opt(request.config, "inference_node")
     if node_url:
-        try:
-            backend = backend_from_url(node_url)
-        except NodeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        backend = _or_fail(lambda: backend_from_url(node_url), NodeError)
         return list(backend.prefix) if isinstance(backend, NetnsBackend) else []
     if uses_lab(request.config):
         return list(request.getfixturevalue("inference_netlab").node_prefix())
@@ -149,10 +154,8 @@ def storage_reads(request: pytest.FixtureRequest, inference_session, model_stora
 
         def once():
             return read_mount(model_storage.location, readers=readers)
-    try:
-        return measure(once, rounds, before_round=before, progress=lambda i, n, r: progress(i, n))
-    except StorageError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    return _or_fail(lambda: measure(once, rounds, before_round=before, progress=lambda i, n, r: progress(i, n)),
+                    StorageError)
 
 
 @pytest.fixture(scope="session")
@@ -163,20 +166,14 @@ def inference_node(request: pytest.FixtureRequest):
     config = request.config
     node_url = _opt(config, "inference_node")
     if node_url:
-        try:
-            yield Node(backend_from_url(node_url, kubeconfig=_opt(config, "k8s_kubeconfig"),
-                                        context=_opt(config, "k8s_context")))
-        except NodeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        yield Node(_or_fail(lambda: backend_from_url(node_url, kubeconfig=_opt(config, "k8s_kubeconfig"),
+                                                     context=_opt(config, "k8s_context")), NodeError))
         return
     if uses_lab(config):
         from ..node import NetnsBackend
 
         lab = request.getfixturevalue("inference_netlab")
-        try:
-            holder = hold_connection(lab.nfs_url(lab.model_dir), list(lab.node_prefix()))
-        except StorageError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        holder = _or_fail(lambda: hold_connection(lab.nfs_url(lab.model_dir), list(lab.node_prefix())), StorageError)
         try:
             yield Node(NetnsBackend(lab.node_netns))
         finally:
