@@ -157,7 +157,20 @@ def resolve(L, server: str, port: int, path: str, query: str) -> tuple[str, list
     return mount_url, files
 
 
+def _die_with_parent() -> None:
+    """A reader outlives nothing: if the reader process is killed (timeout, Ctrl-C, SIGKILL),
+    the kernel kills its readers too (PR_SET_PDEATHSIG; the parent forks from its only thread)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except Exception:  # noqa: BLE001 - not Linux: the readers end when their reads do
+        pass
+
+
 def _reader(k, mount_url, files, block, counter, barrier, results, hold_s, verify):  # runs in a child process
+    _die_with_parent()
     try:
         L = _lib()
         ctx, _ = _mount(L, mount_url)

@@ -180,3 +180,33 @@ def test_the_reader_reads_every_byte_right_across_the_veth():
                          for off in range(0, len(blob), 4 << 20)]
     assert data["bytes"] == 24 << 20 and data["readers"] == 3
     assert sorted(data["digests"]) == sorted(expected)
+
+
+def test_killing_the_reader_kills_its_reader_processes():
+    """A reader killed mid-read (a timeout, Ctrl-C, a killed worker) leaves no reader process behind."""
+    import signal
+    import time
+
+    NetLab = _lab_or_skip()
+    with NetLab(tuned=True, weights_mib=64, shards=1) as lab:
+        proc = subprocess.Popen([*lab.node_prefix(), sys.executable, "-m", "pytest_inference.storage.nfs_reader",
+                                 lab.nfs_url(lab.model_dir), "--readers", "3", "--hold-s", "60"],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            children: list[str] = []
+            while time.monotonic() < deadline and len(children) < 3:
+                out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+                children = out.split()
+                time.sleep(0.1)
+            assert len(children) == 3, children
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        # checked while the lab still runs: its teardown would kill whatever is left in the namespace
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+            time.sleep(0.1)
+        alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
+                 and Path(f"/proc/{c}/stat").read_text().split(") ")[1][0] not in "ZX"]
+        assert alive == []
