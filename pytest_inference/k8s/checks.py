@@ -363,13 +363,19 @@ def _plain_exec(c: dict[str, Any]) -> Iterator[tuple[str, list[Any], Any]]:
 # --------------------------------------------------------------------------- vLLM Deployment
 
 
-def _deployment_or_unsure(cid: str, obs: Observation, s: Settings, expected: str):
+def _deployment_or_unsure(cid: str, obs: Observation, s: Settings, expected: str, *also: str,
+                          remediation: str = ""):
+    """The vLLM Deployment, or an inconclusive result: no Deployment visible, none identified, or
+    one of the ``also`` kinds the check needs beside it not readable."""
     why = _need(obs, "Deployment")
     if why:
         return None, _unsure(cid, why, expected=expected)
     dep, reason = find_deployment(obs, s)
     if dep is None:
         return None, _unsure(cid, reason + " (name it with --vllm-deployment or --vllm-selector)", expected=expected)
+    why = _need(obs, *also) if also else None
+    if why:
+        return None, _unsure(cid, why, expected=expected, remediation=remediation, subject=_ref(obs, dep))
     return dep, None
 
 
@@ -559,12 +565,9 @@ def disruption_budget(obs: Observation, s: Settings) -> CheckResult:
     cid = "K8S-DEPLOY-007"
     expected = "a PodDisruptionBudget selecting the vLLM pods with maxUnavailable 1"
     fix = "add a PodDisruptionBudget (policy/v1) with maxUnavailable: 1 and the vLLM pods' labels as selector"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PodDisruptionBudget", remediation=fix)
     if unsure:
         return unsure
-    why = _need(obs, "PodDisruptionBudget")
-    if why:
-        return _unsure(cid, why, expected=expected, remediation=fix, subject=_ref(obs, dep))
     labels = pod_template_labels(dep)
     ns = namespace_of(dep)
     pdbs = [p for p in obs.of_kind("PodDisruptionBudget") if namespace_of(p) == ns
@@ -619,12 +622,9 @@ def model_pvc(obs: Observation, s: Settings) -> CheckResult:
     cid = "K8S-STORAGE-001"
     expected = "the vLLM pods' model PVC is ReadWriteMany and " + ("Bound" if obs.live else "binds to a ReadWriteMany PV")
     fix = "give the model PVC accessModes [ReadWriteMany] on an RWX volume (NFS): every replica mounts the same weights"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PersistentVolumeClaim")
     if unsure:
         return unsure
-    why = _need(obs, "PersistentVolumeClaim")
-    if why:
-        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
     claims = _model_claims(dep)
     if not claims:
         return _count(cid, [{"text": "the vLLM pods mount no PersistentVolumeClaim: weights are not on shared storage"}],
@@ -679,12 +679,9 @@ def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
     expected = f"the model PV's mountOptions have nconnect >= {s.nconnect_min} and vers >= {vmin}"
     fix = (f"set spec.mountOptions on the PV: [vers={vmin}, nconnect={s.nconnect_min}, rsize=1048576, wsize=1048576] "
            "(a PV without mountOptions mounts with one TCP connection)")
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PersistentVolumeClaim", "PersistentVolume")
     if unsure:
         return unsure
-    why = _need(obs, "PersistentVolumeClaim", "PersistentVolume")
-    if why:
-        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
     pvs = []
     for name in _model_claims(dep):
         pvc = obs.get("PersistentVolumeClaim", name, namespace_of(dep))
@@ -726,12 +723,9 @@ def download_job(obs: Observation, s: Settings) -> CheckResult:
     cid = "K8S-STORAGE-003"
     expected = "a Job that downloads the model into the shared claim" + (", completed" if obs.live else "")
     fix = "run the download Job (restartPolicy Never/OnFailure, the model PVC mounted) and wait for it to complete"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "Job")
     if unsure:
         return unsure
-    why = _need(obs, "Job")
-    if why:
-        return _unsure(cid, why, expected=expected, subject=_ref(obs, dep))
     claims = set(_model_claims(dep))
     jobs = [j for j in obs.of_kind("Job") if namespace_of(j) == namespace_of(dep)
             and claims & set(_model_claims(j))]
