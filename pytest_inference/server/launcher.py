@@ -912,23 +912,8 @@ class ServerHandle:
             time.sleep(0.02)
 
     def _stop_watchdog(self) -> None:
-        w = self.watchdog
-        if w is None:
-            return
-        try:
-            if w.stdin is not None:
-                w.stdin.write(b"done\n")
-                w.stdin.close()
-        except OSError:
-            pass
-        try:
-            w.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            w.kill()
-            try:
-                w.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                pass
+        if self.watchdog is not None:
+            _wd.release_watchdog(self.watchdog, timeout_s=2.0)
 
     @property
     def exit(self) -> ServerExit | None:

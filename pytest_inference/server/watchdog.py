@@ -37,7 +37,7 @@ import signal
 import sys
 import time
 
-__all__ = ["group_members", "group_alive", "kill_group", "main"]
+__all__ = ["group_members", "group_alive", "kill_group", "release_watchdog", "main"]
 
 
 def _stat_fields(pid: str) -> tuple[str, int, int, str] | None:
@@ -135,6 +135,28 @@ def _log(msg: str) -> None:
         sys.stderr.flush()
     except Exception:
         pass
+
+
+def release_watchdog(proc, timeout_s: float = 2.0) -> None:
+    """The parent's side of a normal stop: write ``done`` on the watchdog's control pipe (it
+    then exits without acting), reap it, and kill it if it does not exit within ``timeout_s``.
+    Used for the server watchdog and for the network lab's guardian alike."""
+    import subprocess
+
+    try:
+        if proc.stdin is not None:
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

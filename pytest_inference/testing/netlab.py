@@ -1012,19 +1012,10 @@ EXPORT {{
                     self._save_state(host_restore={})
             problems += _HOST.release(self, mark)
             self._holds_host = False
-        g = self.guardian
-        if g is not None:
-            try:
-                if g.stdin is not None:
-                    g.stdin.write(b"done\n")
-                    g.stdin.close()
-            except OSError:
-                pass
-            try:
-                g.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                g.kill()
-                g.wait()
+        if self.guardian is not None:
+            from pytest_inference.server.watchdog import release_watchdog
+
+            release_watchdog(self.guardian, timeout_s=5.0)
         if self.state_path is not None:
             try:
                 self.state_path.unlink()
