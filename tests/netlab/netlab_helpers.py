@@ -115,12 +115,10 @@ def offloads(ns: str, dev: str) -> dict[str, str]:
 
 
 def pid_running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rfind(b")") + 2:].split()[0] not in (b"Z", b"X", b"x")
+    """The process exists and is not a zombie (the project's own test: drain.process_gone)."""
+    from pytest_inference.server.drain import process_gone
+
+    return not process_gone(pid, group=False)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -59,13 +59,10 @@ def wait_for(pred, timeout_s: float, interval_s: float = 0.05):
 
 
 def pid_running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+    """The process exists and is not a zombie (the project's own test: drain.process_gone)."""
+    from pytest_inference.server.drain import process_gone
+
+    return not process_gone(pid, group=False)
 
 
 def wait_file(path: Path, timeout_s: float, proc=None) -> str:

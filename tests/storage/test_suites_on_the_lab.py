@@ -17,6 +17,7 @@ import pytest
 
 from pytest_inference.node import NetnsBackend, Node
 from pytest_inference.node.judge import REMOUNT
+from pytest_inference.server.drain import process_gone
 from pytest_inference.storage.fixtures import hold_connection
 from pytest_inference.storage.probe import drop_file_cache, read_url
 
@@ -205,8 +206,6 @@ def test_killing_the_reader_kills_its_reader_processes():
             proc.wait()
         # checked while the lab still runs: its teardown would kill whatever is left in the namespace
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        while time.monotonic() < deadline and not all(process_gone(int(c), group=False) for c in children):
             time.sleep(0.1)
-        alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
-                 and Path(f"/proc/{c}/stat").read_text().split(") ")[1][0] not in "ZX"]
-        assert alive == []
+        assert [c for c in children if not process_gone(int(c), group=False)] == []
