@@ -22,7 +22,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -186,7 +185,6 @@ def measure(read_once: Callable[[], ReadRound], rounds: int, before_round: Calla
         out.append(read_once())
         if progress:
             progress(i + 1, rounds, out[-1])
-        time.sleep(0)
     return out
 
 

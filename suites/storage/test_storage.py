@@ -6,13 +6,15 @@ mount), or the embedded local NFS lab. Each test states one claim; --target sets
 
 import pytest
 
+from pytest_inference.storage.probe import version_number
+
 pytestmark = pytest.mark.storage
 
 
 def test_model_path_is_on_nfs(model_storage, claim):
     if not model_storage.is_nfs:
         pytest.fail(model_storage.not_nfs_reason(), pytrace=False)
-    version = float(model_storage.version) if model_storage.version else None
+    version = version_number(model_storage.version)
     if version is None:
         claim.inconclusive("storage.nfs_version", f"{model_storage.location}: the NFS version is not shown")
         return
