@@ -303,6 +303,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     metavar="30,220,1200", default=None, help="response lengths in output tokens: 30,220,1200 "
                     "(short, medium, long; the default) or name=tokens pairs like short=30,long=1200.")
     # --- end economics options ---------------------------------------------------------------------
+    # --- measuring-engine options (pytest_inference/engine/options.py) ------------------------------
+    from .engine.options import add_options as _engine_options
+
+    _engine_options(group)
     parser.addini("inference_serverless_endpoint", "default serverless base URL", default=None)
     parser.addini("inference_model_path", "default model folder for the local server", default=None)
     parser.addini("inference_server_cmd", "default server command template", default=None)
