@@ -27,7 +27,7 @@ from .launcher import (
     pin_vllm_group,
     vllm_cpu_spec,
 )
-from .lock import DeviceLock, DeviceLockTimeout, default_lock_dir
+from .lock import DeviceLock, DeviceLockError, DeviceLockTimeout, DeviceLockUnsafe, default_lock_dir
 
 __all__ = [
     "ServerSpec",
@@ -40,6 +40,8 @@ __all__ = [
     "vllm_cpu_spec",
     "pin_vllm_group",
     "DeviceLock",
+    "DeviceLockError",
     "DeviceLockTimeout",
+    "DeviceLockUnsafe",
     "default_lock_dir",
 ]

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import watchdog as _wd
-from .lock import DeviceLock, DeviceLockTimeout
+from .lock import DeviceLock, DeviceLockError
 
 __all__ = ["ServerSpec", "ServerHandle", "ServerStartError", "ServerExit", "Timeline", "launch",
            "free_port", "vllm_cpu_spec", "pin_vllm_group"]
@@ -545,7 +545,7 @@ class ServerHandle:
         self.stage = f"waiting for device {spec.device}"
         try:
             self.lock_wait_s = self.lock.acquire(timeout_s=spec.lock_timeout_s, progress=progress)
-        except DeviceLockTimeout as e:
+        except DeviceLockError as e:  # a timeout, or an unsafe lock directory / planted symlink
             self.lock = None
             raise ServerStartError(str(e), stage=self.stage) from None
         try:

@@ -11,6 +11,15 @@ Who holds it is written next to it, in ``<device>.owner`` (JSON: pid, pgid of th
 since, command), so a waiter can say "waiting for device cpu, held by pid 1234".
 The default directory is per machine (``/tmp/pytest-inference-locks``, or
 ``$PYTEST_INFERENCE_LOCK_DIR``), shared by every user and every xdist worker.
+
+A shared, world-writable directory is hostile ground, so nothing here follows a symlink or
+changes the mode of a file it did not create: the directory is created with a safe mode
+(the default one sticky ``1777``, any other ``0700``) and must be a real directory owned by
+us or root, sticky whenever others may write to it; a lock file is created ``O_EXCL`` or
+else opened ``O_NOFOLLOW`` read-only (``flock`` needs no write access, so no lock file is ever
+made writable by others) and must be a regular file with one link; the owner file is
+written to a fresh ``O_EXCL | O_NOFOLLOW`` temporary file and renamed into place, and read
+``O_NOFOLLOW``. An unsafe directory or a planted symlink is :class:`DeviceLockUnsafe`, one line.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["DeviceLock", "DeviceLockTimeout", "default_lock_dir"]
+__all__ = ["DeviceLock", "DeviceLockError", "DeviceLockTimeout", "DeviceLockUnsafe", "default_lock_dir"]
 
 
 def default_lock_dir() -> Path:
@@ -49,8 +59,76 @@ except ImportError:  # pragma: no cover - older filelock: flock directly (what F
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-class DeviceLockTimeout(TimeoutError):
+class DeviceLockError(Exception):
+    """The device lock cannot be had; the message is one line."""
+
+
+class DeviceLockTimeout(DeviceLockError, TimeoutError):
     pass
+
+
+class DeviceLockUnsafe(DeviceLockError):
+    """The lock directory or a lock file is not safe to use (symlink, foreign owner, not sticky...)."""
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _ensure_dir(path: Path, shared: bool) -> None:
+    """Create the lock directory with a safe mode, or check the one that is there."""
+    try:
+        if shared:
+            os.mkdir(path, 0o1777)
+            os.chmod(path, 0o1777)  # we just created it: undo the umask (every user shares it)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        if not path.is_dir():
+            raise DeviceLockUnsafe(f"cannot create the lock directory {path}: {e.strerror or e}") from None
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise DeviceLockUnsafe(f"cannot use the lock directory {path}: {e.strerror or e}") from None
+    hint = "remove it, or set PYTEST_INFERENCE_LOCK_DIR to a directory of your own"
+    if stat.S_ISLNK(st.st_mode):
+        raise DeviceLockUnsafe(f"lock directory {path} is a symlink (refusing to follow it); {hint}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise DeviceLockUnsafe(f"lock directory {path} is not a directory; {hint}")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise DeviceLockUnsafe(f"lock directory {path} is owned by uid {st.st_uid}, neither us "
+                               f"(uid {os.geteuid()}) nor root; {hint}")
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise DeviceLockUnsafe(f"lock directory {path} is writable by others but not sticky "
+                               f"(mode {stat.S_IMODE(st.st_mode):o}): anyone could replace its lock files; {hint}")
+
+
+def _open_lock_file(path: Path) -> int:
+    """An fd for flock on ``path``: created here (O_EXCL), or an existing regular file opened
+    read-only without following a symlink. Never chmods."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DeviceLockUnsafe(f"lock file {path} is a symlink (refusing to follow it); remove it") from None
+        raise DeviceLockUnsafe(f"cannot open lock file {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DeviceLockUnsafe(f"lock file {path} is not a regular file; remove it")
+        if st.st_nlink != 1:
+            raise DeviceLockUnsafe(f"lock file {path} has {st.st_nlink} hard links (a planted link?); remove it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,9 +157,18 @@ class DeviceLock:
     def holder(self) -> dict[str, Any] | None:
         """What the current holder wrote (pid, pgid, since, command), plus ``alive``; None if unknown."""
         try:
-            info = json.loads(self.owner_path.read_text())
+            fd = os.open(self.owner_path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                info = json.loads(f.read(65536))
         except (OSError, ValueError):
             return None
+        finally:
+            os.close(fd)
         if not isinstance(info, dict):
             return None
         pid = info.get("pid")
@@ -103,31 +190,27 @@ class DeviceLock:
         """Record who holds the lock (call while holding it)."""
         data = {"pid": os.getpid(), "device": self.device,
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
-        tmp = self.owner_path.with_name(self.owner_path.name + f".{os.getpid()}.tmp")
+        tmp = self.owner_path.with_name(self.owner_path.name + f".{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
-            tmp.write_text(json.dumps(data))
-            os.chmod(tmp, 0o666)
+            # a fresh file (O_EXCL, no symlink followed), readable by all: never a chmod of someone else's
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+        except OSError:
+            return  # best effort: the owner file only improves the waiting message
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(data))
             os.replace(tmp, self.owner_path)
         except OSError:
             try:
-                tmp.unlink()
+                tmp.unlink()  # ours: created above
             except OSError:
                 pass
 
     # ------------------------------------------------------------------ acquire / release
     def _open(self) -> int:
-        try:
-            self.lock_dir.mkdir(parents=True, exist_ok=True)
-            if self.lock_dir == default_lock_dir():
-                os.chmod(self.lock_dir, 0o1777)  # shared by every user of the machine
-        except PermissionError:
-            pass
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            os.fchmod(fd, 0o666)
-        except OSError:
-            pass
-        return fd
+        # the default directory is shared by every user of the machine (sticky 1777); any other is ours
+        _ensure_dir(self.lock_dir, shared=self.lock_dir == Path("/tmp/pytest-inference-locks"))
+        return _open_lock_file(self.path)
 
     def acquire(self, timeout_s: float | None = None,
                 progress: Callable[[str, float], None] | None = None,
