@@ -23,7 +23,17 @@ from typing import Any, Iterator
 import pytest
 
 from ..progress import TerminalProgress
-from .probe import ModelStorage, StorageError, drop_file_cache, inspect_path, inspect_url, measure, read_mount, read_url
+from .probe import (
+    ModelStorage,
+    StorageError,
+    drop_file_cache,
+    inspect_path,
+    inspect_url,
+    measure,
+    measure_url_version,
+    read_mount,
+    read_url,
+)
 
 DEFAULT_READERS = 4
 DEFAULT_ROUNDS = 3
@@ -103,7 +113,8 @@ def model_storage(request: pytest.FixtureRequest) -> ModelStorage:
 def _model_storage(request: pytest.FixtureRequest) -> ModelStorage:
     config = request.config
     if _opt(config, "inference_nfs_url"):
-        return inspect_url(_opt(config, "inference_nfs_url"))
+        info = inspect_url(_opt(config, "inference_nfs_url"))
+        return measure_url_version(info, _prefix_for_url(request))
     if _opt(config, "inference_model_path"):
         # the mount table of the node that holds the model (this host unless --node)
         return inspect_path(_opt(config, "inference_model_path"), request.getfixturevalue("inference_node"))
@@ -113,7 +124,7 @@ def _model_storage(request: pytest.FixtureRequest) -> ModelStorage:
     lab = request.getfixturevalue("inference_netlab")
     info = inspect_url(lab.nfs_url(lab.model_dir))
     info.node = f"netns://{lab.node_netns}"
-    return info
+    return measure_url_version(info, list(lab.node_prefix()))
 
 
 def _prefix_for_url(request: pytest.FixtureRequest) -> list[str]:
@@ -185,13 +196,11 @@ def inference_node(request: pytest.FixtureRequest):
 def nfs_server_of(request: pytest.FixtureRequest) -> str | None:
     """The NFS server whose route the node suite checks: --nfs-server, --nfs-url's host, the
     model mount's addr=, or the lab's server."""
-    from urllib.parse import urlsplit
-
     config = request.config
     if _opt(config, "inference_nfs_server"):
         return _opt(config, "inference_nfs_server")
     if _opt(config, "inference_nfs_url"):
-        return urlsplit(_opt(config, "inference_nfs_url")).hostname
+        return _or_fail(lambda: inspect_url(_opt(config, "inference_nfs_url")), StorageError).nfs_server
     if _opt(config, "inference_model_path"):
         try:
             return inspect_path(_opt(config, "inference_model_path")).nfs_server

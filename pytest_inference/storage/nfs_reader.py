@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import multiprocessing as mp
 import os
+import re
 import socket
+import struct
 import sys
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -40,12 +43,49 @@ class ReaderError(Exception):
     pass
 
 
+#: the versions the userspace client (libnfs) speaks, as ``?version=`` values
+CLIENT_VERSIONS = {"3": "3", "4": "4.0"}
+_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user/password part of any URL in it replaced by ``***@``."""
+    return _USERINFO.sub("***@", str(text))
+
+
 def split_url(url: str) -> tuple[str, int, str, str]:
-    """(server, port, path, query) of ``nfs://server[:port]/path[?version=4]``."""
-    parts = urlsplit(url)
-    if parts.scheme != "nfs" or not parts.hostname:
-        raise ReaderError(f"{url}: not an nfs://SERVER/EXPORT/PATH URL")
-    return parts.hostname, parts.port or 2049, parts.path or "/", parts.query
+    """(server, port, path, query) of ``nfs://server[:port]/path[?version=3|4]``, validated:
+    every error is one line and never repeats a password the URL carried."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", a non-numeric port
+        raise ReaderError(f"{shown}: not a valid nfs:// URL ({exc})") from None
+    if parts.scheme != "nfs" or not host or not parts.path.strip("/"):
+        raise ReaderError(f"{shown}: expected nfs://SERVER/EXPORT[/PATH]")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ReaderError(f"{shown}: an nfs:// URL carries no user or password (the client authenticates "
+                          "with AUTH_SYS): remove the part before '@'")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            raise ReaderError(f"{shown}: [{host}] is not an IPv6 address") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ReaderError(f"{shown}: port {port} is not 1-65535")
+    try:
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ReaderError(f"{shown}: cannot parse the query {parts.query!r}") from None
+    unknown = sorted(set(query) - {"version"})
+    if unknown:
+        raise ReaderError(f"{shown}: unknown query parameter {unknown[0]!r} (only version=3 or version=4)")
+    versions = query.get("version", ["4"])
+    if len(versions) != 1 or versions[0] not in CLIENT_VERSIONS:
+        raise ReaderError(f"{shown}: version={versions[-1]!r}: the userspace client speaks version=3 or "
+                          "version=4 (NFSv4.0); the server's own NFS version is measured, never taken from the URL")
+    return host, port or 2049, parts.path or "/", f"version={versions[0]}"
 
 
 def _lib():
@@ -61,6 +101,7 @@ def _url(server: str, port: int, path: str, query: str) -> str:
     q = parse_qs(query)
     q.setdefault("version", ["4"])
     qs = "&".join(f"{k}={v[0]}" for k, v in q.items())
+    server = f"[{server}]" if ":" in server else server
     host = f"{server}:{port}" if port != 2049 else server
     return f"nfs://{host}{path}?{qs}"
 
@@ -232,6 +273,96 @@ def _check_reachable(server: str, port: int, timeout: float) -> None:
         raise ReaderError(f"cannot reach the NFS server {server}:{port}: {exc.strerror or exc}") from None
 
 
+# --- what the server speaks: ONC RPC over TCP, no NFS client library -------------------------------
+NFS_PROGRAM = 100003
+NFS4ERR_MINOR_VERS_MISMATCH = 10021
+_ACCEPT = {1: "PROG_UNAVAIL", 2: "PROG_MISMATCH", 3: "PROC_UNAVAIL", 4: "GARBAGE_ARGS", 5: "SYSTEM_ERR"}
+
+
+def _xdr_opaque(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data + b"\0" * (-len(data) % 4)
+
+
+def _rpc_call(sock: socket.socket, xid: int, vers: int, proc: int, args: bytes) -> tuple[int, bytes]:
+    """One call to the NFS program; returns (accept_stat, results). AUTH_SYS uid 0 (what the
+    userspace client sends), no verifier."""
+    cred = _xdr_opaque(struct.pack(">I", 0) + _xdr_opaque(b"pytest-inference") + struct.pack(">III", 0, 0, 0))
+    msg = (struct.pack(">IIIIII", xid, 0, 2, NFS_PROGRAM, vers, proc) + struct.pack(">I", 1) + cred
+           + struct.pack(">II", 0, 0) + args)
+    sock.sendall(struct.pack(">I", 0x80000000 | len(msg)) + msg)
+    reply = b""
+    while True:  # record marking: fragments until the last-fragment bit
+        head = _recv_exact(sock, 4)
+        (mark,) = struct.unpack(">I", head)
+        length = mark & 0x7FFFFFFF
+        if length > 1 << 20:
+            raise ReaderError(f"the server sent an RPC record of {length} bytes")
+        reply += _recv_exact(sock, length)
+        if mark & 0x80000000:
+            break
+    if len(reply) < 12:
+        raise ReaderError("the server sent a short RPC reply")
+    rxid, mtype, stat = struct.unpack(">III", reply[:12])
+    if rxid != xid or mtype != 1:
+        raise ReaderError("the server's answer is not an RPC reply to our call")
+    if stat != 0:
+        raise ReaderError("the server denied the RPC call (auth or RPC version)")
+    (_flavor, vlen) = struct.unpack(">II", reply[12:20])
+    off = 20 + vlen + (-vlen % 4)
+    (accept,) = struct.unpack(">I", reply[off:off + 4])
+    return accept, reply[off + 4:]
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ReaderError("the server closed the connection mid-reply")
+        buf += chunk
+    return buf
+
+
+def server_version(server: str, port: int = 2049, timeout: float = 5.0) -> dict:
+    """The highest NFS version the server at ``server:port`` answers, asked on the wire:
+    NULL calls to NFS program versions 4 and 3, then an empty COMPOUND per NFSv4 minor version
+    (a server that lacks a minor version answers NFS4ERR_MINOR_VERS_MISMATCH). Returns
+    ``{"version": "4.2"|"4.1"|"4.0"|"3", "nfs4_minor_versions": [...], "rpc": [...]}``;
+    the version is None when the server answered but none of this could be established."""
+    try:
+        sock = socket.create_connection((server, port), timeout=timeout)
+    except OSError as exc:
+        raise ReaderError(f"cannot reach the NFS server {server}:{port}: {exc.strerror or exc}") from None
+    xid = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+    out: dict = {"server": server, "port": port, "rpc": [], "nfs4_minor_versions": [], "version": None}
+    try:
+        with sock:
+            sock.settimeout(timeout)
+            accept, res = _rpc_call(sock, xid, 4, 0, b"")
+            out["rpc"].append({"call": "NULL v4", "accept": _ACCEPT.get(accept, "SUCCESS" if accept == 0 else accept)})
+            if accept == 0:
+                for minor in (0, 1, 2):
+                    xid += 1
+                    args = _xdr_opaque(b"") + struct.pack(">II", minor, 0)  # tag, minorversion, no operations
+                    accept, res = _rpc_call(sock, xid, 4, 1, args)
+                    status = struct.unpack(">I", res[:4])[0] if accept == 0 and len(res) >= 4 else None
+                    out["rpc"].append({"call": f"COMPOUND minorversion {minor}", "accept": accept, "status": status})
+                    if accept == 0 and status is not None and status != NFS4ERR_MINOR_VERS_MISMATCH:
+                        out["nfs4_minor_versions"].append(minor)
+                if out["nfs4_minor_versions"]:
+                    out["version"] = f"4.{max(out['nfs4_minor_versions'])}"
+                return out
+            xid += 1
+            accept3, _ = _rpc_call(sock, xid, 3, 0, b"")
+            out["rpc"].append({"call": "NULL v3", "accept": _ACCEPT.get(accept3, "SUCCESS" if accept3 == 0 else accept3)})
+            if accept3 == 0:
+                out["version"] = "3"
+            return out
+    except (OSError, struct.error) as exc:
+        raise ReaderError(f"the NFS server {server}:{port} did not answer an RPC call: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+
+
 def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0.0,
              connect_timeout: float = 5.0, verify: bool = False) -> dict:
     """Read every weight file under ``url`` once; ``verify`` adds the sha256 of every block
@@ -274,6 +405,7 @@ def read_url(url: str, readers: int = 4, block: int = 1 << 20, hold_s: float = 0
         "url": url, "server": server, "mount": mount_url, "files": [{"path": p, "bytes": s} for p, s in files],
         "bytes": total, "seconds": seconds, "MBps": total / seconds / MB if seconds > 0 else None,
         "readers": readers, "block": block, "connections": readers,
+        "client_version": CLIENT_VERSIONS[query.split("=", 1)[1]],
         "per_reader": [{"bytes": r["bytes"], "seconds": r["seconds"]} for r in sorted(per, key=lambda r: r["reader"])],
         "method": "userspace NFS client (libnfs), one TCP connection per reader; no client page cache",
     }
@@ -301,9 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=1 << 20)
     ap.add_argument("--hold", action="store_true", help="connect, then wait for stdin to close")
     ap.add_argument("--hold-s", type=float, default=0.0, help="keep the readers' connections open after reading")
+    ap.add_argument("--server-version", action="store_true",
+                    help="only ask the server which NFS versions it answers (RPC; no client library needed)")
     ap.add_argument("--verify", action="store_true", help="report the sha256 of every block read (slower)")
     args = ap.parse_args(argv)
     try:
+        if args.server_version:
+            server, port, _path, _query = split_url(args.url)
+            print(json.dumps(server_version(server, port)))
+            return 0
         if args.hold:
             hold(args.url)
             return 0
@@ -311,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                                   hold_s=args.hold_s, verify=args.verify)))
         return 0
     except ReaderError as exc:
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps({"error": redact_url(str(exc))}))
         return 2
 
 

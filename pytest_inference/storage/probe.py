@@ -25,7 +25,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import parse_qs, urlsplit
 
 from ..node.backends import LocalBackend, NodeError
 from ..node.parse import Mount
@@ -60,6 +59,7 @@ class ModelStorage:
     version: str | None = None
     nconnect: int | None = None
     notes: list[str] = field(default_factory=list)
+    server_rpc: dict[str, Any] | None = None  # URL mode: what the server answered (measure_url_version)
 
     @property
     def is_nfs(self) -> bool:
@@ -73,12 +73,14 @@ class ModelStorage:
 
     def options(self) -> dict[str, Any]:
         if self.mode == "url":
-            return {"url": self.location, "vers": self.version, "client": "libnfs (userspace)"}
+            return {"url": self.location, "vers": self.version, "client": "libnfs (userspace)",
+                    "vers_source": "asked of the server (RPC)" if self.server_rpc else "not measured",
+                    "server_rpc": self.server_rpc}
         return self.mount.nfs_options() if self.mount and self.mount.is_nfs else {}
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "location": self.location, "node": self.node, "is_nfs": self.is_nfs,
-                "fstype": self.mount.fstype if self.mount else ("nfs4" if self.mode == "url" else None),
+                "fstype": self.mount.fstype if self.mount else None,
                 "mount_point": self.mount.mount_point if self.mount else None,
                 "source": self.mount.source if self.mount else None,
                 "nfs_server": self.nfs_server, "options": self.options(), "notes": list(self.notes)}
@@ -107,13 +109,62 @@ def inspect_path(path: str | os.PathLike, node: Node | None = None) -> ModelStor
 
 
 def inspect_url(url: str) -> ModelStorage:
-    parts = urlsplit(url)
-    if parts.scheme != "nfs" or not parts.hostname or not parts.path.strip("/"):
-        raise StorageError(f"--nfs-url {url}: expected nfs://SERVER/EXPORT[/PATH]")
-    version = (parse_qs(parts.query).get("version") or ["4"])[0]
-    return ModelStorage(mode="url", location=url, nfs_server=parts.hostname, version=version,
+    """URL mode: the URL checked (one line per defect, a password never repeated). The NFS version
+    is *not* taken from it: :func:`measure_url_version` asks the server."""
+    from .nfs_reader import ReaderError, split_url
+
+    try:
+        server, _port, _path, _query = split_url(url)
+    except ReaderError as exc:
+        raise StorageError(f"--nfs-url {exc}") from None
+    return ModelStorage(mode="url", location=url, nfs_server=server,
                         notes=["URL mode: read by a userspace NFS client (libnfs speaks NFSv3 and NFSv4.0); "
                                "nconnect is a kernel mount option and does not apply"])
+
+
+def measure_url_version(info: ModelStorage, prefix: Sequence[str] = (), timeout: float = 60.0,
+                        python: str | None = None) -> ModelStorage:
+    """Ask the server which NFS versions it answers (RPC NULL and empty COMPOUNDs, from the node's
+    network when ``prefix`` enters it) and record the highest as ``info.version``; left None, with
+    a note, when the server answered but did not show one. An unreachable server is a StorageError."""
+    data = _run_reader(info.location, ["--server-version"], prefix, timeout, python)
+    info.server_rpc = data
+    info.version = data.get("version")
+    if info.version is None:
+        info.notes.append("the server answered but no NFS version could be established: "
+                          + "; ".join(f"{r['call']}: {r.get('accept')}" for r in data.get("rpc", [])))
+    else:
+        info.notes.append(f"NFS version asked of the server on the wire (RPC): it answers NFSv{info.version}")
+    return info
+
+
+def _run_reader(url: str, args: Sequence[str], prefix: Sequence[str], timeout: float,
+                python: str | None) -> dict[str, Any]:
+    """The reader module in a subprocess (``prefix``: e.g. nsenter into a netns); its JSON answer."""
+    from .nfs_reader import redact_url
+
+    argv = [*prefix, python or sys.executable, "-m", "pytest_inference.storage.nfs_reader", url, *args]
+    shown = redact_url(url)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"reading {shown} did not finish in {timeout:.0f} s") from None
+    except FileNotFoundError as exc:
+        raise StorageError(f"cannot run the NFS reader: {exc.filename} not found") from None
+    line = (proc.stdout.strip().splitlines() or [""])[-1]
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise StorageError(f"the NFS reader failed ({shlex.join(argv[:3])} …): {redact_url(err)[:200]}") from None
+    if not isinstance(data, dict):
+        raise StorageError(f"the NFS reader answered {line[:100]!r}")
+    if "error" in data:
+        raise StorageError(f"--nfs-url {shown}: {data['error']}")
+    return data
 
 
 @dataclass
@@ -126,11 +177,13 @@ class ReadRound:
     readers: int
     method: str
     cached_fraction: float | None = None
+    client_version: str | None = None
     per_reader_MBps: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"MBps": round(self.MBps, 1), "bytes": self.bytes, "seconds": round(self.seconds, 4),
                 "readers": self.readers, "method": self.method, "cached_fraction": self.cached_fraction,
+                "client_version": self.client_version,
                 "per_reader_MBps": [round(x, 1) for x in self.per_reader_MBps]}
 
 
@@ -151,27 +204,9 @@ def read_mount(path: str | os.PathLike, readers: int = 4, block: int = 8 << 20) 
 def read_url(url: str, readers: int = 4, block: int = 1 << 20, prefix: Sequence[str] = (),
              timeout: float = 900.0, python: str | None = None) -> ReadRound:
     """One read through the userspace client, in a subprocess (``prefix``: e.g. nsenter into a netns)."""
-    argv = [*prefix, python or sys.executable, "-m", "pytest_inference.storage.nfs_reader", url,
-            "--readers", str(readers), "--block", str(block)]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise StorageError(f"reading {url} did not finish in {timeout:.0f} s") from None
-    except FileNotFoundError as exc:
-        raise StorageError(f"cannot run the NFS reader: {exc.filename} not found") from None
-    line = (proc.stdout.strip().splitlines() or [""])[-1]
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
-        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise StorageError(f"the NFS reader failed ({shlex.join(argv[:3])} …): {err[:200]}") from None
-    if "error" in data:
-        raise StorageError(f"--nfs-url {url}: {data['error']}")
+    data = _run_reader(url, ["--readers", str(readers), "--block", str(block)], prefix, timeout, python)
     return ReadRound(MBps=data["MBps"], bytes=data["bytes"], seconds=data["seconds"], readers=data["readers"],
-                     method=data["method"],
+                     method=data["method"], client_version=data.get("client_version"),
                      per_reader_MBps=[r["bytes"] / r["seconds"] / MB for r in data["per_reader"] if r["seconds"] > 0])
 
 

@@ -79,7 +79,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -664,7 +664,8 @@ class NetLab:
 
     def __init__(self, tuned: bool = True, weights_mib: float = 256, shards: int = 4,
                  extra_files: Mapping[str, str | os.PathLike[str]] | None = None, offloads: bool = False,
-                 *, lock_timeout_s: float = 600.0, progress: Callable[[str, float], None] | None = None) -> None:
+                 *, lock_timeout_s: float = 600.0, progress: Callable[[str, float], None] | None = None,
+                 nfs4_minor_versions: Sequence[int] = (0, 1, 2)) -> None:
         if shards < 1:
             raise ValueError("shards must be ≥ 1")
         if weights_mib <= 0:
@@ -677,6 +678,9 @@ class NetLab:
         self.weights_mib, self.shards = weights_mib, shards
         self.extra_files = {str(k): Path(v) for k, v in (extra_files or {}).items()}
         self.offloads = offloads
+        self.nfs4_minor_versions = tuple(int(m) for m in nfs4_minor_versions)
+        if not self.nfs4_minor_versions or not set(self.nfs4_minor_versions) <= {0, 1, 2}:
+            raise ValueError("nfs4_minor_versions: a non-empty subset of 0, 1, 2")
         self.lock_timeout_s, self.progress = lock_timeout_s, progress
         self.token = secrets.token_hex(3)
         self.server_netns = self.node_netns = ""
@@ -875,7 +879,8 @@ class NetLab:
 # pytest-inference netlab {self.token}
 NFS_CORE_PARAM {{ Bind_addr = {self.server_addr}; NFS_Port = {NFS_PORT}; Protocols = 4;
                   Enable_NLM = false; Enable_RQUOTA = false; }}
-NFSv4 {{ Graceless = true; RecoveryBackend = fs; RecoveryRoot = "{rec}"; Only_Numeric_Owners = true; }}
+NFSv4 {{ Graceless = true; RecoveryBackend = fs; RecoveryRoot = "{rec}"; Only_Numeric_Owners = true;
+         Minor_Versions = {", ".join(str(m) for m in self.nfs4_minor_versions)}; }}
 NFS_KRB5 {{ Active_krb5 = false; }}
 EXPORT {{
     Export_Id = 1; Path = "{self.export_dir}"; Pseudo = /export; Protocols = 4; Transports = TCP;
