@@ -718,26 +718,81 @@ def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
                                                           for k, v in mount_options(p).items()) for p in pvs))
 
 
-@check("K8S-STORAGE-003", "model download Job completed", "k8s.download_job_defects", "storage")
+#: a PVC or PV carrying this annotation with the value "true" declares its volume populated beforehand
+STAGED_ANNOTATION = "pytest-inference/model-staged"
+_DOWNLOADERS = re.compile(
+    r"snapshot_download|hf_hub_download|huggingface-cli\s+download|\bhf\s+download|\bwget\b|\bcurl\b|"
+    r"\baws\s+s3\s+(?:cp|sync)\b|\bs5cmd\b|\bgsutil\b|\bgcloud\s+storage\s+(?:cp|rsync)\b|\bazcopy\b|"
+    r"\brclone\b|\bgit\s+(?:lfs|clone)\b|\bmodelscope\b|\boras\s+pull\b", re.I)
+
+
+def _init_writers(obj: dict[str, Any], claims: set[str]) -> list[tuple[dict[str, Any], str, bool]]:
+    """(init container, claim, downloads?) for each init container of ``obj`` that mounts one of
+    ``claims`` writable; downloads? = its command names a known downloader."""
+    spec = pod_spec(obj) or {}
+    vols = {v.get("name"): (v.get("persistentVolumeClaim") or {}).get("claimName") for v in spec.get("volumes") or []}
+    out = []
+    for c in spec.get("initContainers") or []:
+        text = " ".join(str(x) for x in (c.get("command") or []) + (c.get("args") or []))
+        for m in c.get("volumeMounts") or []:
+            claim = vols.get(m.get("name"))
+            if claim in claims and not m.get("readOnly"):
+                out.append((c, claim, bool(_DOWNLOADERS.search(text))))
+    return out
+
+
+def _staged_declared(obs: Observation, dep: dict[str, Any], claims: set[str]) -> list[str]:
+    """The PVCs/PVs behind ``claims`` annotated ``pytest-inference/model-staged: "true"``."""
+    out = []
+    for name in sorted(claims):
+        pvc = obs.get("PersistentVolumeClaim", name, namespace_of(dep))
+        for obj in (pvc, _pv_for(obs, pvc) if pvc else None):
+            if obj is not None:
+                notes = (obj.get("metadata") or {}).get("annotations") or {}
+                if str(notes.get(STAGED_ANNOTATION, "")).strip().lower() == "true":
+                    out.append(_ref(obs, obj))
+    return out
+
+
+@check("K8S-STORAGE-003", "the model is staged on the claim", "k8s.download_job_defects", "storage")
 def download_job(obs: Observation, s: Settings) -> CheckResult:
+    """Accepted ways to put the model on the shared claim: a Job that downloads into it (live: and
+    completed), an init container of the vLLM pods that downloads into it, or a PVC/PV declared
+    populated beforehand (annotation ``pytest-inference/model-staged: "true"``). None shown is
+    inconclusive with what would show it — the model may well be there already."""
     cid = "K8S-STORAGE-003"
-    expected = "a Job that downloads the model into the shared claim" + (", completed" if obs.live else "")
+    expected = ("the model staged on the shared claim: a download Job" + (" (completed)" if obs.live else "")
+                + ", an init container downloading into it, or the PVC/PV annotated "
+                f'{STAGED_ANNOTATION}: "true"')
     fix = "run the download Job (restartPolicy Never/OnFailure, the model PVC mounted) and wait for it to complete"
     dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "Job")
     if unsure:
         return unsure
     claims = set(_model_claims(dep))
-    jobs = [j for j in obs.of_kind("Job") if namespace_of(j) == namespace_of(dep)
-            and claims & set(_model_claims(j))]
     if not claims:
         return _unsure(cid, "the vLLM pods mount no PVC to download into", expected=expected, subject=_ref(obs, dep))
+    jobs = [j for j in obs.of_kind("Job") if namespace_of(j) == namespace_of(dep)
+            and claims & set(_model_claims(j))]
     if not jobs:
-        if obs.live:
-            return _unsure(cid, f"no Job mounting {', '.join(sorted(claims))} is left (ttlSecondsAfterFinished "
-                           "deletes finished Jobs): cannot tell whether the download completed",
-                           expected=expected, subject=_ref(obs, dep))
-        return _count(cid, [{"text": f"no Job in the manifests mounts {', '.join(sorted(claims))}"}],
-                      expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+        writers = [(dep, c, claim, dl) for c, claim, dl in _init_writers(dep, claims)]
+        downloading = [(w, c, claim) for w, c, claim, dl in writers if dl]
+        if downloading:
+            ok = "; ".join(f"init container {c.get('name')} of {_ref(obs, w)} downloads into {claim}"
+                           for w, c, claim in downloading)
+            return _count(cid, [], expected=expected, remediation=fix, ok=ok, subject=_ref(obs, dep))
+        staged = _staged_declared(obs, dep, claims)
+        if staged:
+            return _count(cid, [], expected=expected, remediation=fix, subject=_ref(obs, dep),
+                          ok=f"{', '.join(staged)} declared populated beforehand ({STAGED_ANNOTATION})")
+        seen = ("no Job mounting " + ", ".join(sorted(claims)) + (" is left (ttlSecondsAfterFinished deletes finished "
+                "Jobs)" if obs.live else " is in the manifests"))
+        if writers:
+            seen += ("; init container(s) " + ", ".join(f"{c.get('name')} of {_ref(obs, w)}" for w, c, _, _ in writers)
+                     + " write the claim but run no known downloader")
+        return _unsure(cid, f"{seen}: cannot tell whether the model is on the volume — show it with a download Job, "
+                       "an init container that downloads into the claim, or the annotation "
+                       f'{STAGED_ANNOTATION}: "true" on the PVC or PV when the share is populated beforehand',
+                       expected=expected, remediation=fix, subject=_ref(obs, dep))
     findings = []
     if obs.live:
         job = max(jobs, key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")))

@@ -16,5 +16,7 @@ def test_nfs_mount_options(k8s_check):
 
 
 def test_download_job_completed(k8s_check):
-    """K8S-STORAGE-003: a Job writes the model into the claim (live: and it completed)."""
+    """K8S-STORAGE-003: the model is staged on the claim — a download Job (live: completed), an init
+    container that downloads into it, or a PVC/PV annotated pytest-inference/model-staged: "true";
+    none of them shown is inconclusive, not a failure."""
     k8s_check("K8S-STORAGE-003")
