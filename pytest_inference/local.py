@@ -13,10 +13,13 @@ cold start first stops the shared server (it is started again when next needed).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +44,66 @@ class LocalServerUnavailable(Exception):
     """The local server cannot be started here; the message says what to install or pass."""
 
 
+# ----------------------------------------------------------------------------- run folders
+#: every run folder under ``state_dir`` names its owner here (pid and its start time)
+OWNER_FILE = "owner.json"
+#: a folder without an owner file younger than this may be one being created right now
+_UNOWNED_GRACE_S = 60.0
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot): tells a pid from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        rest = data[data.rfind(b")") + 2:].split()
+        if rest[0] in (b"Z", b"X", b"x"):
+            return None
+        return int(rest[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def new_run_dir(state_dir: Path, prefix: str) -> Path:
+    """A new private folder under ``state_dir`` that names this process as its owner, so a later
+    :func:`sweep_dead_run_dirs` can remove it if this process dies without cleaning up."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=state_dir))
+    (run_dir / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "start": _start_time(os.getpid())}))
+    return run_dir
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    try:
+        info = json.loads((run_dir / OWNER_FILE).read_text())
+        pid, start = int(info["pid"]), info.get("start")
+    except FileNotFoundError:
+        try:  # no owner file: a folder of an older version, or one being created this instant
+            return time.time() - run_dir.stat().st_mtime < _UNOWNED_GRACE_S
+        except OSError:
+            return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    now = _start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def sweep_dead_run_dirs(state_dir: Path) -> list[Path]:
+    """Remove the run folders under ``state_dir`` whose owner process is gone; return them."""
+    removed: list[Path] = []
+    try:
+        entries = list(state_dir.iterdir())
+    except OSError:
+        return removed
+    for d in entries:
+        if d.is_symlink() or not d.is_dir() or _owner_alive(d):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        if not d.exists():
+            removed.append(d)
+    return removed
+
+
 @dataclass
 class LocalConfig:
     command: str
@@ -52,6 +115,7 @@ class LocalConfig:
     start_timeout_s: float
     state_dir: Path
     generator: Path | None = None
+    log_dir: Path | None = None  # server logs kept here (the report folder); run folders are removed
     env_extra: dict[str, str] | None = None
     tiny: bool = False  # the embedded tiny model (generated on demand), not a user's --model-path
 
@@ -78,6 +142,7 @@ class LocalConfig:
             start_timeout_s=opt("inference_server_start_timeout") or float(target.setting("server_start_timeout_s", 600)),
             state_dir=root / ".cache" / "servers",
             generator=generator if generator.exists() else None,
+            log_dir=_report_dir(config) / "server-logs",
             tiny=tiny,
         )
 
@@ -111,10 +176,20 @@ class LocalConfig:
             )
 
     def spec(self, *, cache_dir: Path | None = None, extra_args: str = "", name: str = "server"):
+        """A server of this config in a new run folder under ``state_dir`` (compile cache, TMPDIR),
+        removed when the server stops; its log goes to ``log_dir`` (the report folder), where a
+        failure message points, else into the run folder (and goes with it)."""
         from .server import ServerSpec
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.state_dir))
+        sweep_dead_run_dirs(self.state_dir)
+        run_dir = new_run_dir(self.state_dir, name)
+        log_path = run_dir / "server.log"
+        if self.log_dir is not None:
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                log_path = self.log_dir / f"{run_dir.name}.log"
+            except OSError:
+                pass
         return ServerSpec(
             command=self.command,
             model_path=str(self.model_path),
@@ -125,11 +200,20 @@ class LocalConfig:
             python=self.python,
             args=" ".join(a for a in (self.args, extra_args) if a),
             cache_dir=cache_dir or (run_dir / "cache"),
-            log_path=run_dir / "server.log",
+            log_path=log_path,
+            cleanup_dirs=(run_dir,),
             start_timeout_s=self.start_timeout_s,
             device=self.device,
             api_key=(self.env_extra or {}).get("VLLM_API_KEY"),
         )
+
+
+def _report_dir(config: Any) -> Path:
+    """The session's report folder, resolved as the session does (--inference-report, ini, reports/)."""
+    opt = config.getoption
+    raw = opt("inference_report", None) or config.getini("inference_report_dir") or "reports"
+    p = Path(raw)
+    return p if p.is_absolute() else Path(config.invocation_params.dir) / p
 
 
 class LocalServers:

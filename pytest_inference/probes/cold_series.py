@@ -8,7 +8,7 @@ The floor is the time the weights alone need at the model path's measured read b
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -97,15 +97,21 @@ def measure_cold_starts(
 ) -> ColdSeries:
     if cache_state not in ("fresh", "warm"):
         raise ValueError(f"cache_state must be fresh or warm, not {cache_state!r}")
+    from ..local import new_run_dir
+
     shared_cache = None
     primed = False
-    if cache_state == "warm":
-        shared_cache = Path(tempfile.mkdtemp(prefix="warm-cache-", dir=servers.local.state_dir))
-        _one(servers, shared_cache, "fresh", progress_factory, "coldstart: priming the compile cache (uncounted)")
-        primed = True
     out = []
-    for i in range(runs):
-        out.append(_one(servers, shared_cache, cache_state, progress_factory, f"coldstart {i + 1}/{runs}"))
+    try:
+        if cache_state == "warm":  # one compile cache across the starts, removed after them
+            shared_cache = new_run_dir(servers.local.state_dir, "warm-cache")
+            _one(servers, shared_cache, "fresh", progress_factory, "coldstart: priming the compile cache (uncounted)")
+            primed = True
+        for i in range(runs):
+            out.append(_one(servers, shared_cache, cache_state, progress_factory, f"coldstart {i + 1}/{runs}"))
+    finally:
+        if shared_cache is not None:
+            shutil.rmtree(shared_cache, ignore_errors=True)
     series = ColdSeries(runs=out, cache_state=cache_state, primed=primed)
     if measure_floor:
         model_path = servers.local.model_path

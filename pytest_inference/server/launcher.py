@@ -115,6 +115,8 @@ class ServerSpec:
     first_token_max_tokens: int = 8
     first_token_prompt: str = "Hello"
     api_key: str | None = None  # bearer token for /health and the first request (never logged)
+    #: folders removed once the server is gone (by stop(), or by the watchdog if this process dies)
+    cleanup_dirs: Sequence[str | os.PathLike[str]] = ()
 
     def format_command(self, port: int, cache_dir: Path | None = None) -> list[str]:
         """The argv this spec starts with on ``port``."""
@@ -624,8 +626,8 @@ class ServerHandle:
         if self.lock.fd is not None:
             cmd += ["--lock-fd", str(self.lock.fd)]
             fds = (self.lock.fd,)
-        if self.tmpdir is not None:
-            cmd += ["--cleanup", str(self.tmpdir)]
+        for d in ([self.tmpdir] if self.tmpdir is not None else []) + list(self.spec.cleanup_dirs):
+            cmd += ["--cleanup", os.fspath(d)]
         try:
             self.watchdog = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=self._log_file if self._log_file is not None else None,
@@ -649,6 +651,7 @@ class ServerHandle:
                 pass
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self._remove_cleanup_dirs()
         if self.lock is not None:
             self.lock.release()
 
@@ -886,6 +889,8 @@ class ServerHandle:
                 self._log_file = None
             if self.tmpdir is not None:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
+            if not survivors:  # a survivor may still write there: the watchdog removes it later
+                self._remove_cleanup_dirs()
             self._stop_watchdog()
             if self.lock is not None:
                 self.lock.release()
@@ -898,6 +903,10 @@ class ServerHandle:
             if interrupted is not None:
                 raise interrupted
             return self._exit
+
+    def _remove_cleanup_dirs(self) -> None:
+        for d in self.spec.cleanup_dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
     def _running(self, pgid: int) -> bool:
         return (self.proc is not None and self.proc.poll() is None) or _wd.group_alive(pgid)

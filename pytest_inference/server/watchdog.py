@@ -7,8 +7,8 @@
 start nothing measurable). While the parent lives it only waits; it exits by itself once
 the server's group is empty (the parent stopped the server). When the parent disappears
 (SIGKILLed pytest, a killed xdist worker, a crash before ``atexit``) it sends SIGTERM to the
-group, waits ``--grace`` seconds, sends SIGKILL, removes ``--cleanup`` (the server's
-private TMPDIR) and exits.
+group, waits ``--grace`` seconds, sends SIGKILL, removes every ``--cleanup`` folder (the server's
+private TMPDIR, its run folder) and exits.
 
 Parent death is seen four ways, whichever comes first: a pidfd of the parent becoming
 readable (instant), EOF on the control pipe (instant), ``os.getppid()`` changing (the watchdog is the parent's child, so this
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grace", type=float, default=5.0, help="seconds between SIGTERM and SIGKILL (default 5)")
     p.add_argument("--poll", type=float, default=0.25, help="seconds between checks (default 0.25)")
     p.add_argument("--lock-fd", type=int, default=None, help="inherited device-lock descriptor, held until exit")
-    p.add_argument("--cleanup", default=None, help="directory to remove after the group is gone")
+    p.add_argument("--cleanup", action="append", default=[], help="directory to remove after the group is gone (repeatable)")
     p.add_argument("--control-stdin", action="store_true",
                    help="the parent holds our stdin: 'done' means it stopped the server itself, EOF without "
                         "it means the parent died (then exit only on that, not when the group empties)")
@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"group {args.pgid} still running after {args.grace:g} s; SIGKILL")
         kill_group(args.pgid, signal.SIGKILL)
         _wait_group(args.pgid, 10.0)
-    if args.cleanup:
-        shutil.rmtree(args.cleanup, ignore_errors=True)
+    for d in args.cleanup:
+        shutil.rmtree(d, ignore_errors=True)
     left = group_members(args.pgid)
     if left and not args.quiet:
         _log(f"processes of group {args.pgid} survive: {left}")
