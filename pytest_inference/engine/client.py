@@ -42,12 +42,14 @@ from .errors import (
     EndpointAuthError,
     EndpointError,
     EndpointHTTPError,
+    EndpointTimeout,
     EndpointUnreachable,
     NotOpenAIResponse,
     scrub,
 )
-from .http import Origin, ProtocolError, ResponseParser, build_request, parse_base_url
-from .results import RequestResult, RequestSpec, RunResult
+from .hostload import CpuPressure
+from .http import Origin, ProtocolError, ResponseParser, build_request, header_problem, parse_base_url
+from .results import RequestResult, RequestSpec, RunResult, token_count_problem
 from .sse import SSEParser
 
 __all__ = ["StreamClient"]
@@ -56,6 +58,12 @@ RECV_SIZE = 256 * 1024
 CHECK_INTERVAL_S = 0.1
 PROGRESS_INTERVAL_S = 2.0
 COLLECT_LIMIT = 64 * 1024
+#: a TLS handshake with no answer for this long: check whether the port speaks plain HTTP
+TLS_STALL_PROBE_S = 2.0
+#: stop a run when its first requests all time out: this many in a row before any success
+#: (after a success: EARLY_STOP_AFTER_OK in a row), instead of waiting the timeout for each
+EARLY_STOP_TIMEOUTS = 2
+EARLY_STOP_AFTER_OK = 3
 
 # connection states
 CONNECTING, HANDSHAKE, IDLE, BUSY, CLOSED = range(5)
@@ -76,6 +84,10 @@ def _os_reason(err: int | BaseException) -> str:
         if isinstance(err, ssl.SSLCertVerificationError):
             return f"TLS certificate verification failed ({err.verify_message})"
         if isinstance(err, ssl.SSLError):
+            if err.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE",
+                              "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"):
+                return (f"TLS handshake failed ({err.reason}): the server did not answer in TLS "
+                        "(a plain-HTTP server? then use http://)")
             return f"TLS handshake failed ({err.reason or err})"
         if isinstance(err, socket.gaierror):
             return f"cannot resolve host ({err.strerror})"
@@ -115,7 +127,7 @@ class _SchedStat:
 
 class _Conn:
     __slots__ = ("id", "sock", "state", "served", "req", "out", "deadline", "open_ns",
-                 "connect_ms", "mask", "measured_open")
+                 "connect_ms", "mask", "measured_open", "hs_since", "hs_probed", "req_deadline")
 
     def __init__(self, cid: int, sock: socket.socket) -> None:
         self.id = cid
@@ -129,6 +141,9 @@ class _Conn:
         self.connect_ms: float | None = None
         self.mask = 0
         self.measured_open = False
+        self.hs_since = 0.0  # TLS handshake started (monotonic)
+        self.hs_probed = False
+        self.req_deadline = 0.0  # the request's total deadline (monotonic; 0: none)
 
 
 class _Req:
@@ -200,6 +215,13 @@ class StreamClient:
         self._t_enq = 0
         self._sched: _SchedStat | None = None
         self._wake_stall_ns = 0
+        #: total per-request deadline (s) from send to the end of the response, besides the idle
+        #: timeout (None: only the idle timeout); ``run(deadline_s=...)`` overrides it per run
+        self.request_deadline_s: float | None = None
+        self._deadline_s: float | None = None
+        self._timeouts_in_a_row = 0
+        self._any_ok = False
+        self._timeout_reasons: list[str] = []
 
     # ------------------------------------------------------------------ public
     def __repr__(self) -> str:
@@ -225,13 +247,22 @@ class StreamClient:
         self._ensure(n)
 
     def run(self, specs: Sequence[RequestSpec], concurrency: int = 1, warmup: int = 2,
-            progress: Callable[[int, int], None] | None = None) -> RunResult:
+            progress: Callable[[int, int], None] | None = None, *,
+            deadline_s: float | None = None) -> RunResult:
         """Send ``warmup`` unmeasured requests (cycling over ``specs``), then ``specs``,
         keeping at most ``concurrency`` in flight (closed loop). Results come back in
-        submission order. Raises :class:`EndpointAuthError`, :class:`EndpointUnreachable`
-        or :class:`NotOpenAIResponse` (with ``partial_results``) when the run cannot mean
-        anything; other failures are recorded per request (``ok=False``, ``error``).
+        submission order. Raises :class:`EndpointAuthError`, :class:`EndpointUnreachable`,
+        :class:`NotOpenAIResponse` or :class:`EndpointTimeout` (with ``partial_results``)
+        when the run cannot mean anything; other failures are recorded per request
+        (``ok=False``, ``error``).
+
+        ``deadline_s`` bounds each request from its send to the end of its response (a
+        stream that never ends, a server sending only ``: ping`` comments); default
+        :attr:`request_deadline_s`. The idle timeout (``timeout_s``) still bounds silence.
         """
+        self._deadline_s = deadline_s if deadline_s is not None else self.request_deadline_s
+        if self._deadline_s is not None and not self._deadline_s > 0:
+            raise ValueError(f"deadline_s must be > 0, not {self._deadline_s!r}")
         specs = list(specs)
         concurrency = max(1, int(concurrency))
         warm_specs = [specs[i % len(specs)] for i in range(warmup)] if specs else []
@@ -252,15 +283,20 @@ class StreamClient:
             warm = self._drive(warm_reqs, concurrency) if warm_reqs else []
             self._measuring = True
             opened0 = self.connections_opened_total
+            psi = CpuPressure()
+            runq0 = self._sched.read() if self._sched is not None else None
             cpu0 = time.process_time()
             t0 = perf_counter_ns()
             results = self._drive(reqs, concurrency, progress)
             wall = (perf_counter_ns() - t0) / 1e9
             cpu = time.process_time() - cpu0
+            runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
+            pressure = psi.window()
             return RunResult(results=results, warmup_results=warm, wall_s=wall,
                              concurrency=concurrency,
                              connections_opened=self.connections_opened_total - opened0,
-                             client_cpu_s=cpu, loadavg_before=load0, loadavg_after=os.getloadavg()[0])
+                             client_cpu_s=cpu, loadavg_before=load0, loadavg_after=os.getloadavg()[0],
+                             client_runq_ms=runq, cpu_pressure=pressure)
         finally:
             self._measuring = False
             if self._sched is not None:
@@ -269,9 +305,9 @@ class StreamClient:
             if gc_was:
                 gc.enable()
 
-    def run_one(self, spec: RequestSpec) -> RequestResult:
+    def run_one(self, spec: RequestSpec, *, deadline_s: float | None = None) -> RequestResult:
         """One measured request (no warm-up)."""
-        return self.run([spec], concurrency=1, warmup=0).results[0]
+        return self.run([spec], concurrency=1, warmup=0, deadline_s=deadline_s).results[0]
 
     def request(self, method: str, path: str, body: bytes | str | dict | None = None,
                 headers: dict[str, str] | None = None, *, root: bool = False
@@ -335,7 +371,13 @@ class StreamClient:
 
     # -------------------------------------------------------------- internals
     def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        if not self._key:
+            return {}
+        problem = header_problem(self._key)
+        if problem:  # never quoted, never chained: the message is all that leaves
+            raise EndpointAuthError(f"the API key {problem}: it cannot be sent in an HTTP "
+                                    "Authorization header (check the variable's value)", 0)
+        return {"Authorization": f"Bearer {self._key}"}
 
     def _auth_error(self, status: int) -> EndpointAuthError:
         msg = f"endpoint rejected the API key (HTTP {status})"
@@ -387,11 +429,59 @@ class StreamClient:
         try:
             s.connect(addr)
             if self._origin.tls:
-                s = self._ssl_context().wrap_socket(s, server_hostname=self._origin.host)
+                s = self._ssl_context().wrap_socket(s, server_hostname=self._origin.host,
+                                                    do_handshake_on_connect=False)
+                self._blocking_handshake(s)  # type: ignore[arg-type]
         except (OSError, ssl.SSLError) as e:
             s.close()
             raise self._unreachable(_os_reason(e)) from None
+        except EndpointError:
+            s.close()
+            raise
         return s
+
+    def _blocking_handshake(self, s: ssl.SSLSocket) -> None:
+        """The TLS handshake within ``timeout_s``; when it stalls, ask the port whether it
+        speaks plain HTTP (an https:// URL for an http server) and say so at once."""
+        end = time.monotonic() + self.timeout_s
+        probed = False
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("TLS handshake timed out")
+            s.settimeout(left if probed else min(left, TLS_STALL_PROBE_S))
+            try:
+                s.do_handshake()
+                s.settimeout(self.timeout_s)
+                return
+            except (socket.timeout, TimeoutError):
+                if not probed:
+                    probed = True
+                    if self._speaks_plain_http():
+                        raise self._plain_http() from None
+
+    def _plain_http(self) -> EndpointUnreachable:
+        return self._unreachable(f"the TLS handshake got no answer in {TLS_STALL_PROBE_S:g} s and the port "
+                                 "answers plain HTTP: use http:// instead of https://")
+
+    def _speaks_plain_http(self) -> bool:
+        """Does the endpoint's port answer a plain HTTP request (no key sent)? Blocking, ~2 s at most."""
+        fam, addr = self._resolve()
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as p:
+                p.settimeout(TLS_STALL_PROBE_S)
+                p.connect(addr)
+                p.sendall(f"HEAD / HTTP/1.1\r\nHost: {self._origin.host_header}\r\n"
+                          "Connection: close\r\n\r\n".encode("latin-1", "replace"))
+                got = b""
+                while len(got) < 5:
+                    d = p.recv(64)
+                    if not d:
+                        break
+                    got += d
+                return got.startswith(b"HTTP/")
+        except OSError:
+            return False
 
     # connection pool ---------------------------------------------------------
     def _set_mask(self, c: _Conn, mask: int) -> None:
@@ -477,6 +567,7 @@ class StreamClient:
         self._sel.register(c.sock, _EVR, c)
         c.mask = _EVR
         c.state = HANDSHAKE
+        c.hs_since = time.monotonic()
         self._handshake(c)
 
     def _ensure(self, n: int) -> None:
@@ -552,7 +643,9 @@ class StreamClient:
         req.send_ns = t
         res.send_ns = t
         res.queue_ms = (t - self._t_enq) / 1e6
-        c.deadline = time.monotonic() + self.timeout_s
+        now = time.monotonic()
+        c.deadline = now + self.timeout_s
+        c.req_deadline = now + self._deadline_s if self._deadline_s else 0.0
         if n < len(data):
             c.out = data[n:]
             self._set_mask(c, _EVR | _EVW)
@@ -625,6 +718,11 @@ class StreamClient:
     def _check_deadlines(self) -> None:
         now = time.monotonic()
         for c in list(self._conns):
+            if c.state == HANDSHAKE and not c.hs_probed and now - c.hs_since > TLS_STALL_PROBE_S:
+                c.hs_probed = True
+                if self._speaks_plain_http():
+                    self._discard(c)
+                    raise self._plain_http()
             if c.deadline and now > c.deadline:
                 if c.state in (CONNECTING, HANDSHAKE):
                     self._discard(c)
@@ -632,12 +730,34 @@ class StreamClient:
                 if c.state == BUSY and c.req is not None:
                     req = c.req
                     self._fail(c, req, f"timed out: no data for {self.timeout_s:g} s "
-                                       f"({req.reads} reads so far)")
+                                       f"({req.reads} reads, {len(req.tok_ns)} token events so far)",
+                               timed_out=True)
+            elif c.req_deadline and now > c.req_deadline and c.state == BUSY and c.req is not None:
+                req = c.req
+                self._fail(c, req, f"request deadline of {self._deadline_s:g} s exceeded: the response had "
+                                   f"not ended ({req.reads} reads, {len(req.tok_ns)} token events so far)",
+                           timed_out=True)
+        self._maybe_stop_early()
 
-    def _fail(self, c: _Conn, req: _Req, error: str) -> None:
+    def _maybe_stop_early(self) -> None:
+        n = self._timeouts_in_a_row
+        if n >= (EARLY_STOP_AFTER_OK if self._any_ok else EARLY_STOP_TIMEOUTS):
+            first = "" if self._any_ok else "the first "
+            why = self._timeout_reasons[-1] if self._timeout_reasons else "timed out"
+            self._timeouts_in_a_row = 0
+            raise EndpointTimeout(scrub(f"stopped the run: {first}{n} requests in a row timed out "
+                                        f"(last: {why}); the endpoint does not complete streams", self._key))
+
+    def _fail(self, c: _Conn, req: _Req, error: str, timed_out: bool = False) -> None:
         res = req.res
         res.ok = False
         res.error = scrub(error, self._key)
+        res.timed_out = timed_out
+        if timed_out:
+            self._timeouts_in_a_row += 1
+            self._timeout_reasons = [res.error]
+        else:
+            self._timeouts_in_a_row = 0
         self._fill_times(req, 0)
         self._discard(c)
         c.req = None
@@ -845,22 +965,29 @@ class StreamClient:
                 for ev in req.sse.feed(b"\n\n"):
                     self._on_event(c, req, ev[1], t)
         self._fill_times(req, t)
+        self._timeouts_in_a_row = 0
         if req.mode == M_SSE:
             n = res.output_tokens
-            if n is not None and n >= 2 and res.ttft_ms is not None:
+            res.token_count_problem = token_count_problem(n, len(req.tok_ns))
+            if n is not None and n >= 2 and res.ttft_ms is not None and res.token_count_problem is None:
                 res.tpot_ms = (res.e2e_ms - res.ttft_ms) / (n - 1)  # type: ignore[operator]
             mt = res.requested_max_tokens
             if n is not None and mt:
                 res.length_mismatch = n > mt or (res.ignore_eos and n < 0.9 * mt)
+            incomplete = _incomplete(res, p.framing)
             if req.stream_error:
                 res.ok = False
                 res.error = scrub(req.stream_error, self._key)
+            elif incomplete:
+                res.ok = False
+                res.error = incomplete
             elif not req.tok_ns:
                 res.ok = False
                 res.error = (f"empty stream: no token in the response (finish_reason="
                              f"{res.finish_reason}, output_tokens={res.output_tokens})")
             else:
                 res.ok = True
+                self._any_ok = True
         c.req = None
         c.served += 1
         self._active -= 1
@@ -873,6 +1000,25 @@ class StreamClient:
     @staticmethod
     def _short(text: str, headers: dict[str, str]) -> str:
         return _error_detail(text, headers.get("content-type", ""))
+
+
+def _incomplete(res: RequestResult, framing: str) -> str | None:
+    """Why a stream the connection delivered did not end the way the protocol ends it, or None.
+
+    Complete: ``data: [DONE]`` was seen, or the HTTP framing itself marked the end (the
+    terminating chunk, or the whole Content-Length) *and* a choice carried a
+    ``finish_reason``. A body framed only by the connection closing ends the same way
+    whether the server finished or was cut, so there only ``[DONE]`` counts.
+    """
+    if res.done_marker:
+        return None
+    if framing in ("chunked", "length") and res.finish_reason:
+        return None
+    how = {"chunked": "the chunked body ended", "length": "the Content-Length body ended",
+           "close": "the server closed the connection (no chunked encoding, no Content-Length)"
+           }.get(framing, "the response ended")
+    return (f"stream ended without [DONE]: {how} after {res.content_events} token events, "
+            f"finish_reason={res.finish_reason}, usage {'reported' if res.usage_reported else 'absent'}")
 
 
 def _snip(data: bytes, n: int = 80) -> str:

@@ -21,6 +21,11 @@ class EndpointUnreachable(EndpointError):
     """No TCP (or TLS) connection could be made: refused, unresolvable host, timeout."""
 
 
+class EndpointTimeout(EndpointError):
+    """The run was stopped early: its first requests all timed out (no data, or over the
+    per-request deadline), so the rest would only have cost the same wait each."""
+
+
 class EndpointAuthError(EndpointError):
     """HTTP 401/403: the endpoint rejected the API key (which no message ever contains)."""
 

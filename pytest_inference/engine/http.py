@@ -52,17 +52,40 @@ def parse_base_url(url: str) -> Origin:
     return Origin(scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
+def header_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into an HTTP/1.1 header line (None when it can). The text
+    never quotes the value: it may be an API key."""
+    if "\r" in value or "\n" in value:
+        return "contains a line break (CR or LF)"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as e:
+        return f"contains a character that is not Latin-1 (at position {e.start})"
+    if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+        return "contains a control character"
+    return None
+
+
+def problem_free(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode()
+
+
 def build_request(method: str, origin: Origin, path: str, body: bytes | None,
                   headers: dict[str, str]) -> bytes:
     """Request line, headers and body as one buffer (written with one send)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {origin.host_header}"]
     for k, v in headers.items():
-        if "\r" in k or "\n" in k or "\r" in str(v) or "\n" in str(v):
-            raise ValueError(f"header {k!r} contains a line break")
+        problem = header_problem(k) or header_problem(str(v))
+        if problem:  # the value may be a secret (Authorization): it is never quoted
+            raise ValueError(f"header {k!r}: its value {problem}")
         lines.append(f"{k}: {v}")
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as e:  # the request line (path, host): never chain the head, it holds the key
+        raise ValueError(f"the request line or Host header ({problem_free(lines[0])}) has a character "
+                         "that is not Latin-1") from None
     return head + (body or b"")
 
 
@@ -81,7 +104,7 @@ class ResponseParser:
     """
 
     __slots__ = ("state", "buf", "remaining", "status", "reason", "headers", "version",
-                 "keep_alive", "head_only", "chunked")
+                 "keep_alive", "head_only", "chunked", "framing")
 
     def __init__(self, head_only: bool = False) -> None:
         self.state = HEAD
@@ -94,6 +117,9 @@ class ResponseParser:
         self.keep_alive = True
         self.head_only = head_only  # response to HEAD: no body
         self.chunked = False
+        #: how the body's end is signalled: "chunked" (a terminating chunk), "length"
+        #: (Content-Length), "close" (only the connection closing: a cut looks like an end)
+        self.framing = ""
 
     @property
     def head_done(self) -> bool:
@@ -196,15 +222,18 @@ class ResponseParser:
                     self.state = DONE
                 elif "chunked" in te:
                     self.chunked = True
+                    self.framing = "chunked"
                     self.state = CHUNK_SIZE
                 elif "content-length" in self.headers:
                     try:
                         self.remaining = int(self.headers["content-length"].split(",")[0])
                     except ValueError:
                         raise ProtocolError("bad Content-Length") from None
+                    self.framing = "length"
                     self.state = CL_BODY if self.remaining > 0 else DONE
                 else:
                     self.state = UNTIL_CLOSE
+                    self.framing = "close"
                     self.keep_alive = False
             elif st == CL_BODY:
                 n = len(buf)

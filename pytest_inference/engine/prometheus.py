@@ -141,6 +141,8 @@ def histogram_delta_mean_ms(before: str, after: str, name: str,
     if a is None or b is None:
         return None
     d_sum, d_count = b[0] - a[0], b[1] - a[1]
+    if not (math.isfinite(d_sum) and math.isfinite(d_count)):  # +Inf / NaN from a broken exporter
+        return None
     if d_count <= 0 or d_sum < 0:
         return None
     return d_sum / d_count * 1000.0
@@ -160,3 +162,89 @@ def server_reference_tpot_ms(before: str, after: str, where: dict[str, str] | No
         if v is not None:
             return v
     return None
+
+
+@dataclass(frozen=True)
+class ServerCheck:
+    """The server's own figures over a run, from ``/metrics`` scraped before and after it.
+
+    ``present``: the server exports the TTFT histogram at all (False: nothing to cross-check,
+    e.g. not a vLLM server). ``problem``: it does, or /metrics answered, but the figure cannot
+    be read (not Prometheus text, ``+Inf``/``NaN``, counters that went back, nothing
+    observed) — the cross-check is then inconclusive, never a pass. ``tpot_ref_ms`` is only
+    a finite, positive figure or None.
+    """
+
+    ttft_mean_ms: float | None = None
+    tpot_ref_ms: float | None = None
+    present: bool = False
+    problem: str | None = None
+    tpot_problem: str | None = None
+
+
+def _describe_unparsable(text: str, err: Exception) -> str:
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype", "<html")) or "<html" in head:
+        return "an HTML page, not Prometheus text"
+    if not text.strip():
+        return "an empty body"
+    return f"not Prometheus text ({str(err)[:160]})"
+
+
+def _delta_mean(before: list[Sample], after: list[Sample], name: str) -> tuple[float | None, str | None, bool]:
+    """(mean ms, problem, present) of histogram ``name`` between two parsed scrapes."""
+    def sc(samples: list[Sample]) -> tuple[float, float] | None:
+        s_sum = s_count = 0.0
+        seen = False
+        for s in samples:
+            if s.name == name + "_sum":
+                s_sum += s.value
+                seen = True
+            elif s.name == name + "_count":
+                s_count += s.value
+                seen = True
+        return (s_sum, s_count) if seen else None
+
+    a, b = sc(before), sc(after)
+    if a is None and b is None:
+        return None, None, False
+    if a is None or b is None:
+        return None, f"{name} is in only one of the two scrapes", True
+    for label, v in (("_sum", a[0]), ("_count", a[1]), ("_sum", b[0]), ("_count", b[1])):
+        if not math.isfinite(v):
+            return None, f"{name}{label} is {v!r} (not a finite number)", True
+    d_sum, d_count = b[0] - a[0], b[1] - a[1]
+    if d_count < 0 or d_sum < 0:
+        return None, f"{name} went back between the scrapes (count {a[1]:g} -> {b[1]:g}: a server restart?)", True
+    if d_count == 0:
+        return None, f"{name} observed none of the run's requests (count stayed {b[1]:g})", True
+    mean = d_sum / d_count * 1000.0
+    if not math.isfinite(mean):
+        return None, f"{name} gives a mean of {mean!r}", True
+    return mean, None, True
+
+
+def cross_check(before: str | None, after: str | None) -> ServerCheck:
+    """Read the server's TTFT mean and per-token reference over a run; never raises.
+
+    ``before``/``after`` are the ``/metrics`` bodies (None: the scrape failed, e.g. 404).
+    """
+    if before is None and after is None:
+        return ServerCheck()
+    if before is None or after is None:
+        return ServerCheck(present=True, problem="GET /metrics answered only one of the two scrapes around the run")
+    parsed = []
+    for text in (before, after):
+        try:
+            parsed.append(parse(text))
+        except (ValueError, IndexError) as e:
+            return ServerCheck(present=True, problem=f"GET /metrics answered {_describe_unparsable(text, e)}")
+    ttft, problem, present = _delta_mean(parsed[0], parsed[1], TTFT_METRIC)
+    tpot = tpot_problem = None
+    for name in TPOT_METRICS:
+        v, p, here = _delta_mean(parsed[0], parsed[1], name)
+        if here:
+            tpot, tpot_problem = (v, p) if v is None or v > 0 else (None, f"{name} mean is {v!r}")
+            break
+    return ServerCheck(ttft_mean_ms=ttft, tpot_ref_ms=tpot, present=present, problem=problem,
+                       tpot_problem=tpot_problem)

@@ -23,15 +23,49 @@ written to the socket, taken with ``time.perf_counter_ns`` — CLOCK_MONOTONIC):
   False when usage is absent (unknown).
 * ``queue_ms``: time the request waited for a concurrency slot (and for a reconnect,
   ``connect_ms``, if the server had closed its connection) — never part of a latency.
+* ``token_count_problem``: the server's ``usage.completion_tokens`` disagrees with the
+  stream (see :func:`token_count_problem`); ``tpot_ms`` is then None and the run's token
+  totals are unknown.
+* a request is ``ok`` only when its stream *ended*: ``data: [DONE]``, or a terminating
+  chunk / the whole Content-Length together with a ``finish_reason``. A body framed by
+  the connection closing, cut without ``[DONE]``, is a failed request.
 * ``ttft_stall_ms`` / ``client_stall_ms``: the measuring thread's run-queue wait in the
   wake that stamped the first token / its worst wake (Linux schedstat): an upper bound
   on what a CPU-starved client added. ``burst``: see :func:`.burst.mark_bursts`.
+* ``RunResult.client_runq_ms``: the measuring thread's whole run-queue wait over the
+  measured window; ``RunResult.cpu_pressure``: the host's ``/proc/pressure/cpu`` over it
+  (see :mod:`.hostload`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
+
+#: the most tokens one stream event may plausibly carry on average: vLLM sends one chunk
+#: per engine step and request, a step yields 1 token, or 1 + the accepted draft tokens
+#: with speculative decoding (num_speculative_tokens is ≤ 7 in practice). Seen on the CPU
+#: vLLM here: 64 tokens in 54–64 chunks (≤ 1.2 per event).
+MAX_TOKENS_PER_EVENT = 8
+
+
+def token_count_problem(usage_tokens: int | None, token_events: int) -> str | None:
+    """Why the server's ``usage.completion_tokens`` cannot be the stream's token count, or None.
+
+    Sound: ``events <= usage <= MAX_TOKENS_PER_EVENT × events`` (a server may pack several
+    tokens into one chunk, never fewer than one). Below the events, or far above them (a
+    server that reports 1000 while 32 events arrived), the count is not used: every figure
+    divided by it (TPOT, tokens/s) would be invented. Unknown (no usage, no event): None.
+    """
+    if usage_tokens is None or token_events <= 0:
+        return None
+    if usage_tokens < token_events:
+        return (f"usage.completion_tokens {usage_tokens} < {token_events} token events "
+                "(every event carries at least one token)")
+    if usage_tokens > MAX_TOKENS_PER_EVENT * token_events:
+        return (f"usage.completion_tokens {usage_tokens} > {MAX_TOKENS_PER_EVENT} x {token_events} "
+                "token events")
+    return None
 
 
 @dataclass
@@ -103,6 +137,8 @@ class RequestResult:
     requested_max_tokens: int | None = None
     ignore_eos: bool = False
     length_mismatch: bool = False
+    token_count_problem: str | None = None  # usage vs the stream's token events (see token_count_problem)
+    timed_out: bool = False  # idle timeout or request deadline
     # stream shape
     content_events: int = 0  # token events (content, reasoning or tool text): len(token_times_ms)
     reasoning_events: int = 0
@@ -139,6 +175,9 @@ class RunResult:
     client_cpu_s: float = 0.0  # time.process_time() spent by the client process in the measured phase
     loadavg_before: float | None = None  # 1-minute load average when the measured phase began / ended
     loadavg_after: float | None = None
+    # contamination evidence over the measured window (None: not measurable on this host)
+    client_runq_ms: float | None = None  # the measuring thread's run-queue wait (schedstat)
+    cpu_pressure: dict[str, Any] | None = None  # /proc/pressure/cpu over the window (hostload.CpuPressure)
 
     @property
     def ok_results(self) -> list[RequestResult]:
@@ -174,9 +213,10 @@ class RunResult:
 
     @property
     def total_output_tokens(self) -> int | None:
-        """Sum of server-reported output tokens; None if any ok result lacked usage."""
+        """Sum of server-reported output tokens; None if any ok result lacked usage or
+        reported a count its stream contradicts."""
         ok = self.ok_results
-        if any(r.output_tokens is None for r in ok):
+        if any(r.output_tokens is None or r.token_count_problem for r in ok):
             return None
         return sum(r.output_tokens for r in ok)  # type: ignore[misc]
 

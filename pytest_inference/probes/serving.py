@@ -4,6 +4,14 @@ Measures with the engine (raw sockets, monotonic clock, warm-ups not counted), c
 the client's TTFT against the server's own ``vllm:time_to_first_token_seconds`` histogram
 where ``/metrics`` has it, and flags burst-delivered (contaminated) samples, which the claims
 then exclude.
+
+What makes a claim inconclusive instead of judging it (each with its reason):
+
+* ``count_problem``: a request's ``usage.completion_tokens`` disagrees with its stream
+  (:func:`pytest_inference.engine.results.token_count_problem`): TPOT and tokens/s.
+* ``timing_problem``: the measuring host was loaded, the client could not time
+  (:func:`pytest_inference.engine.hostload.judge_client_timing`): every client-side timing.
+* ``server_check.problem``: ``/metrics`` could not be read: the client − server TTFT gap.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stats
+from ..engine.hostload import evidence, judge_client_timing
+from ..engine.prometheus import ServerCheck, cross_check
 
 #: Distinct prompts, so a prefix cache cannot make later requests cheaper than the first
 #: (prior-art pitfall 7). Each request gets its own opening words.
@@ -52,6 +62,21 @@ class WarmRun:
     server_tpot_mean_ms: float | None = None
     client_ttft_mean_ms: float | None = None
     loadavg: list[float] | None = None
+    count_mismatches: int = 0  # requests whose usage count the stream contradicts
+    count_examples: list[str] = field(default_factory=list)
+    host_load: dict[str, Any] = field(default_factory=dict)  # hostload.evidence() of the window
+    timing_problem: str | None = None
+    server_check: ServerCheck = field(default_factory=ServerCheck)
+
+    @property
+    def count_problem(self) -> str | None:
+        """Why the run's token counts cannot be used (TPOT, tokens/s), or None."""
+        if not self.count_mismatches:
+            return None
+        n_ok = self.requests - self.failed
+        return (f"the server's usage.completion_tokens disagrees with the stream in {self.count_mismatches} of "
+                f"{n_ok} completed requests (e.g. {self.count_examples[0]}); a count the stream "
+                "contradicts is not used")
 
     @property
     def output_tok_s(self) -> float | None:
@@ -66,6 +91,15 @@ class WarmRun:
             return None
         return self.client_ttft_mean_ms - self.server_ttft_mean_ms
 
+    @property
+    def server_gap_problem(self) -> str | None:
+        """Why the client − server TTFT gap cannot be judged although the server has /metrics."""
+        if self.server_check.problem:
+            return f"the server's TTFT histogram cannot be read: {self.server_check.problem}"
+        if self.server_check.present and self.client_ttft_mean_ms is None:
+            return "no request completed: there is no client TTFT to compare"
+        return None
+
     def details(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -79,6 +113,10 @@ class WarmRun:
             "server_ttft_mean_ms": self.server_ttft_mean_ms,
             "client_ttft_mean_ms": self.client_ttft_mean_ms,
             "loadavg": self.loadavg,
+            "count_mismatches": self.count_mismatches,
+            "host_load": self.host_load,
+            "timing_problem": self.timing_problem,
+            "server_metrics_problem": self.server_check.problem or self.server_check.tpot_problem,
             "ttft_stats": stats.summarize(self.ttft_ms),
             "tpot_stats": stats.summarize(self.tpot_ms),
             "e2e_stats": stats.summarize(self.e2e_ms),
@@ -104,23 +142,25 @@ def measure_warm(
     max_tokens: int = 64,
     api: str = "chat",
     progress=None,
+    deadline_s: float | None = None,
 ) -> WarmRun:
-    """Run warm-ups (uncounted), then ``requests`` measured streams; return clean samples."""
+    """Run warm-ups (uncounted), then ``requests`` measured streams; return clean samples.
+
+    ``deadline_s``: each request's total deadline (see :meth:`StreamClient.run`)."""
     from ..engine import RequestSpec, mark_bursts
-    from ..engine.prometheus import server_mean_ttft_ms, server_reference_tpot_ms
 
     texts = prompts(requests + warmup)
     spec = lambda p: RequestSpec(model=model, prompt=p, max_tokens=max_tokens, api=api, ignore_eos=True)  # noqa: E731
     if warmup:
-        client.run([spec(p) for p in texts[:warmup]], concurrency=min(concurrency, warmup), warmup=0)
+        client.run([spec(p) for p in texts[:warmup]], concurrency=min(concurrency, warmup), warmup=0,
+                   deadline_s=deadline_s)
     before = _scrape(client)
-    run = client.run([spec(p) for p in texts[warmup:]], concurrency=concurrency, warmup=0, progress=progress)
+    run = client.run([spec(p) for p in texts[warmup:]], concurrency=concurrency, warmup=0, progress=progress,
+                     deadline_s=deadline_s)
     after = _scrape(client)
 
-    server_ttft = server_tpot = None
-    if before is not None and after is not None:
-        server_ttft = server_mean_ttft_ms(before, after)
-        server_tpot = server_reference_tpot_ms(before, after)
+    check = cross_check(before, after)
+    server_ttft, server_tpot = check.ttft_mean_ms, check.tpot_ref_ms
     results = list(run.results)
     mark_bursts(results, reference_tpot_ms=server_tpot)
 
@@ -133,12 +173,21 @@ def measure_warm(
         wall_s=run.wall_s,
         server_ttft_mean_ms=server_ttft,
         server_tpot_mean_ms=server_tpot,
+        server_check=check,
     )
+    out.host_load = evidence(getattr(run, "client_runq_ms", None), len(results), getattr(run, "cpu_pressure", None))
+    out.timing_problem = judge_client_timing(out.host_load)
     ok = [r for r in results if r.ok]
     out.failed = len(results) - len(ok)
     out.errors = sorted({r.error for r in results if not r.ok and r.error})[:5]
     if ok:
         out.client_ttft_mean_ms = sum(r.ttft_ms for r in ok) / len(ok)
+    for r in ok:  # every completed request, bursts included: one lying count taints the run's counts
+        problem = getattr(r, "token_count_problem", None)
+        if problem:
+            out.count_mismatches += 1
+            if len(out.count_examples) < 3:
+                out.count_examples.append(problem)
     for r in ok:
         if r.burst:
             out.contaminated += 1
@@ -149,7 +198,7 @@ def measure_warm(
             out.tpot_ms.append(r.tpot_ms)
         if r.output_tokens is None:
             out.usage_reported = False
-        else:
+        elif not getattr(r, "token_count_problem", None):
             out.output_tokens.append(r.output_tokens)
             out.tok_s.append(r.output_tokens / (r.e2e_ms / 1000.0))
         out.length_mismatches += bool(getattr(r, "length_mismatch", False))

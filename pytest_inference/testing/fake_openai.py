@@ -48,6 +48,17 @@ the request body. Options (underscore or dash spelling):
 ``drop_after``          abort the connection after N token events
 ``close``               Connection: close after each response
 ``close_silently``      close the connection after each response without saying so
+``framing``             "chunked" (default) or "close": no chunked encoding, no
+                        Content-Length, the body ends when the connection closes
+``cut_after``           close the connection cleanly (FIN, not RST) after N token
+                        events: no ``[DONE]``, no usage, no finish_reason
+``usage_tokens``        report this ``completion_tokens`` in usage, whatever was sent
+``endless``             "tokens": token events forever, every ``token_ms``; "pings":
+                        only ``: ping`` SSE comments forever (never a token)
+``hang``                read the request, never answer (the connection stays open)
+``metrics``             what ``GET /metrics`` serves (server-wide): "prom" (default),
+                        "inf" (TTFT histogram sum ``+Inf``), "nan" (``NaN``), "html"
+                        (an HTML page with status 200)
 ======================  ==========================================================
 
 Startup simulation (server-wide, for testing launchers and cold-start timing; see
@@ -110,11 +121,18 @@ DEFAULTS: dict[str, Any] = {
     "drop_after": None,
     "close": False,
     "close_silently": False,
+    "framing": "chunked",
+    "cut_after": None,
+    "usage_tokens": None,
+    "endless": None,
+    "hang": False,
+    "metrics": "prom",
 }
-_INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after"}
+_INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after",
+        "cut_after", "usage_tokens"}
 _FLOAT = {"ttft_ms", "token_ms", "split_pause_ms"}
 _BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close",
-         "close_silently", "tool_calls"}
+         "close_silently", "tool_calls", "hang"}
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -371,7 +389,16 @@ class HTTPProtocol(asyncio.Protocol):
             else:
                 self._send(200, "text/plain", b"")
         elif path == "/metrics":
-            self._send(200, "text/plain; version=0.0.4; charset=utf-8", st.metrics().encode())
+            mode = st.opts.get("metrics") or "prom"
+            if mode == "html":
+                self._send(200, "text/html; charset=utf-8", b"<!DOCTYPE html><html><head><title>Login</title>"
+                                                             b"</head><body>Please sign in</body></html>")
+            else:
+                text = st.metrics()
+                if mode in ("inf", "nan"):  # a broken exporter: the TTFT histogram's sum is not a number
+                    text = re.sub(r'(?m)^(vllm:time_to_first_token_seconds_sum\{[^}]*\}) .*$',
+                                  lambda m: m.group(1) + (" +Inf" if mode == "inf" else " NaN"), text)
+                self._send(200, "text/plain; version=0.0.4; charset=utf-8", text.encode())
         elif path == "/_truth":
             self._send_json(200, st.truth)
         elif path == "/_stats":
@@ -533,9 +560,10 @@ class HTTPProtocol(asyncio.Protocol):
                                                    '{"index":0,"text":"","logprobs":null,"finish_reason":null}')))
                 i += m
             if want_usage:
+                nu = n if o["usage_tokens"] is None else o["usage_tokens"]
                 events.append((False, 0, ("data: " + head_tmpl + '],"usage":{"prompt_tokens":%d,'
                                           '"total_tokens":%d,"completion_tokens":%d}}\n\n'
-                                          % (prompt_tokens, prompt_tokens + n, n)).encode()))
+                                          % (prompt_tokens, prompt_tokens + nu, nu)).encode()))
         done = b"data: [DONE]\n\n"
 
         if st.sem is not None:
@@ -544,11 +572,36 @@ class HTTPProtocol(asyncio.Protocol):
             st.waiting -= 1
         st.running += 1
         try:
+            if o["hang"]:  # read the request, never answer
+                while not self.closed:
+                    await asyncio.sleep(0.05)
+                return True
+            if o["endless"]:
+                return await self._endless(o, head_tmpl, chat, ttft_ms, token_ms, t_recv)
             return await self._stream(o, events, done, truth, t_recv, ttft_ms, token_ms, finish, prompt_tokens)
         finally:
             st.running -= 1
             if st.sem is not None:
                 st.sem.release()
+
+    async def _endless(self, o: dict[str, Any], head_tmpl: str, chat: bool, ttft_ms: float, token_ms: float,
+                       t_recv: int) -> bool:
+        """A stream that never ends: token events (or only ``: ping`` comments) until the client leaves."""
+        self._write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                    b"transfer-encoding: chunked\r\nserver: fake-openai\r\n\r\n")
+        await self._sleep_until(t_recv + int(ttft_ms * 1e6))
+        i = 0
+        while not self.closed:
+            if o["endless"] == "pings":
+                payload = b": ping\n\n"
+            else:
+                ch = ('{"index":0,"delta":{"content":%s},"logprobs":null,"finish_reason":null}' if chat else
+                      '{"index":0,"text":%s,"logprobs":null,"finish_reason":null}') % json.dumps(f" tok{i}")
+                payload = ("data: " + head_tmpl + ch + "]}\n\n").encode()
+            self._write(b"%x\r\n%s\r\n" % (len(payload), payload))
+            i += 1
+            await asyncio.sleep(max(0.001, token_ms / 1000))
+        return True
 
     def _stall_ms(self) -> float | None:
         sel = self.state.selector
@@ -588,17 +641,27 @@ class HTTPProtocol(asyncio.Protocol):
             truth["write_stall_ms"] = self._stall_ms()
             end = t
         else:
-            self._write((f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-                         f"transfer-encoding: chunked\r\nserver: fake-openai\r\n{conn_hdr}\r\n").encode())
+            until_close = o["framing"] == "close"
+            if until_close:  # HTTP/1.1 without chunking or length: the body ends with the connection
+                close = True
+                self._write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                            b"server: fake-openai\r\nconnection: close\r\n\r\n")
+            else:
+                self._write((f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                             f"transfer-encoding: chunked\r\nserver: fake-openai\r\n{conn_hdr}\r\n").encode())
             split = o["split_events"]
             pause = o["split_pause_ms"] / 1000
             k = 0
             for is_tok, _, payload in events:
-                frame = b"%x\r\n%s\r\n" % (len(payload), payload)
+                frame = payload if until_close else b"%x\r\n%s\r\n" % (len(payload), payload)
                 if is_tok:
                     if o["drop_after"] is not None and k >= o["drop_after"]:
                         self.transport.abort()  # type: ignore[union-attr]
                         truth["dropped"] = True
+                        return True
+                    if o["cut_after"] is not None and k >= o["cut_after"]:
+                        self.transport.close()  # type: ignore[union-attr]  # FIN after what was written
+                        truth["cut"] = True
                         return True
                     await self._sleep_until(first_deadline + step * k)
                     k += 1
@@ -617,7 +680,7 @@ class HTTPProtocol(asyncio.Protocol):
                 if self.closed:
                     return True
             end = perf_counter_ns()
-            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+            self._write(done if until_close else b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
         truth["end_ns"] = end
         if token_writes:
             first = token_writes[0]

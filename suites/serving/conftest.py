@@ -11,15 +11,22 @@ def warm_run(request, inference_session, inference_endpoint, inference_client):
     """N streamed requests after uncounted warm-ups (N: --warm-requests, else the target's)."""
     from pytest_inference.engine import EndpointError
 
+    from pytest_inference.engine.options import request_deadline_s
+
     target, opt = inference_session.target, request.config.getoption
+    max_tokens = opt("inference_max_tokens") or target.setting("max_tokens", 64)
     try:
-        return measure_warm(
+        run = measure_warm(
             inference_client,
             inference_endpoint.model,
             requests=opt("inference_warm_requests") or target.setting("warm_requests", 20),
             warmup=opt("inference_warm_warmup") if opt("inference_warm_warmup") is not None else target.setting("warm_warmup", 2),
-            max_tokens=opt("inference_max_tokens") or target.setting("max_tokens", 64),
+            max_tokens=max_tokens,
             progress=TerminalProgress(request.config, "warm"),
+            deadline_s=request_deadline_s(request.config, max_tokens),
         )
     except EndpointError as exc:
         pytest.fail(str(exc), pytrace=False)
+    # the contamination evidence of the window reaches summary.json's run metadata too
+    inference_session.add_metadata(warm_host_load={**run.host_load, "verdict": run.timing_problem or "client could time"})
+    return run

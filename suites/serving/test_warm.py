@@ -1,6 +1,9 @@
 """Warm serving: "warm TTFT varies by less than 5 ms over 20 requests", and its siblings.
 
 Each test states one claim; the active target (--target) says what the figure must meet.
+A claim the run cannot support is inconclusive with the reason: the server's token count
+contradicts its stream (TPOT, tokens/s), the measuring host was too loaded for the client to
+time (every client-side timing), or /metrics cannot be read (the server cross-check).
 """
 
 import pytest
@@ -14,40 +17,60 @@ def _params(run):
     return {"requests": run.requests, "warmup": run.warmup, "concurrency": run.concurrency, "max_tokens": run.max_tokens}
 
 
+def _cannot_judge(run, *, counts: bool = False) -> str | None:
+    """Why a client-timed claim (and, with ``counts``, one that divides by the token count) cannot be judged."""
+    if counts and not run.usage_reported:
+        return NO_USAGE
+    if counts and run.count_problem:
+        return run.count_problem
+    return run.timing_problem
+
+
 def test_every_stream_completes(warm_run, claim):
     claim("warm.failed_requests", [warm_run.failed], details={"errors": warm_run.errors}, parameters=_params(warm_run))
 
 
 def test_ttft_median(warm_run, claim):
+    if why := _cannot_judge(warm_run):
+        claim.inconclusive("warm.ttft_median_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
+        return
     claim("warm.ttft_median_ms", warm_run.ttft_ms, stat="median", unit="ms",
           contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
 
 
 def test_ttft_spread(warm_run, claim):
+    if why := _cannot_judge(warm_run):
+        claim.inconclusive("warm.ttft_spread_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
+        return
     claim("warm.ttft_spread_ms", warm_run.ttft_ms, stat="spread", unit="ms", min_samples=warm_run.requests,
           contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
 
 
 def test_tpot_median(warm_run, claim):
-    if not warm_run.usage_reported:
-        claim.inconclusive("warm.tpot_median_ms", NO_USAGE, unit="ms")
+    if why := _cannot_judge(warm_run, counts=True):
+        claim.inconclusive("warm.tpot_median_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
         return
     claim("warm.tpot_median_ms", warm_run.tpot_ms, stat="median", unit="ms",
-          contaminated=warm_run.contaminated, parameters=_params(warm_run))
+          contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
 
 
 def test_output_tokens_per_second(warm_run, claim):
-    if not warm_run.usage_reported:
-        claim.inconclusive("warm.output_tok_s", NO_USAGE, unit="tok/s")
+    if why := _cannot_judge(warm_run, counts=True):
+        claim.inconclusive("warm.output_tok_s", why, unit="tok/s", details=warm_run.details(), parameters=_params(warm_run))
         return
     claim("warm.output_tok_s", warm_run.tok_s, measured=warm_run.output_tok_s, stat="mean", unit="tok/s",
           contaminated=warm_run.contaminated, parameters=_params(warm_run),
-          details={"output_tokens": sum(warm_run.output_tokens), "length_mismatches": warm_run.length_mismatches})
+          details={"output_tokens": sum(warm_run.output_tokens), "length_mismatches": warm_run.length_mismatches,
+                   "host_load": warm_run.host_load})
 
 
 def test_ttft_agrees_with_server_histogram(warm_run, claim):
     """Client TTFT minus the server's own vllm:time_to_first_token_seconds mean over the same requests."""
+    details = {"client_mean_ms": warm_run.client_ttft_mean_ms, "server_mean_ms": warm_run.server_ttft_mean_ms,
+               "host_load": warm_run.host_load}
+    if why := (warm_run.server_gap_problem or (warm_run.timing_problem if warm_run.server_check.present else None)):
+        claim.inconclusive("warm.ttft_server_gap_ms", why, unit="ms", details=details)
+        return
     if warm_run.ttft_server_gap_ms is None:
         pytest.skip("the endpoint exposes no vllm:time_to_first_token_seconds histogram at /metrics")
-    claim("warm.ttft_server_gap_ms", [warm_run.ttft_server_gap_ms], unit="ms",
-          details={"client_mean_ms": warm_run.client_ttft_mean_ms, "server_mean_ms": warm_run.server_ttft_mean_ms})
+    claim("warm.ttft_server_gap_ms", [warm_run.ttft_server_gap_ms], unit="ms", details=details)
