@@ -9,6 +9,7 @@ its own tests' claims.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,28 @@ def parse_tolerance(text: str | None) -> float:
     return value
 
 
+def _claim_problem(c: Any) -> str | None:
+    """What is wrong with one baseline claim entry (one phrase), or None."""
+    if not isinstance(c, dict):
+        return "is not an object"
+    metric = c.get("metric")
+    if not isinstance(metric, str) or not metric:
+        return f"has no metric name (metric must be a string; got {type(metric).__name__})"
+    measured = c.get("measured")
+    if measured is not None:
+        if isinstance(measured, bool) or not isinstance(measured, (int, float)):
+            return f"({metric}) measured must be a number or null; got {type(measured).__name__}"
+        if not math.isfinite(measured):
+            return f"({metric}) measured is {measured}, not a finite number"
+    test = c.get("test")
+    if test is not None and not isinstance(test, str):
+        return f"({metric}) test must be a string; got {type(test).__name__}"
+    for key in ("op", "unit"):
+        if c.get(key) is not None and not isinstance(c.get(key), str):
+            return f"({metric}) {key} must be a string; got {type(c.get(key)).__name__}"
+    return None
+
+
 @dataclass
 class Baseline:
     path: str
@@ -57,9 +80,10 @@ class Baseline:
             raise BaselineError(f"baseline {path} is not a pytest-inference summary.json (schema 1)")
         by_tm: dict[tuple[str, str], dict[str, Any]] = {}
         by_m: dict[str, dict[str, Any]] = {}
-        for c in data["claims"]:
-            if not isinstance(c, dict) or "metric" not in c or not isinstance(c.get("measured"), (int, float, type(None))):
-                raise BaselineError(f"baseline {path} has a malformed claim entry")
+        for i, c in enumerate(data["claims"]):
+            problem = _claim_problem(c)
+            if problem:
+                raise BaselineError(f"baseline {path} has a malformed claim entry: claims[{i}] {problem}")
             by_tm[(c.get("test") or "", c["metric"])] = c
             by_m.setdefault(c["metric"], c)
         return cls(str(path), tol, by_tm, by_m)

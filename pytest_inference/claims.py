@@ -203,8 +203,13 @@ def judge(
     contaminated: int = 0,
     min_samples: int | None = None,
     details: dict[str, Any] | None = None,
+    not_judged: str | None = None,
 ) -> Claim:
     """Judge one metric. Pure.
+
+    ``not_judged`` (one line: why the target does not apply, e.g. the run measured a different
+    model or accelerator than the target's) keeps the measured figure but makes a claim the
+    target has a requirement for inconclusive with that reason — never a pass or a fail.
 
     ``samples`` are the per-observation values; ``measured`` defaults to ``stat`` over them
     (pass ``measured`` for figures that are not a statistic of the samples, e.g. tokens/s
@@ -216,6 +221,16 @@ def judge(
     if requirement is not None:
         stat = requirement.stat or stat
         unit = requirement.unit or unit
+    if not_judged:
+        claim = judge(metric, xs, stat=stat, unit=unit, requirement=requirement, measured=measured, target=target,
+                      confidence=confidence, contaminated=contaminated, min_samples=min_samples, details=details)
+        if claim.op is not None:
+            claim.details["verdict_if_judged"] = claim.verdict
+            claim.verdict = INCONCLUSIVE
+            claim.reason = not_judged
+        else:
+            claim.details["not_judged"] = not_judged
+        return claim
     if measured is None and not xs:
         # nothing usable (all samples failed or were contaminated): never a pass
         why = "no usable samples"

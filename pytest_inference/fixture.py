@@ -20,6 +20,9 @@ import pytest
 from .claims import INCONCLUSIVE, Claim, judge
 from .session import SESSION_KEY, InferenceSession
 
+#: what the embedded default serves (fixtures/tiny_model; cpu-local's model)
+TINY_MODEL = "tiny-llama"
+
 
 def _state(config: pytest.Config) -> InferenceSession:
     state = config.stash.get(SESSION_KEY, None)
@@ -74,6 +77,7 @@ class ClaimRecorder:
             contaminated=contaminated,
             min_samples=min_samples,
             details=details,
+            not_judged=self._state.not_judged_reason(self._item),
         )
         return self._record(c, parameters)
 
@@ -226,8 +230,16 @@ def _local_server(request: pytest.FixtureRequest, option: str) -> tuple[str, str
         pytest.skip(f"no {option} given and no local server: {exc}")
     except ServerStartError as exc:
         pytest.fail(f"the local server did not start: {exc}", pytrace=False)
-    request.getfixturevalue("inference_session").add_metadata(
-        local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
+    session = request.getfixturevalue("inference_session")
+    session.add_metadata(local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
+    tiny = getattr(servers.local, "tiny", False)
+    # what this server is: the embedded tiny model on the CPU, or a --model-path on the --device
+    device = str(servers.local.device or "cpu")
+    session.note_server(
+        accelerator="cpu" if tiny or device.lower() == "cpu" else None,
+        model=TINY_MODEL if tiny else servers.local.model,
+        how="embedded vLLM" if tiny else f"local server from {servers.local.model_path}",
+    )
     return handle.base_url, (servers.local.env_extra or {}).get("VLLM_API_KEY")
 
 
@@ -244,6 +256,8 @@ def inference_endpoint(request: pytest.FixtureRequest, inference_session: Infere
         fallback_model=inference_session.target.setting("model"),
     )
     inference_session.add_metadata(endpoint=ep.base_url, model=ep.model, server=ep.server)
+    if inference_session.endpoint:
+        inference_session.note_server(accelerator=None, model=ep.model, how=f"--endpoint {ep.base_url}")
     return ep
 
 
@@ -267,6 +281,8 @@ def serverless_endpoint(request: pytest.FixtureRequest, inference_session: Infer
         fallback_model=inference_session.target.setting("model"),
     )
     inference_session.add_metadata(serverless_endpoint=ep.base_url, serverless_model=ep.model)
+    if inference_session.serverless_endpoint:
+        inference_session.note_server(accelerator=None, model=ep.model, how=f"--serverless-endpoint {ep.base_url}")
     return ep
 
 

@@ -81,7 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="VAR",
         default=None,
         help="name of the environment variable holding the endpoint's API key. The key itself is never "
-        "accepted on the command line and never written to any report (ini inference_api_key_env).",
+        "accepted on the command line and never written to any report. Precedence: this option, then ini "
+        "inference_api_key_env, then $OPENAI_API_KEY if set (for --endpoint only: the embedded local server "
+        "never requires it). A key with CR, LF, control or non-Latin-1 characters is refused.",
     )
     group.addoption(
         "--inference-report",
@@ -96,6 +98,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=INCONCLUSIVE_MODES,
         default=None,
         help="what an inconclusive claim does to its test: fail (default) or xfail. It never passes.",
+    )
+    group.addoption(
+        "--inference-allow-unmeasured",
+        dest="inference_allow_unmeasured",
+        action="store_true",
+        default=False,
+        help="exit 0 even when the selected inference tests measured no claim at all (e.g. every one skipped). "
+        "By default such a session exits 1 and names the tests and why they measured nothing.",
     )
     group.addoption(
         "--inference-baseline",
@@ -118,7 +128,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="streamed requests the warm suite measures (default: the target's warm_requests, 20).",
+        help="streamed requests the warm suite measures, 1 to 100000 (default: the target's warm_requests, 20).",
     )
     group.addoption(
         "--warm-warmup",
@@ -342,7 +352,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_session.SESSION_KEY] = state
     config.pluginmanager.register(state, "inference-session")
-    state.configure_allure()
+    # allure-pytest's folder is defaulted after collection, only when inference tests run (session.py)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

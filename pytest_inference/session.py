@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
+import re
 import socket
 import time
 from datetime import datetime, timezone
@@ -32,10 +32,71 @@ CLAIM_CARRIER = "pytest_inference.claim"
 META_CARRIER = "pytest_inference.meta"
 SCHEMA = 1
 REDACTED = "***"
+#: the key variable peers (OpenAI SDK, LangChain, …) read; the default of --api-key-env for an --endpoint
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: fixtures that give a test a server to measure: a test using one is judged against the target only
+#: when what ran matches it (see :meth:`InferenceSession.note_server`)
+SERVER_FIXTURES = frozenset({
+    "inference_endpoint", "inference_client", "inference_local", "serverless_endpoint", "serverless_client",
+    "cold_starts",  # suites/coldstart/conftest.py
+})
 
 
 class UsageError(Exception):
     """Bad options or input files; one line for the user."""
+
+
+def check_api_key(key: str, option: str, var: str) -> None:
+    """An HTTP header carries Latin-1 text without line breaks or control characters: refuse any
+    other key up front, in one line that never shows the key."""
+    if any(ch in "\r\n" for ch in key):
+        why = "a line break (CR or LF)"
+    elif any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in key):
+        why = "a control character"
+    else:
+        try:
+            key.encode("latin-1")
+            return
+        except UnicodeEncodeError:
+            why = "a character outside Latin-1"
+    raise UsageError(f"{option} {var}: the API key in ${var} contains {why}, which an HTTP header cannot "
+                     "carry; fix the variable (the key is not shown)")
+
+
+def check_report_dir(path: Path) -> None:
+    """The report folder must be (or become) a writable directory: checked before anything is measured.
+    An existing folder gets a write probe; a missing one needs its nearest existing parent to be a
+    writable directory (nothing is created for a run that may measure nothing)."""
+    where = f"--inference-report {path}"
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"{where}: exists and is not a directory")
+        try:
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot write into it ({exc.strerror or exc})") from None
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{where}: cannot be created, {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: cannot be created, {parent} is not writable")
+
+
+def _bounded(config: pytest.Config, name: str, low: int, high: int | None = None) -> None:
+    value = config.getoption(name)
+    if value is None:
+        return
+    flag = "--" + name.removeprefix("inference_").replace("_", "-")
+    if value < low:
+        raise UsageError(f"{flag} must be {'at least 1' if low == 1 else f'{low} or more'}; got {value}")
+    if high is not None and value > high:
+        raise UsageError(f"{flag} must be at most {high:,}; got {value:,} (every request's timings stay in memory)")
 
 
 def _now() -> str:
@@ -84,6 +145,12 @@ class InferenceSession:
         self.serverless_model: str | None = None
         self.serverless_api_key_env: str | None = None
         self._serverless_key: str | None = None
+        self._extra_secrets: list[str] = []
+        self.ran: list[dict[str, Any]] = []
+        self._mismatch: str | None = None
+        self.inference_items = 0      # inference tests selected (this process) / reported (controller)
+        self.unmeasured: dict[str, str] = {}  # nodeid -> why (skip reason) for inference tests without a claim
+        self._tests_with_claims: set[str] = set()
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -99,18 +166,28 @@ class InferenceSession:
         except TargetError as exc:
             raise UsageError(str(exc)) from None
 
+        endpoint = opt("inference_endpoint", "inference_endpoint")
+        if endpoint:
+            endpoint = normalize_endpoint(endpoint)
         api_key_env = opt("inference_api_key_env", "inference_api_key_env")
         api_key = None
+        extra_secrets = []
         if api_key_env:
             api_key = os.environ.get(api_key_env)
             if not api_key:
                 raise UsageError(
                     f"--api-key-env {api_key_env}: the environment variable {api_key_env} is not set or empty"
                 )
-
-        endpoint = opt("inference_endpoint", "inference_endpoint")
-        if endpoint:
-            endpoint = normalize_endpoint(endpoint)
+            check_api_key(api_key, "--api-key-env", api_key_env)
+        elif os.environ.get(DEFAULT_KEY_ENV):
+            # the peers' default variable: used for an --endpoint only (the embedded local server
+            # never starts requiring it), and redacted from every report either way
+            default_key = os.environ[DEFAULT_KEY_ENV]
+            check_api_key(default_key, "--api-key-env (default)", DEFAULT_KEY_ENV)
+            if endpoint:
+                api_key_env, api_key = DEFAULT_KEY_ENV, default_key
+            else:
+                extra_secrets.append(default_key)
         serverless = opt("inference_serverless_endpoint", "inference_serverless_endpoint")
         if serverless:
             serverless = normalize_endpoint(serverless, option="--serverless-endpoint")
@@ -121,6 +198,7 @@ class InferenceSession:
             if not serverless_key:
                 raise UsageError(f"--serverless-api-key-env {serverless_key_env}: the environment variable "
                                  f"{serverless_key_env} is not set or empty")
+            check_api_key(serverless_key, "--serverless-api-key-env", serverless_key_env)
         idle = config.getoption("inference_serverless_idle_s")
         if idle is not None and idle < 0:
             raise UsageError(f"--serverless-idle-s must be 0 or more; got {idle:g}")
@@ -128,6 +206,8 @@ class InferenceSession:
         report_dir = Path(opt("inference_report", "inference_report_dir") or "reports")
         if not report_dir.is_absolute():
             report_dir = Path(config.invocation_params.dir) / report_dir
+        if not hasattr(config, "workerinput"):  # the controller checked it for its workers
+            check_report_dir(report_dir)
 
         inconclusive = opt("inference_inconclusive", "inference_inconclusive") or "fail"
         if inconclusive not in ("fail", "xfail"):
@@ -146,13 +226,20 @@ class InferenceSession:
         elif config.getoption("inference_baseline_tolerance"):
             raise UsageError("--inference-baseline-tolerance needs --inference-baseline FILE")
 
-        for name in ("inference_warm_requests", "inference_max_tokens"):
-            value = config.getoption(name)
-            if value is not None and value < 1:
-                raise UsageError(f"--{name.removeprefix('inference_').replace('_', '-')} must be at least 1; got {value}")
-        warmup = config.getoption("inference_warm_warmup")
-        if warmup is not None and warmup < 0:
-            raise UsageError(f"--warm-warmup must be 0 or more; got {warmup}")
+        from .targets import MAX_REQUESTS
+
+        # an option that would make a suite send nothing (or grow without bound) is one line, now
+        _bounded(config, "inference_warm_requests", 1, MAX_REQUESTS)
+        _bounded(config, "inference_warm_warmup", 0, MAX_REQUESTS)
+        _bounded(config, "inference_max_tokens", 1)
+        _bounded(config, "inference_cold_runs", 1, 1000)
+        _bounded(config, "inference_read_readers", 1, 1024)
+        _bounded(config, "inference_read_rounds", 1, 1000)
+        timeout = config.getoption("inference_server_start_timeout")
+        if timeout is not None and not (timeout > 0 and timeout != float("inf")):
+            raise UsageError(f"--server-start-timeout must be more than 0 seconds; got {timeout:g}")
+        if idle is not None and idle != idle:
+            raise UsageError("--serverless-idle-s must be a number; got nan")
 
         state = cls(
             config,
@@ -169,6 +256,7 @@ class InferenceSession:
         state.serverless_model = config.getoption("inference_serverless_model")
         state.serverless_api_key_env = serverless_key_env
         state._serverless_key = serverless_key
+        state._extra_secrets = extra_secrets
         return state
 
     @property
@@ -180,24 +268,92 @@ class InferenceSession:
         return self._serverless_key
 
     def secrets(self) -> list[str]:
-        return [k for k in (self._api_key, self._serverless_key) if k]
+        return [k for k in (self._api_key, self._serverless_key, *self._extra_secrets) if k]
+
+    def redact(self, text: str) -> str:
+        """``text`` with every key (and its base64 forms) replaced by ``***``."""
+        from .report.redact import redact_text
+
+        return redact_text(text, self.secrets(), REDACTED)
+
+    # --- what ran (A7) ------------------------------------------------------------------
+    def note_server(self, *, accelerator: str | None, model: str | None, how: str) -> None:
+        """Record the server a test measures; when it does not match the target, every later claim
+        of a test using a server fixture (:data:`SERVER_FIXTURES`) in this process is inconclusive."""
+        entry = {"accelerator": accelerator, "model": model, "how": how}
+        if entry not in self.ran:
+            self.ran.append(entry)
+        self.add_metadata(ran=list(self.ran))
+        why = server_mismatch(self.target, accelerator=accelerator, model=model, how=how)
+        if why:
+            self._mismatch = why
+
+    def not_judged_reason(self, item: pytest.Item) -> str | None:
+        """Why ``item``'s claims must not be judged against the target (what ran differs), or None."""
+        if self._mismatch is None:
+            return None
+        if not SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            return None
+        return self._mismatch
 
     def __repr__(self) -> str:  # never show the key
         return f"<InferenceSession target={self.target.name} endpoint={self.endpoint!r}>"
 
-    def configure_allure(self) -> None:
-        """Send allure-pytest's results to REPORT/allure-results unless the user chose --alluredir."""
+    def configure_allure(self, items: list[pytest.Item]) -> None:
+        """Send allure-pytest's results to REPORT/allure-results when this session runs inference
+        tests and the user chose no --alluredir; decided after collection, so a project that makes
+        no claim keeps allure-pytest as it was (and its folders untouched)."""
         opt = self.config.option
-        if not self.config.pluginmanager.hasplugin("allure_pytest") or not hasattr(opt, "allure_report_dir"):
+        pm = self.config.pluginmanager
+        if not pm.hasplugin("allure_pytest") or not hasattr(opt, "allure_report_dir"):
             return
-        if opt.allure_report_dir:
+        if opt.allure_report_dir or pm.has_plugin("allure_listener"):
             return
-        opt.allure_report_dir = str(self.report_dir / "allure-results")
+        if not any(is_inference_item(i) for i in items) or opt.collectonly:
+            return
+        folder = self.report_dir / "allure-results"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise pytest.UsageError(f"--inference-report {self.report_dir}: cannot create {folder} ({exc.strerror})") from None
+        # Stale results of an earlier run would mix into this run's report: remove allure-pytest's
+        # own result files (never anything else) once, in the controller or the first xdist worker,
+        # before any test ran (xdist schedules tests only after every worker reported collection).
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
+        if worker in (None, "gw0"):
+            clean_allure_results(folder)
+        opt.allure_report_dir = str(folder)
         self._allure_chosen_by_us = True
-        # Stale results from an earlier run would mix into this run's report. The controller
-        # (or a plain run) cleans; xdist workers inherit the option and must not.
-        if not self.is_worker:
-            shutil.rmtree(opt.allure_report_dir, ignore_errors=True)
+        # what allure-pytest's own pytest_configure does when --alluredir is given
+        import allure_commons
+        from allure_commons.logger import AllureFileLogger
+        from allure_pytest.listener import AllureListener
+        from allure_pytest.plugin import cleanup_factory
+
+        listener = AllureListener(self.config)
+        pm.register(listener, "allure_listener")
+        allure_commons.plugin_manager.register(listener)
+        self.config.add_cleanup(cleanup_factory(listener))
+        file_logger = AllureFileLogger(str(folder.resolve()), False)
+        allure_commons.plugin_manager.register(file_logger)
+        self.config.add_cleanup(cleanup_factory(file_logger))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        items = [i for i in session.items]
+        self.inference_items = sum(1 for i in items if is_inference_item(i))
+        self.configure_allure(items)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # C17: every inference test carries its suite as an Allure label, also when it is skipped
+        if not config.pluginmanager.hasplugin("allure_pytest"):
+            return
+        for item in items:
+            suite = suite_of(item)
+            if suite:
+                item.add_marker(pytest.mark.allure_label(suite, label_type="suite"))
+                item.add_marker(pytest.mark.allure_label(PARENT_SUITE, label_type="parentSuite"))
 
     def header_lines(self) -> list[str]:
         line = f"inference: target {self.target.name} ({self.target.source})"
@@ -252,7 +408,36 @@ class InferenceSession:
 
     # --- collecting (controller, or the only process) ------------------------------------
     @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report) -> None:
+        if self.secrets():
+            self._redact_report(report)
+
+    def _redact_report(self, report) -> None:
+        """Scrub the keys from what the terminal, JUnit and xdist show of a report: the traceback
+        (with ``-l`` locals), captured output and logs, user properties."""
+        secrets = self.secrets()
+        if report.longrepr is not None:
+            text = str(report.longrepr) if not isinstance(report.longrepr, tuple) else repr(report.longrepr)
+            if any(_contains(text, s) for s in secrets):
+                if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:  # a skip: (file, line, reason)
+                    path, line, reason = report.longrepr
+                    report.longrepr = (path, line, self.redact(str(reason)))
+                else:
+                    report.longrepr = self.redact(text)
+        report.sections = [(self.redact(title), self.redact(body)) for title, body in report.sections]
+        if report.user_properties:
+            report.user_properties = [
+                (name, self.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties
+            ]
+        if getattr(report, "wasxfail", None):
+            report.wasxfail = self.redact(report.wasxfail)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.secrets():
+            self._redact_report(report)
+        if not self.is_worker:
+            self._track_measured(report)
         # An xdist worker forwards its reports as they are; the controller collects.
         if self.is_worker or not report.user_properties:
             return
@@ -272,8 +457,45 @@ class InferenceSession:
     def ordered_claims(self) -> list[Claim]:
         return list(self.claims.values())
 
+    def _track_measured(self, report: pytest.TestReport) -> None:
+        """Remember the inference tests that made no claim, and why (C19)."""
+        if not any(name in report.keywords for name in _suite_names()):
+            return
+        nodeid = report.nodeid
+        if any(n == CLAIM_CARRIER for n, _ in report.user_properties):
+            self._tests_with_claims.add(nodeid)
+            self.unmeasured.pop(nodeid, None)
+            return
+        if nodeid in self._tests_with_claims:
+            return
+        if report.skipped:
+            if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+                why = str(report.longrepr[2]).removeprefix("Skipped: ")
+            else:
+                why = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+            self.unmeasured[nodeid] = f"skipped: {why}"
+        elif report.failed:
+            self.unmeasured[nodeid] = f"{report.when} failed"
+        elif report.when == "call":
+            self.unmeasured.setdefault(nodeid, "passed without making a claim")
+
+    def measured_nothing(self) -> bool:
+        """True when this session ran inference tests and none of them recorded a claim."""
+        return bool(self.unmeasured) and not self.claims and not self._tests_with_claims
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.is_worker or not self.claims:
+        if self.is_worker:
+            return
+        if self.measured_nothing():
+            allowed = self.config.getoption("inference_allow_unmeasured")
+            terminalreporter.write_sep("=", "inference: no claim was measured", yellow=allowed, red=not allowed)
+            for nodeid, why in sorted(self.unmeasured.items()):
+                terminalreporter.write_line(f"  {nodeid}: {self.redact(why)}")
+            terminalreporter.write_line(
+                "a gate that measured nothing is not green" + (
+                    " (allowed by --inference-allow-unmeasured)" if allowed
+                    else "; exit status 1 (--inference-allow-unmeasured accepts it)"))
+        if not self.claims:
             return
         from .report.terminal import write_summary
 
@@ -289,15 +511,30 @@ class InferenceSession:
     def summary_path_hint(self) -> Path:
         return self.report_dir / "summary.json"
 
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # after every sink (JUnit, allure-pytest) wrote its files, whatever the run recorded
+        if not self.is_worker and self.secrets():
+            self.redact_outputs()
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if self.is_worker:
             return
-        if not self.claims and not self.metadata:
-            return
-        from .report.summary import write_summary_json
+        # C19: a session whose inference tests measured no claim at all is not green
+        if (exitstatus == 0 and self.measured_nothing()
+                and not self.config.getoption("inference_allow_unmeasured")):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.claims or self.metadata:
+            from .report.summary import write_summary_json
 
-        self.summary_path = write_summary_json(self.summary_path_hint(), self.summary())
+            try:
+                self.summary_path = write_summary_json(self.summary_path_hint(), self.summary())
+            except OSError as exc:
+                session.config.get_terminal_writer().line(
+                    f"inference: could not write {self.summary_path_hint()}: {exc.strerror or exc}", red=True)
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
         if self.secrets():
             self.redact_outputs()
 
@@ -306,10 +543,10 @@ class InferenceSession:
         from .report.redact import redact_tree
 
         opt = self.config.option
-        for place in (self.report_dir, getattr(opt, "allure_report_dir", None), getattr(opt, "xmlpath", None)):
-            for secret in self.secrets():
-                if place:
-                    redact_tree(Path(place), secret, REDACTED)
+        places = [self.report_dir, getattr(opt, "allure_report_dir", None), getattr(opt, "xmlpath", None)]
+        for place in places:
+            if place:
+                redact_tree(Path(place), self.secrets(), REDACTED)
 
     def summary(self) -> dict[str, Any]:
         claims = [c.to_dict() for c in self.ordered_claims()]
@@ -350,21 +587,98 @@ class InferenceSession:
         return out
 
 
+def strip_userinfo(url: str) -> str:
+    """``url`` safe to show: any ``user:password@`` replaced by ``***@`` (works on unparseable URLs too)."""
+    return re.sub(r"(//)[^/?#]*@", r"\1***@", url)
+
+
 def normalize_endpoint(url: str, option: str = "--endpoint") -> str:
-    """``http://host:8000`` → ``http://host:8000/v1``; a given path is kept as is."""
+    """``http://host:8000`` → ``http://host:8000/v1``; a given path is kept as is.
+    Messages never echo a password from the URL."""
     from urllib.parse import urlsplit
 
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{option} {url!r} is not an http(s) URL like http://127.0.0.1:8000/v1")
+    shown = strip_userinfo(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise UsageError(f"{option} {shown!r} is not a valid URL (check the brackets of an IPv6 address)") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise UsageError(f"{option} {shown!r} is not an http(s) URL like http://127.0.0.1:8000/v1")
     try:
         parts.port
     except ValueError:
-        raise UsageError(f"{option} {url!r} has an invalid port") from None
+        raise UsageError(f"{option} {shown!r} has an invalid port") from None
     if parts.username or parts.password:
         raise UsageError(f"{option} must not contain credentials; use an --…-api-key-env VAR option")
     path = parts.path.rstrip("/")
     if not path:
         path = "/v1"
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _contains(text: str, secret: str) -> bool:
+    from .report.redact import secret_forms
+
+    return any(form in text for form in secret_forms(secret))
+
+
+def _suite_names() -> tuple[str, ...]:
+    from .plugin import MARKERS
+
+    return tuple(MARKERS)
+
+
+def suite_of(item: pytest.Item) -> str | None:
+    """The inference suite an item belongs to, from its marker (closest first)."""
+    names = _suite_names()
+    for mark in item.iter_markers():
+        if mark.name in names:
+            return mark.name
+    return None
+
+
+def is_inference_item(item: pytest.Item) -> bool:
+    """An inference test: it carries a suite marker or uses the ``claim`` fixture."""
+    return suite_of(item) is not None or "claim" in getattr(item, "fixturenames", ())
+
+
+PARENT_SUITE = "pytest-inference"
+
+
+def _norm_model(name: str) -> str:
+    return name.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def server_mismatch(target: Target, *, accelerator: str | None, model: str | None, how: str) -> str | None:
+    """One line saying why a run of ``model`` on ``accelerator`` is not judged against ``target``,
+    or None when it matches (or cannot be told: an unknown accelerator never mismatches by itself).
+    Models compare by their last path part, case-insensitive (``openai/gpt-oss-120b`` = ``gpt-oss-120b``)."""
+    want_acc = target.workload.get("accelerator")
+    want_model = target.workload.get("model")
+    acc_differs = bool(accelerator and want_acc and accelerator.lower() != str(want_acc).lower())
+    model_differs = bool(model and want_model and _norm_model(model) != _norm_model(str(want_model)))
+    if not (acc_differs or model_differs):
+        return None
+    on = "the CPU" if (accelerator or "").lower() == "cpu" else (accelerator or "an unknown accelerator")
+    ran = f"{model or 'an unknown model'} on {on} ({how})"
+    wants = f"{want_model or 'any model'} on {want_acc}" if want_acc else f"{want_model}"
+    return f"not judged against {target.name}: this run measured {ran}; {target.name} is {wants}"
+
+
+#: allure-pytest's own files in a results folder (uuid-result.json, uuid-container.json, uuid-attachment.ext)
+_ALLURE_FILE = re.compile(r"^[0-9a-f-]{32,36}-(result\.json|container\.json|attachment(\.[\w.-]+)?)$")
+
+
+def clean_allure_results(folder: Path) -> int:
+    """Remove allure-pytest's result files of an earlier run from ``folder``; nothing else is touched."""
+    removed = 0
+    for path in folder.iterdir():
+        if _ALLURE_FILE.match(path.name) and path.is_file() and not path.is_symlink():
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

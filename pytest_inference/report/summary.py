@@ -3,18 +3,49 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
+def json_safe(obj: Any, where: str = "", notes: list[str] | None = None) -> Any:
+    """``obj`` with every NaN/Infinity replaced by None (JSON has no such numbers), each noted as
+    ``"claims[2].measured was -inf; written as null"`` in ``notes``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        if notes is not None:
+            notes.append(f"{where or 'value'} was {obj}; written as null")
+        return None
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            key = str(k)
+            out[key] = json_safe(v, f"{where}.{key}" if where else key, notes)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v, f"{where}[{i}]", notes) for i, v in enumerate(obj)]
+    return obj
+
+
 def write_summary_json(path: Path, summary: dict[str, Any]) -> Path:
-    """Write atomically (temp file + rename), so a reader never sees half a file."""
+    """Write atomically (temp file + rename), so a reader never sees half a file. Strict JSON:
+    NaN/Infinity become null with a line in ``notes`` (``allow_nan=False`` proves none is left)."""
+    notes: list[str] = []
+    clean = json_safe(summary, "", notes)
+    if notes:
+        clean["notes"] = list(clean.get("notes") or []) + notes
+    text = json.dumps(clean, indent=2, default=str, allow_nan=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(summary, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path
