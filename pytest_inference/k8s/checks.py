@@ -42,7 +42,19 @@ CHECKS: dict[str, Check] = {}
 
 def check(id: str, title: str, metric: str, concern: str, *, unit: str | None = None, modes=BOTH):
     def deco(fn):
-        CHECKS[id] = Check(id, title, metric, concern, fn, unit, tuple(modes))
+        def guarded(obs: Observation, s: Settings) -> CheckResult:
+            # the loader refuses fields of the wrong type (shape.py); a value of the right type
+            # that still makes no sense here (an unrendered "${x}" where a number belongs) is
+            # inconclusive with one line, never a traceback — and never a pass
+            try:
+                return fn(obs, s)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+                text = str(exc).splitlines()[0][:160] if str(exc) else ""
+                return _unsure(id, f"an object has a value this check cannot read ({type(exc).__name__}: {text})",
+                               expected=title)
+
+        guarded.__name__, guarded.__doc__, guarded.__wrapped__ = fn.__name__, fn.__doc__, fn
+        CHECKS[id] = Check(id, title, metric, concern, guarded, unit, tuple(modes))
         return fn
     return deco
 

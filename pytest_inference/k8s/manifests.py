@@ -2,7 +2,8 @@
 as an :class:`~.model.Observation`, so the same checks judge it without a cluster.
 
 Everything that cannot be read is one line in :class:`ManifestError` (the folder is missing or
-empty, a file is not YAML, a document is not a Kubernetes object).
+empty, a file is not YAML, a document is not a Kubernetes object, a field has the wrong type,
+a file is too big, nested too deep, or an alias bomb): bounded time, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .model import STATIC, Observation, key_of
+from .shape import MAX_DEPTH, MAX_NODES, ShapeError, expanded_size, shape_errors
 
 SUFFIXES = (".yaml", ".yml", ".json")
+MAX_FILE_BYTES = 16 << 20   # one manifest file
+MAX_TOTAL_BYTES = 64 << 20  # the whole folder
 
 
 class ManifestError(Exception):
@@ -49,18 +53,36 @@ def load_manifests(folder: str | Path) -> Observation:
     if not files:
         raise ManifestError(f"--manifests {folder}: no .yaml, .yml or .json files in it")
     obs = Observation(mode=STATIC, source=f"manifests {root}")
+    total = 0
+    budget = MAX_NODES
     for path in files:
         rel = path.relative_to(root)
+        size = path.stat().st_size
+        total += size
+        if size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES:
+            what = f"{path} is {size / 2**20:.1f} MiB" if size > MAX_FILE_BYTES else f"{root} holds more than"
+            raise ManifestError(f"--manifests: {what} (at most {MAX_FILE_BYTES >> 20} MiB a file, "
+                                f"{MAX_TOTAL_BYTES >> 20} MiB in all): not a deployment's manifests")
         try:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except UnicodeDecodeError:
             raise ManifestError(f"--manifests: {path}: not UTF-8 text") from None
         except yaml.YAMLError as exc:
             raise ManifestError(_yaml_error(path, exc)) from None
+        except RecursionError:
+            raise ManifestError(f"--manifests: {path}: nested too deep to read (at most {MAX_DEPTH} levels)") from None
         for i, doc in enumerate(docs, start=1):
             if doc is None:
                 continue
+            try:
+                budget -= expanded_size(doc, budget=budget)
+            except ShapeError as exc:
+                raise ManifestError(f"--manifests: {path} document {i}: {exc}") from None
             for obj in _objects(doc, path, i):
+                bad = shape_errors(obj)
+                if bad:
+                    raise ManifestError(f"--manifests: {path} document {i} ({obj['kind']} "
+                                        f"{_name(obj)}): {bad}")
                 obs.objects.append(obj)
                 obs.origin.setdefault(key_of(obj), f"{rel}#{i}")
     if not obs.objects:
@@ -79,6 +101,12 @@ def _objects(doc: Any, path: Path, i: int) -> list[dict[str, Any]]:
             out += _objects(item, path, i)
         return out
     md = doc.get("metadata")
+    if isinstance(md, dict) and md.get("name") is not None and not isinstance(md["name"], str):
+        raise ManifestError(f"--manifests: {path} document {i} ({doc['kind']}): metadata.name is not a string")
     if not isinstance(md, dict) or not md.get("name"):
         raise ManifestError(f"--manifests: {path} document {i} ({doc['kind']}) has no metadata.name")
     return [doc]
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", "?"))[:80]
