@@ -88,12 +88,23 @@ def split_url(url: str) -> tuple[str, int, str, str]:
     return host, port or 2049, parts.path or "/", f"version={versions[0]}"
 
 
+#: the Debian packages the binding builds against (it is an sdist: swig + a C compiler)
+BINDING_BUILD_DEPS = "libnfs-dev swig build-essential"
+
+
+def binding_missing(python: str | None = None) -> str:
+    """The one line that says how to install the NFS client binding into this Python."""
+    py = python or sys.executable
+    return (f"the NFS client binding (libnfs) is not installed in {py}: pip install 'pytest-inference[nfs]' "
+            f"(it builds from source: apt-get install {BINDING_BUILD_DEPS} first), or as root "
+            f"PYTHON={py} bash scripts/install-nfs-lab.sh, which does both")
+
+
 def _lib():
     try:
         import libnfs.libnfs as L  # noqa: N812
     except ImportError:
-        raise ReaderError("the userspace NFS client is not installed: pip install libnfs "
-                          "(needs Debian libnfs-dev swig build-essential)") from None
+        raise ReaderError(binding_missing()) from None
     return L
 
 

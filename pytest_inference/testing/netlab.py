@@ -528,14 +528,16 @@ def _check_available(ganesha: str, offloads: bool) -> None:
         if shutil.which(tool) is None:
             raise LabUnavailable(f"{tool} not found (Debian package: {pkg})")
     if shutil.which(ganesha) is None:
-        raise LabUnavailable(f"{ganesha} not found (install the Debian packages nfs-ganesha nfs-ganesha-vfs)")
+        raise LabUnavailable(f"{ganesha} not found (install the Debian packages nfs-ganesha nfs-ganesha-vfs: "
+                             "as root, bash scripts/install-nfs-lab.sh)")
     if not _ganesha_fsal_vfs_present():
         raise LabUnavailable("nfs-ganesha's VFS backend (libfsalvfs) not found (Debian package: nfs-ganesha-vfs)")
-    import importlib.util
+    try:
+        import libnfs.libnfs  # noqa: F401 - the client the lab's reads use, in this Python
+    except ImportError:
+        from ..storage.nfs_reader import binding_missing
 
-    if importlib.util.find_spec("libnfs") is None:
-        raise LabUnavailable("the Python package libnfs is missing (pip install libnfs; it builds from source "
-                             "and needs the Debian packages libnfs-dev swig build-essential)")
+        raise LabUnavailable(binding_missing()) from None
     if not os.access(_sysctl_path("net.core.rmem_max"), os.W_OK):
         raise LabUnavailable("net.core.rmem_max is not writable here (not the host's network namespace?)")
     global _available

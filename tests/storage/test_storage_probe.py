@@ -157,3 +157,27 @@ def test_mounted_read_counts_every_byte_without_the_cache(tmp_path):
 def test_mounted_read_of_a_folder_without_weights_is_one_line(tmp_path):
     with pytest.raises(StorageError, match=r"^--model-path .*: no weight files"):
         read_mount(tmp_path)
+
+
+WITHOUT_LIBNFS = "import sys; sys.modules['libnfs'] = None; sys.modules['libnfs.libnfs'] = None\n"
+
+
+def test_without_the_binding_the_reader_says_what_to_install():
+    """C19: a Python without the libnfs binding (a fresh virtualenv) is told the extra to install and
+    the Debian packages it builds against, naming that Python."""
+    code = WITHOUT_LIBNFS + ("from pytest_inference.storage.nfs_reader import main\n"
+                             "sys.exit(main(['nfs://127.0.0.1:1/export/m', '--readers', '1']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    err = json.loads(out.stdout)["error"]
+    assert out.returncode == 2 and f"not installed in {sys.executable}" in err
+    assert "pip install 'pytest-inference[nfs]'" in err and "libnfs-dev swig build-essential" in err
+
+
+def test_without_the_binding_the_lab_skip_says_what_to_install():
+    code = WITHOUT_LIBNFS + ("from pytest_inference.testing.netlab import NetLab, LabUnavailable\n"
+                             "try:\n    NetLab.check_available()\nexcept LabUnavailable as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+    if "libnfs" not in out:
+        pytest.skip(f"the lab stops at an earlier prerequisite here: {out}")
+    assert "pip install 'pytest-inference[nfs]'" in out and "apt-get install libnfs-dev swig build-essential" in out
+    assert "PYTHON=" in out and "scripts/install-nfs-lab.sh" in out

@@ -209,3 +209,28 @@ def test_killing_the_reader_kills_its_reader_processes():
         while time.monotonic() < deadline and not all(process_gone(int(c), group=False) for c in children):
             time.sleep(0.1)
         assert [c for c in children if not process_gone(int(c), group=False)] == []
+
+
+@pytest.mark.parametrize(("minors", "version"), [((0,), "4.0"), ((0, 1), "4.1"), ((0, 1, 2), "4.2")])
+def test_the_nfs_version_is_what_the_server_answers(minors, version):
+    """A1: URL mode's storage.nfs_version comes from the server on the wire (empty COMPOUNDs per
+    minor version), not from the URL: a ganesha that offers only 4.0 is reported as 4.0 (and fails
+    h100's >= 4.1), whatever the URL says; the client's own read speaks 4.0 regardless."""
+    from pytest_inference.storage.probe import inspect_url, measure_url_version
+
+    NetLab = _lab_or_skip()
+    with NetLab(tuned=True, weights_mib=4, shards=1, nfs4_minor_versions=minors) as lab:
+        info = measure_url_version(inspect_url(lab.nfs_url(lab.model_dir)), lab.node_prefix())
+        assert info.version == version and info.server_rpc["nfs4_minor_versions"] == list(minors)
+        assert info.to_dict()["options"]["vers_source"] == "asked of the server (RPC)"
+        assert read_url(lab.nfs_url(lab.model_dir), readers=1, prefix=lab.node_prefix()).client_version == "4.0"
+
+
+def test_a_4_0_server_fails_h100s_version_claim(tmp_path):
+    NetLab = _lab_or_skip()
+    with NetLab(tuned=True, weights_mib=4, shards=1, nfs4_minor_versions=(0,)) as lab:
+        proc, out, summary, verdicts = run_suites(
+            tmp_path, "--nfs-url", lab.nfs_url(lab.model_dir), "--node", f"netns://{lab.node_netns}",
+            "-k", "on_nfs", suites=("storage",), target="h100")
+    assert verdicts["storage.nfs_version"] == "fail", out[-3000:]
+    assert "storage.nfs_version = 4 ; target h100 requires >= 4.1" in out or "target h100 requires >= 4.1" in out
