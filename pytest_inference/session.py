@@ -423,9 +423,11 @@ class InferenceSession:
                     path, line, reason = report.longrepr
                     report.longrepr = (path, line, self.redact(str(reason)))
                 else:
-                    report.longrepr = self.redact(text)
+                    _redact_in_place(report.longrepr, self.redact)
+                    if any(_contains(str(report.longrepr), s) for s in secrets):  # a repr shape not walked
+                        report.longrepr = self.redact(text)
         report.sections = [(self.redact(title), self.redact(body)) for title, body in report.sections]
-        if report.user_properties:
+        if getattr(report, "user_properties", None):
             report.user_properties = [
                 (name, self.redact(value) if isinstance(value, str) else value) for name, value in report.user_properties
             ]
@@ -682,3 +684,30 @@ def clean_allure_results(folder: Path) -> int:
             except OSError:
                 pass
     return removed
+
+
+def _redact_in_place(obj: Any, redact, _depth: int = 0) -> Any:
+    """Redact every string inside pytest's traceback representation (ExceptionChainRepr, ReprEntry,
+    ReprLocals, …) keeping its shape, so the terminal still colours and summarises it."""
+    if _depth > 12:
+        return obj
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            obj[i] = _redact_in_place(v, redact, _depth + 1)
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_redact_in_place(v, redact, _depth + 1) for v in obj)
+    if isinstance(obj, dict):
+        for k, v in list(obj.items()):
+            obj[k] = _redact_in_place(v, redact, _depth + 1)
+        return obj
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None and type(obj).__module__.startswith("_pytest"):
+        for name, value in list(fields.items()):
+            try:
+                object.__setattr__(obj, name, _redact_in_place(value, redact, _depth + 1))
+            except (AttributeError, TypeError):
+                pass
+    return obj
