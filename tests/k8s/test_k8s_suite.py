@@ -208,3 +208,19 @@ def test_collects_beside_every_other_suite(pytester):
                                         str(ROOT), "--manifests", str(FIXTURES / "reference"), timeout=120)
     assert res.ret == 0, res.stdout.str()
     assert sum(1 for ln in res.stdout.lines if ln.startswith("suites/k8s/")) == STATIC_TESTS + 3
+
+
+def test_without_the_client_a_kubeconfig_is_one_line_naming_the_extra(tmp_path):
+    """C20(b): without the k8s extra, live mode says what to install in one line (the static mode,
+    above, needs no client). The client is hidden from the child as an uninstalled package is."""
+    import subprocess
+    import sys
+
+    (tmp_path / "kc").write_text("apiVersion: v1\nkind: Config\n")
+    code = ("import sys; sys.modules['kubernetes'] = None; import pytest; sys.exit(pytest.main(["
+            f"{str(SUITE)!r}, '-p', 'no:cacheprovider', '--rootdir', {str(ROOT)!r}, '--kubeconfig', "
+            f"{str(tmp_path / 'kc')!r}, '--inference-report', {str(tmp_path / 'report')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "live mode needs the official Kubernetes client: pip install 'pytest-inference[k8s]'" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,9 +1,8 @@
-"""The taint-gate timeline, pure: judged pairs, hypothesis-generated timelines, and the evidence
-read from objects (tuner pod container states, managedFields, PodScheduled, events, a watch)."""
+"""The taint-gate timeline, pure: judged pairs and the evidence read from objects (tuner pod
+container states, managedFields, PodScheduled, events, a watch). The hypothesis-generated
+timelines are in test_k8s_timeline_properties.py (they need the test extra)."""
 
 from datetime import datetime, timedelta, timezone
-
-from hypothesis import given, settings, strategies as st
 
 from pytest_inference.k8s.checks import run_check
 from pytest_inference.k8s.model import FAIL, INCONCLUSIVE, LIVE, PASS, Observation, Settings, WatchLog, iso
@@ -53,53 +52,6 @@ def test_violation_names_node_pod_and_both_times():
     assert d["node"] == "gpu-1" and d["pod"] == "vllm/vllm-abc"
     assert d["bound_at"].startswith("2025-06-01T10:00:14Z") and d["taint_removed_at"].startswith("2025-06-01T10:00:15Z")
     assert len(res.pairs) == 1  # a pod on a node that is not a GPU node is not the gate's
-
-
-# --------------------------------------------------------------------------- properties
-
-nodes_st = st.dictionaries(st.sampled_from([f"gpu-{i}" for i in range(6)]),
-                           st.one_of(st.none(), st.integers(0, 600)), min_size=1, max_size=6)
-
-
-@st.composite
-def timelines(draw, exact: bool):
-    nodes = draw(nodes_st)  # node -> removal second (None: the taint is still there)
-    pods = draw(st.lists(st.tuples(st.sampled_from(sorted(nodes)),
-                                   st.floats(0, 600, allow_nan=False) if exact else st.integers(0, 600),
-                                   st.booleans()), max_size=12))
-    return nodes, pods
-
-
-def _judge(nodes, pods, exact):
-    mk = Instant.exact if exact else Instant.stamp
-    taints = {n: NodeTaint(n, present=r is None, removed=None if r is None else mk(at(r), "watch"))
-              for n, r in nodes.items()}
-    bindings = [Binding("vllm", f"p{i}", n, mk(at(t), "watch"), tol) for i, (n, t, tol) in enumerate(pods)]
-    return judge_timeline(taints, bindings)
-
-
-@settings(max_examples=300, deadline=None)
-@given(timelines(exact=True))
-def test_property_violation_iff_bound_before_removal_exact(tl):
-    nodes, pods = tl
-    res = _judge(nodes, pods, exact=True)
-    want = {f"p{i}" for i, (n, t, _) in enumerate(pods) if nodes[n] is None or t < nodes[n]}
-    assert {p.binding.pod for p in res.violations} == want
-    assert not res.unknown or all(p.binding.tolerates for p in res.unknown)
-
-
-@settings(max_examples=300, deadline=None)
-@given(timelines(exact=False))
-def test_property_violation_iff_bound_before_removal_whole_seconds(tl):
-    nodes, pods = tl
-    res = _judge(nodes, pods, exact=False)
-    want = {f"p{i}" for i, (n, t, _) in enumerate(pods) if nodes[n] is None or t < nodes[n]}
-    assert {p.binding.pod for p in res.violations} == want
-    # the same second cannot be ordered: fine for a pod that does not tolerate the taint, else unknown
-    for p in res.unknown:
-        i = int(p.binding.pod[1:])
-        n, t, tol = pods[i]
-        assert tol and t == nodes[n]
 
 
 # --------------------------------------------------------------------------- from objects, end to end
@@ -239,19 +191,3 @@ def test_nothing_to_judge_is_inconclusive():
     assert r.status == INCONCLUSIVE and "nothing to judge" in r.reason
     r = run_check("K8S-TAINT-001", Observation(mode=LIVE, source="t", unavailable={"Pod": "forbidden (HTTP 403)"}), S)
     assert r.status == INCONCLUSIVE and "forbidden" in r.reason
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), min_size=1, max_size=5))
-def test_property_check_counts_violations_from_objects(pairs):
-    """Nodes whose managedFields say when the taint left, pods whose PodScheduled says when they were
-    bound: the check's count is the number of pods bound in an earlier second."""
-    objs = []
-    for i, (removed, bound) in enumerate(pairs):
-        objs += [node(f"gpu-{i}", managed_taint_at=removed), vllm_pod(f"p{i}", f"gpu-{i}", scheduled=bound)]
-    r = run_check("K8S-TAINT-001", live(*objs), S)
-    want = sum(1 for removed, bound in pairs if bound < removed)
-    if want:
-        assert r.status == FAIL and r.measured == want
-    else:
-        assert r.status == PASS and r.measured == 0
