@@ -157,8 +157,16 @@ class RecordedBackend(Backend):
 
 
 def backend_from_url(url: str, *, kubeconfig: str | None = None, context: str | None = None) -> Backend:
-    """``local://``, ``netns://NAME``, ``kubectl://NAMESPACE/POD[?container=C&nsenter=0]``, ``recorded://DIR``."""
-    parts = urlsplit(url)
+    """``local://``, ``netns://NAME``, ``kubectl://NAMESPACE/POD[?container=C&nsenter=0]``, ``recorded://DIR``.
+    Errors are one line and never repeat a user/password part of the URL."""
+    shown = re.sub(r"(?<=//)[^/?#@]*@", "***@", str(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise NodeError(f"{shown}: not a valid node URL ({exc})") from None
+    if "@" in parts.netloc:
+        raise NodeError(f"{shown}: a node URL carries no user or password")
+    url = shown
     scheme = parts.scheme
     if scheme in ("", "local") and parts.netloc in ("", "localhost") and parts.path in ("", "/"):
         return LocalBackend()

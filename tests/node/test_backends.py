@@ -116,3 +116,16 @@ def test_netns_backend_sees_the_namespace_not_the_host(netns):
     assert (route.dev, mtu) == ("lo", 3000)
     with pytest.raises(NodeError, match=f"netns://{netns}: ip -o route get 10.9.9.9 failed"):
         inside.route_to("10.9.9.9")  # no route in an empty namespace: one line
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("kubectl://[fe80::1/ns/pod", "not a valid node URL (Invalid IPv6 URL)"),
+    ("ssh://root:s3cr3tpw@host", "a node URL carries no user or password"),
+    ("netns://u:s3cr3tpw@lab", "a node URL carries no user or password"),
+])
+def test_bad_node_url_is_one_line_without_the_password(url, says):
+    from pytest_inference.node.backends import NodeError, backend_from_url
+
+    with pytest.raises(NodeError) as e:
+        backend_from_url(url)
+    assert says in str(e.value) and "s3cr3tpw" not in str(e.value) and "\n" not in str(e.value)

@@ -54,9 +54,14 @@ def test_tuned_lab_passes_every_storage_and_node_claim(tmp_path):
     _lab_or_skip()
     proc, out, summary, verdicts = run_suites(tmp_path)
     assert proc.returncode == 0, out[-5000:]
-    for metric in (*NODE_METRICS, "node.stale_nfs_connections", "storage.nfs_read_MBps", "storage.nfs_version"):
+    for metric in (*NODE_METRICS, "node.stale_nfs_connections", "storage.nfs_version"):
         assert verdicts[metric] == "pass", (metric, out[-3000:])
+    # cpu-local reports machine speed without judging it (C20a): measured, never a pass or fail here
+    assert verdicts["storage.nfs_read_MBps"] == "measured", out[-3000:]
+    version = next(c for c in summary["claims"] if c["metric"] == "storage.nfs_version")
+    assert version["measured"] == 4.2 and version["details"]["options"]["vers_source"] == "asked of the server (RPC)"
     read = next(c for c in summary["claims"] if c["metric"] == "storage.nfs_read_MBps")
+    assert read["measured"] > 0
     assert read["details"]["storage"]["mode"] == "url" and len(read["details"]["rounds"]) == 3
     assert all(r["bytes"] == 256 << 20 and r["readers"] == 4 for r in read["details"]["rounds"])
     assert "[storage read] 3/3 rounds" in out and "[local-nfs]" in out  # progress while it works
@@ -233,4 +238,4 @@ def test_a_4_0_server_fails_h100s_version_claim(tmp_path):
             tmp_path, "--nfs-url", lab.nfs_url(lab.model_dir), "--node", f"netns://{lab.node_netns}",
             "-k", "on_nfs", suites=("storage",), target="h100")
     assert verdicts["storage.nfs_version"] == "fail", out[-3000:]
-    assert "storage.nfs_version = 4 ; target h100 requires >= 4.1" in out or "target h100 requires >= 4.1" in out
+    assert "target h100 requires >= 4.1" in out and "storage.nfs_version = 4" in out, out[-3000:]
