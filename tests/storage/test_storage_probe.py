@@ -181,4 +181,3 @@ def test_without_the_binding_the_lab_skip_says_what_to_install():
         pytest.skip(f"the lab stops at an earlier prerequisite here: {out}")
     assert "pip install 'pytest-inference[nfs]'" in out and "apt-get install libnfs-dev swig build-essential" in out
     assert "PYTHON=" in out and "scripts/install-nfs-lab.sh" in out
-
