@@ -20,9 +20,6 @@ import pytest
 from .claims import INCONCLUSIVE, Claim, judge
 from .session import SESSION_KEY, InferenceSession
 
-#: what the embedded default serves (fixtures/tiny_model; cpu-local's model)
-TINY_MODEL = "tiny-llama"
-
 
 def _state(config: pytest.Config) -> InferenceSession:
     state = config.stash.get(SESSION_KEY, None)
@@ -232,14 +229,8 @@ def _local_server(request: pytest.FixtureRequest, option: str) -> tuple[str, str
         pytest.fail(f"the local server did not start: {exc}", pytrace=False)
     session = request.getfixturevalue("inference_session")
     session.add_metadata(local_server=servers.local.command.split()[0], model_path=str(servers.local.model_path))
-    tiny = getattr(servers.local, "tiny", False)
-    # what this server is: the embedded tiny model on the CPU, or a --model-path on the --device
-    device = str(servers.local.device or "cpu")
-    session.note_server(
-        accelerator="cpu" if tiny or device.lower() == "cpu" else None,
-        model=TINY_MODEL if tiny else servers.local.model,
-        how="embedded vLLM" if tiny else f"local server from {servers.local.model_path}",
-    )
+    # what this server is (the embedded tiny model on the CPU, a --model-path, a --server-cmd): A7
+    session.note_server(**servers.local.ran())
     return handle.base_url, (servers.local.env_extra or {}).get("VLLM_API_KEY")
 
 

@@ -408,3 +408,28 @@ def test_a_run_of_another_model_is_not_judged_against_a_hardware_target(pytester
     with FakeOpenAIServer(model="openai/gpt-oss-120b") as srv:  # the target's model: judged
         res = pytester.runpytest("--endpoint", srv.url, "--target", "mi300x")
         res.assert_outcomes(passed=2)
+
+
+def test_the_local_server_tells_the_judge_what_ran(pytester, tmp_path):
+    """fixture.py's local fallback (no --endpoint) notes the server it started: a CPU server is
+    not judged against mi300x, and is against a CPU target (the fake server as --server-cmd)."""
+    (tmp_path / "config.json").write_text("{}")
+    pytester.makepyfile(test_local="""
+        import pytest
+
+        @pytest.mark.warm
+        def test_spread(inference_endpoint, claim):
+            claim("warm.ttft_spread_ms", [300.0] * 19 + [301.0], stat="spread", unit="ms")
+    """)
+    cmd = "{python} -m pytest_inference.testing.fake_openai --host {host} --port {port} --model {model} --max-lifetime-s 120"
+    common = ["--server-python", sys.executable, "--server-cmd", cmd, "--model-path", str(tmp_path), "--device", "cpu"]
+    res = pytester.runpytest("--target", "mi300x", *common)
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*inconclusive: not judged against mi300x: this run measured openai/gpt-oss-120b on "
+                              "the CPU (--server-cmd); mi300x is openai/gpt-oss-120b on MI300X*"])
+    summary = json.loads((pytester.path / "reports" / "summary.json").read_text())
+    assert summary["run"]["ran"] == [{"accelerator": "cpu", "model": "openai/gpt-oss-120b", "how": "--server-cmd"}]
+    pytester.makefile(".toml", cpu='name = "cpu-box"\n[workload]\naccelerator = "cpu"\n[claims]\n'
+                                   '"warm.ttft_spread_ms" = { op = "<", threshold = 5, unit = "ms", stat = "spread" }\n')
+    res = pytester.runpytest("--target", "cpu.toml", *common)
+    res.assert_outcomes(passed=1)
