@@ -459,9 +459,19 @@ class InferenceSession:
     def ordered_claims(self) -> list[Claim]:
         return list(self.claims.values())
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call):
+        report = yield
+        # the suite travels with the report (also from an xdist worker): keywords would not do,
+        # they hold folder names too (tests/economics is not the economics suite)
+        suite = suite_of(item)
+        if suite:
+            report.inference_suite = suite
+        return report
+
     def _track_measured(self, report: pytest.TestReport) -> None:
         """Remember the inference tests that made no claim, and why (C19)."""
-        if not any(name in report.keywords for name in _suite_names()):
+        if not getattr(report, "inference_suite", None):
             return
         nodeid = report.nodeid
         if any(n == CLAIM_CARRIER for n, _ in report.user_properties):

@@ -82,7 +82,8 @@ def test_options_and_pricing_file_override_the_target(pytester):
 
 def test_measured_prompt_tokens_are_used(pytester):
     """With the warm suite in the same session, input tokens are the servers' own prompt counts."""
-    with FakeOpenAIServer(ttft_ms=2, token_ms=1, tokens=8, model="fake-model") as srv:
+    # the target's model: a run of another model would not be judged against mi300x (A7)
+    with FakeOpenAIServer(ttft_ms=2, token_ms=1, tokens=8, model="openai/gpt-oss-120b") as srv:
         # the economics suite is named first and still runs last, after the warm run it reads
         res, claims, _ = run_suite(pytester, "--endpoint", srv.url, "--target", "mi300x", "--input-tokens", "80",
                                    "--warm-requests", "5", "--warm-warmup", "1", "--max-tokens", "8",

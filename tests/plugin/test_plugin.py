@@ -338,6 +338,12 @@ def test_version(claim):
     pytester.makepyfile(test_gate="def test_plain():\n    pass\n")
     res = pytester.runpytest()
     assert res.ret == 0 and "no claim was measured" not in res.stdout.str()
+    # a folder named like a suite is not the suite (pytest's keywords hold folder names)
+    (pytester.path / "test_gate.py").unlink()
+    sub = pytester.mkpydir("storage")
+    (sub / "test_x.py").write_text("def test_x():\n    pass\n")
+    res = pytester.runpytest()
+    assert res.ret == 0 and "no claim was measured" not in res.stdout.str()
 
 
 def test_unmeasured_exit_status_under_xdist(pytester):
