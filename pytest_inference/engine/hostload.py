@@ -10,27 +10,42 @@ Two readings per measured window:
   such wait while a response is arriving delays a timestamp by as much.
 
 :func:`judge_client_timing` is a pure function of those readings (tested on recorded
-ones). Its bounds (figures measured on the 2-core CI box, fake server, 20 × 32 tokens,
-``python3 -c 'while 1: pass'`` pinned to each core for the loaded runs; see
-tests/engine/test_engine_hostload.py):
+ones). Bounds, from figures measured on the 2-core CI-sized box (20 requests x 32 tokens;
+"hog" = ``python3 -c 'while 1: pass'`` pinned to a core; tests/engine/test_engine_hostload.py
+keeps the readings):
 
-* ``CLIENT_RUNQ_MS_PER_REQUEST`` = 1.0 ms: the client waited for a CPU more than 1 ms per
-  measured request on average. Quiet: 0.00–0.05 ms per request; one busy loop per core:
-  3–11 ms per request. 1 ms is the size of the effects the claims judge (a 5 ms spread, a
-  1.5–5 ms client − server gap).
-* ``PSI_SOME_SHARE`` = 0.30: tasks waited for a CPU during more than 30 % of the window.
-  Quiet: 0.01–0.09; loaded: 0.7–1.0. A starved host delays the local server's sender too
-  (the burst signature), which the client's own wait does not show.
+* ``PSI_SOME_SHARE`` = 0.50 of the window. The readings are bimodal: fake server, no hog
+  (other test processes running) 0.04–0.30; fake server with 1, 2 or 4 hogs per core
+  0.64–1.00; the real CPU vLLM with the box busy 0.76–0.98, where its TTFT median read
+  12–41 ms and the client − server gap 6–15 ms instead of the quiet 6–8 ms and 1.5–1.8 ms.
+  A saturated host delays the local server's sender as much as the client, and neither the
+  client's stamps nor the server's histogram show that wait: only the host's pressure does.
+  (With one hog per core the fake server, asleep between tokens, still read exact TTFTs:
+  the bound is conservative there — inconclusive, never a wrong pass.)
+* ``TTFT_STALL_MS`` = 1.0 ms for more than ``STALLED_SHARE`` = 10 % of the requests: the
+  client's own run-queue wait in the wake that stamped a first token (the engine measures it
+  per request) delayed that TTFT sample by more than 1 ms. No hog: 0–1 of 20 above 1 ms;
+  two or four hogs per core: 3–10 of 20 (up to 17 ms). 1 ms is the size of what the claims
+  judge (a 5 ms spread, a 1.5–5 ms client − server gap).
+
+The client thread's *total* run-queue wait over the window is recorded too, but not judged:
+it also counts waits while no response was due, and read 5.7–5.9 ms per request on a box
+busy with other tests while the TTFT samples were exact (gap 0.6–0.9 ms).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 PSI_PATH = "/proc/pressure/cpu"
-CLIENT_RUNQ_MS_PER_REQUEST = 1.0
-PSI_SOME_SHARE = 0.30
+#: a test seam: read the pressure from this file instead (a recorded, unchanging reading = no
+#: pressure), so tests of other behaviour do not turn inconclusive on a box busy with other tests
+PSI_PATH_ENV = "PYTEST_INFERENCE_PSI_PATH"
+PSI_SOME_SHARE = 0.50
+TTFT_STALL_MS = 1.0
+STALLED_SHARE = 0.10
 
 
 def parse_pressure(text: str) -> dict[str, dict[str, float]]:
@@ -64,10 +79,10 @@ def read_pressure(path: str = PSI_PATH) -> dict[str, dict[str, float]] | None:
 class CpuPressure:
     """``/proc/pressure/cpu`` over a window: create at its start, :meth:`window` at its end."""
 
-    def __init__(self, path: str = PSI_PATH) -> None:
-        self.path = path
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or os.environ.get(PSI_PATH_ENV) or PSI_PATH
         self.t0 = time.monotonic()
-        self.p0 = read_pressure(path)
+        self.p0 = read_pressure(self.path)
 
     def window(self) -> dict[str, Any] | None:
         p1 = read_pressure(self.path)
@@ -86,15 +101,20 @@ class CpuPressure:
         return out
 
 
-def evidence(client_runq_ms: float | None, requests: int, cpu_pressure: dict[str, Any] | None
-             ) -> dict[str, Any]:
-    """The readings as they go into claim details and the summary."""
+def evidence(client_runq_ms: float | None, requests: int, cpu_pressure: dict[str, Any] | None,
+             ttft_stalls_ms: list[float] | None = None) -> dict[str, Any]:
+    """The readings as they go into claim details and the summary. ``ttft_stalls_ms``: each
+    request's run-queue wait in the wake that stamped its first token (None entries dropped)."""
     per = client_runq_ms / requests if client_runq_ms is not None and requests > 0 else None
+    stalls = [x for x in (ttft_stalls_ms or []) if x is not None]
     return {
         "client_runq_ms": None if client_runq_ms is None else round(client_runq_ms, 3),
         "client_runq_ms_per_request": None if per is None else round(per, 3),
+        "ttft_stall_measured": len(stalls),
+        "ttft_stalled": sum(1 for x in stalls if x > TTFT_STALL_MS),
+        "ttft_stall_max_ms": round(max(stalls), 3) if stalls else None,
         "cpu_pressure": cpu_pressure,
-        "bounds": {"client_runq_ms_per_request": CLIENT_RUNQ_MS_PER_REQUEST, "psi_some_share": PSI_SOME_SHARE},
+        "bounds": {"psi_some_share": PSI_SOME_SHARE, "ttft_stall_ms": TTFT_STALL_MS, "stalled_share": STALLED_SHARE},
     }
 
 
@@ -104,15 +124,15 @@ def judge_client_timing(ev: dict[str, Any]) -> str | None:
     ``ev`` is :func:`evidence`'s dict. Readings that are absent (no PSI, no schedstat)
     judge nothing: the claims keep their other guards (burst detection)."""
     why = []
-    per = ev.get("client_runq_ms_per_request")
-    if per is not None and per > CLIENT_RUNQ_MS_PER_REQUEST:
-        why.append(f"the client waited {per:.2f} ms per request for a CPU (run-queue, bound "
-                   f"{CLIENT_RUNQ_MS_PER_REQUEST:g} ms)")
     psi = ev.get("cpu_pressure") or {}
     share = psi.get("some_share")
     if share is not None and share > PSI_SOME_SHARE:
         why.append(f"host CPU pressure: tasks waited for a CPU {share:.0%} of the window "
                    f"(/proc/pressure/cpu some, bound {PSI_SOME_SHARE:.0%})")
+    n, stalled = ev.get("ttft_stall_measured") or 0, ev.get("ttft_stalled") or 0
+    if n and stalled > STALLED_SHARE * n:
+        why.append(f"client run-queue wait: {stalled} of {n} first-token stamps waited > {TTFT_STALL_MS:g} ms "
+                   f"for a CPU (up to {ev.get('ttft_stall_max_ms'):.1f} ms; bound {STALLED_SHARE:.0%} of the requests)")
     if not why:
         return None
     return "the measuring host was loaded, the client could not time: " + "; ".join(why)

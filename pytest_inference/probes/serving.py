@@ -175,7 +175,8 @@ def measure_warm(
         server_tpot_mean_ms=server_tpot,
         server_check=check,
     )
-    out.host_load = evidence(getattr(run, "client_runq_ms", None), len(results), getattr(run, "cpu_pressure", None))
+    out.host_load = evidence(getattr(run, "client_runq_ms", None), len(results), getattr(run, "cpu_pressure", None),
+                             [getattr(r, "ttft_stall_ms", None) for r in results if r.ok])
     out.timing_problem = judge_client_timing(out.host_load)
     ok = [r for r in results if r.ok]
     out.failed = len(results) - len(ok)

@@ -42,7 +42,8 @@ def serverless_run(request, inference_session, serverless_endpoint, serverless_c
                                                        max_tokens=max_tokens, ignore_eos=True)],
                                           warmup=0, deadline_s=deadline_s)
         probe = probe_run.results[0]
-        probe_load = evidence(probe_run.client_runq_ms, 1, probe_run.cpu_pressure)
+        probe_load = evidence(probe_run.client_runq_ms, 1, probe_run.cpu_pressure,
+                              [probe.ttft_stall_ms] if probe.ok else [])
         warm = measure_warm(
             serverless_client,
             serverless_endpoint.model,

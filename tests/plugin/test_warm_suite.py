@@ -6,6 +6,7 @@ claims, the reports and the one-line errors are what is under test here.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,13 +21,25 @@ from pytest_inference.testing.fake_openai import FakeOpenAIServer
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "serving"
 SECRET = "sk-test-7c1d5e0b9a1f4b3c8d2e6f0a1b2c3d4e"
+#: the fake server answers as cpu-local's model, so the target judges the claims (another model is not judged)
+LOCAL_MODEL = "tiny-llama"
+MI300X_MODEL = "openai/gpt-oss-120b"
+QUIET_PSI = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
 
-def run_suite(tmp_path, *args, env=None, expect=None):
+def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False):
+    """Run the suite in a subprocess. Unless ``real_host_load``, the host's CPU pressure is read from a
+    recorded quiet reading (the engine's test seam): these tests are about other behaviour and must not
+    turn inconclusive while other tests load the box; test_a_loaded_host_* loads it for real."""
     report = tmp_path / "report"
     cmd = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
            "--inference-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=tmp_path, timeout=300)
+    env = {**os.environ, **(env or {})}
+    if not real_host_load:
+        psi = tmp_path / "quiet-psi"
+        psi.write_text(QUIET_PSI)
+        env["PYTEST_INFERENCE_PSI_PATH"] = str(psi)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     out = proc.stdout + proc.stderr
     if expect is not None:
         assert proc.returncode == expect, out
@@ -39,16 +52,22 @@ def claims_by_metric(summary):
 
 
 def test_warm_suite_judges_all_claims(tmp_path):
-    with FakeOpenAIServer(ttft_ms=10, token_ms=2, model="fake-model") as srv:
+    with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv:
         proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--target", "cpu-local", expect=0)
     claims = claims_by_metric(summary)
+    # cpu-local reports speed as measured (no threshold) and judges completion and the server cross-check
     for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s"):
-        assert claims[metric]["verdict"] == "pass", claims[metric]
+        assert claims[metric]["verdict"] == "measured", claims[metric]
         assert claims[metric]["samples"] == 20
+    assert claims["warm.failed_requests"]["verdict"] == "pass"
+    # the contamination evidence of the window is in the claims and the run metadata
+    load = claims["warm.ttft_median_ms"]["details"]["host_load"]
+    assert load["ttft_stall_measured"] == 20 and load["cpu_pressure"]["some_share"] == 0.0
+    assert summary["run"]["warm_host_load"]["verdict"] == "client could time"
     # the engine measured what the server injected
     assert 9.5 <= claims["warm.ttft_median_ms"]["measured"] <= 16
     assert 1.5 <= claims["warm.tpot_median_ms"]["measured"] <= 3.5
-    assert summary["run"]["model"] == "fake-model" and summary["run"]["endpoint"] == srv.url + "/v1"
+    assert summary["run"]["model"] == LOCAL_MODEL and summary["run"]["endpoint"] == srv.url + "/v1"
     # client TTFT cross-checked against the server's own histogram
     gap = claims["warm.ttft_server_gap_ms"]
     assert gap["verdict"] == "pass" and 0 <= gap["measured"] < 5
@@ -66,7 +85,7 @@ def test_warm_suite_judges_all_claims(tmp_path):
 def test_mi300x_spread_gate_fails_on_a_jittery_server(tmp_path):
     # 20 requests whose true TTFT varies 20..58 ms: a 38 ms spread breaks mi300x's 5 ms gate
     sched = ",".join(str(20 + 2 * i) for i in range(20))
-    with FakeOpenAIServer(ttft_schedule=sched, token_ms=1, tokens=8) as srv:
+    with FakeOpenAIServer(ttft_schedule=sched, token_ms=1, tokens=8, model=MI300X_MODEL) as srv:
         proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--target", "mi300x",
                                           "--warm-warmup", "0", "--max-tokens", "8", expect=1)
         # the ground truth the client cannot see: the server's own receive -> first-token stamps
@@ -81,7 +100,7 @@ def test_mi300x_spread_gate_fails_on_a_jittery_server(tmp_path):
 
 
 def test_too_few_requests_make_the_spread_inconclusive(tmp_path):
-    with FakeOpenAIServer(ttft_ms=5, token_ms=1) as srv:
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, model=MI300X_MODEL) as srv:
         proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--target", "mi300x",
                                           "--warm-requests", "10", "-k", "spread", expect=1)
     spread = claims_by_metric(summary)["warm.ttft_spread_ms"]
@@ -89,7 +108,7 @@ def test_too_few_requests_make_the_spread_inconclusive(tmp_path):
 
 
 def test_missing_usage_is_inconclusive_not_guessed(tmp_path):
-    with FakeOpenAIServer(ttft_ms=5, token_ms=1, usage="never") as srv:
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, usage="never", model=LOCAL_MODEL) as srv:
         proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "-k", "tokens_per_second or tpot", expect=1)
     claims = claims_by_metric(summary)
     assert claims["warm.output_tok_s"]["verdict"] == "inconclusive"
@@ -98,14 +117,14 @@ def test_missing_usage_is_inconclusive_not_guessed(tmp_path):
 
 
 def test_burst_delivery_is_flagged_as_contaminated(tmp_path):
-    with FakeOpenAIServer(ttft_ms=20, token_ms=3, burst=True) as srv:
+    with FakeOpenAIServer(ttft_ms=20, token_ms=3, burst=True, model=LOCAL_MODEL) as srv:
         proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "-k", "median", expect=1)
     ttft = claims_by_metric(summary)["warm.ttft_median_ms"]
     assert ttft["contaminated"] == 20 and ttft["verdict"] == "inconclusive"
 
 
 def test_api_key_is_used_and_never_written(tmp_path):
-    with FakeOpenAIServer(ttft_ms=5, token_ms=1, api_key=SECRET) as srv:
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, api_key=SECRET, model=LOCAL_MODEL) as srv:
         proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--api-key-env", "TEST_INFERENCE_KEY",
                                                "-k", "median", env={"TEST_INFERENCE_KEY": SECRET}, expect=0)
     assert summary["run"]["api_key_env"] == "TEST_INFERENCE_KEY"
@@ -116,7 +135,7 @@ def test_api_key_is_used_and_never_written(tmp_path):
 
 
 def test_wrong_key_is_one_line(tmp_path):
-    with FakeOpenAIServer(ttft_ms=5, api_key=SECRET) as srv:
+    with FakeOpenAIServer(ttft_ms=5, api_key=SECRET, model=LOCAL_MODEL) as srv:
         proc, out, summary, report = run_suite(tmp_path, "--endpoint", srv.url, "--api-key-env", "TEST_INFERENCE_KEY",
                                                "-k", "median", env={"TEST_INFERENCE_KEY": "sk-wrong-key-123"}, expect=1)
     assert "endpoint rejected the API key (HTTP 401)" in out
@@ -140,7 +159,8 @@ def test_non_openai_response_is_one_line(tmp_path, reply):
 
 def test_without_endpoint_or_local_vllm_the_suite_says_what_to_do(tmp_path):
     # the embedded default needs vLLM in --server-python; this python has none
-    proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", "--server-python", sys.executable, expect=0)
+    proc, out, summary, _ = run_suite(tmp_path, "-rs", "-k", "median", "--server-python", sys.executable,
+                                      "--inference-allow-unmeasured", expect=0)
     assert "no --endpoint given and no local server: no vLLM in" in out
     assert "scripts/install-vllm-cpu.sh" in out
 
@@ -168,6 +188,93 @@ def test_a_key_a_test_printed_is_scrubbed_from_every_report(pytester, monkeypatc
 def test_long_runs_show_progress(tmp_path):
     with FakeOpenAIServer(ttft_ms=150, token_ms=1, tokens=4) as srv:
         proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--warm-requests", "20", "--warm-warmup", "0",
-                                          "--max-tokens", "4", "-k", "median", expect=1)
+                                          "--max-tokens", "4", "-k", "median")
     # ~3 s of requests: a progress line every 2 s
     assert "[warm] " in out and "/20 requests, " in out
+
+
+# --- hostile servers (issue 10) -------------------------------------------------------------------
+
+def test_a_usage_count_the_stream_contradicts_passes_neither_tpot_nor_throughput(tmp_path):
+    # usage says 1000 tokens while 32 token events arrive 8 ms apart (it passed TPOT 0.30 ms, 3,217 tok/s)
+    with FakeOpenAIServer(ttft_ms=5, token_ms=8, usage_tokens=1000, model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--max-tokens", "32",
+                                          "-k", "tpot or tokens_per_second", expect=1)
+    claims = claims_by_metric(summary)
+    for metric in ("warm.tpot_median_ms", "warm.output_tok_s"):
+        c = claims[metric]
+        assert c["verdict"] == "inconclusive" and c["measured"] is None, c
+        assert "disagrees with the stream in 20 of 20 completed requests" in c["reason"], c["reason"]
+        assert "usage.completion_tokens 1000 > 8 x 32 token events" in c["reason"]
+
+
+def test_a_close_framed_stream_cut_short_is_a_failed_request(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=2, framing="close", cut_after=5, usage="never", model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--max-tokens", "32",
+                                          "-k", "completes or median or spread", expect=1)
+    claims = claims_by_metric(summary)
+    failed = claims["warm.failed_requests"]
+    assert failed["verdict"] == "fail" and failed["measured"] == 20
+    assert any("stream ended without [DONE]" in e for e in failed["details"]["errors"])
+    for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms"):
+        assert claims[metric]["verdict"] == "inconclusive", claims[metric]  # no completed stream, no sample
+
+
+@pytest.mark.parametrize("metrics", ["inf", "nan", "html"])
+def test_an_unreadable_metrics_page_makes_only_the_gap_inconclusive(tmp_path, metrics):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=1, metrics=metrics, model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--max-tokens", "8", expect=1)
+    assert "Traceback" not in out and " error" not in out.splitlines()[-1], out[-2000:]
+    claims = claims_by_metric(summary)
+    gap = claims["warm.ttft_server_gap_ms"]
+    assert gap["verdict"] == "inconclusive" and gap["measured"] is None
+    assert gap["reason"].startswith("the server's TTFT histogram cannot be read: ")
+    assert ("an HTML page" if metrics == "html" else "not a finite number") in gap["reason"]
+    # the other warm claims were all measured and judged from the same run
+    assert {"warm.failed_requests", "warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms",
+            "warm.output_tok_s"} <= set(claims)
+    assert claims["warm.failed_requests"]["verdict"] == "pass"
+
+
+def test_a_stream_that_never_ends_stops_the_run_with_one_line(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=5, endless="pings", model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--request-deadline-s", "1",
+                                          "-k", "median", expect=1)
+    assert "stopped the run: the first 2 requests in a row timed out (last: request deadline of 1 s exceeded" in out
+    assert "Traceback" not in out
+
+
+def test_a_bad_deadline_is_a_usage_error(tmp_path):
+    proc, out, summary, _ = run_suite(tmp_path, "--endpoint", "http://127.0.0.1:9/v1", "--request-deadline-s", "0")
+    assert proc.returncode == 4 and "--request-deadline-s" in out and "a number > 0" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu") or shutil.which("taskset") is None,
+                    reason="needs /proc/pressure/cpu (Linux PSI) and taskset")
+def test_a_loaded_host_makes_client_timings_inconclusive(tmp_path):
+    """Busy loops on every core (bounded, killed after): the client could not time, and says why."""
+    hogs = []
+    try:
+        with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv:
+            for cpu in sorted(os.sched_getaffinity(0)):
+                for _ in range(2):
+                    hogs.append(subprocess.Popen(
+                        ["taskset", "-c", str(cpu), sys.executable, "-c",
+                         "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"]))
+            proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--warm-warmup", "1",
+                                              real_host_load=True, expect=1)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    claims = claims_by_metric(summary)
+    for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s",
+                   "warm.ttft_server_gap_ms"):
+        c = claims[metric]
+        assert c["verdict"] == "inconclusive" and c["measured"] is None, c
+        assert c["reason"].startswith("the measuring host was loaded, the client could not time: ")
+        assert "/proc/pressure/cpu" in c["reason"]
+    assert claims["warm.failed_requests"]["verdict"] == "pass"  # completion is not a timing
+    load = summary["run"]["warm_host_load"]
+    assert load["cpu_pressure"]["some_share"] > 0.5 and load["verdict"].startswith("the measuring host was loaded")
