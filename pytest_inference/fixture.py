@@ -111,7 +111,8 @@ class ClaimRecorder:
         from .report.allure_sink import allure_enabled, attach_claim
 
         if allure_enabled(self._item.config):
-            attach_claim(c, suite=suite_of(self._item), target=c.target, parameters=parameters)
+            marked = any(m.kwargs.get("label_type") == "suite" for m in self._item.iter_markers("allure_label"))
+            attach_claim(c, suite=suite_of(self._item), target=c.target, parameters=parameters, suite_labels=not marked)
         return c
 
 

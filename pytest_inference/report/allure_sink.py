@@ -143,6 +143,7 @@ def attach_claim(
     *,
     config: Any = None,
     chart: bool = True,
+    suite_labels: bool = True,
 ) -> bool:
     """Record ``claim`` on the Allure result of the running test.
 
@@ -165,7 +166,7 @@ def attach_claim(
     result = recorder.get_test(None)
     if result is None:
         return False  # allure-pytest is recording, but no test is running now
-    _record_on(recorder, result, claim, suite, target, parameters, attachments)
+    _record_on(recorder, result, claim, suite, target, parameters, attachments, suite_labels)
     return True
 
 
@@ -187,10 +188,14 @@ def _attachments(claim: Claim, suite: str | None, parameters: Mapping[str, Any] 
     return out
 
 
-def _labels(claim: Claim, suite: str | None, target: str | None) -> list[tuple[str, str]]:
-    out = [("parentSuite", PARENT_SUITE)]
+def _labels(claim: Claim, suite: str | None, target: str | None, suite_labels: bool = True) -> list[tuple[str, str]]:
+    """``suite_labels=False``: the test's ``allure_label`` markers give parentSuite and suite (every
+    inference test has them, also a skipped one: session.py) and its suite marker the tag, so they
+    are not added twice."""
+    out = [("parentSuite", PARENT_SUITE)] if suite_labels else []
     if suite:
-        out += [("suite", suite), ("tag", suite)]
+        # (allure-pytest itself tags a test with its markers' names, the suite's among them)
+        out += [("suite", suite), ("tag", suite)] if suite_labels else []
     out.append(("tag", claim.verdict))
     if claim.regressed:
         out.append(("tag", "regression"))
@@ -205,7 +210,8 @@ def _description_line(claim: Claim) -> str:
 
 
 def _record_on(recorder: Any, result: Any, claim: Claim, suite: str | None, target: str | None,
-               parameters: Mapping[str, Any] | None, attachments: list[tuple[bytes | str, str, str]]) -> None:
+               parameters: Mapping[str, Any] | None, attachments: list[tuple[bytes | str, str, str]],
+               suite_labels: bool = True) -> None:
     """Write the claim into allure-pytest's TestResult (and a new step) directly.
 
     Not through ``allure.dynamic``/``allure.step``: those broadcast to every registered
@@ -219,7 +225,7 @@ def _record_on(recorder: Any, result: Any, claim: Claim, suite: str | None, targ
     from allure_commons.utils import now, represent, uuid4
 
     existing = {(lb.name, lb.value) for lb in result.labels}
-    for name, value in _labels(claim, suite, target):
+    for name, value in _labels(claim, suite, target, suite_labels):
         if (name, value) not in existing:
             result.labels.append(Label(name=name, value=value))
             existing.add((name, value))

@@ -384,6 +384,9 @@ def test_k8s(claim):
     assert suites["test_read"] == {"storage"} and suites["test_mtu"] == {"node"} and suites["test_k8s"] == {"k8s"}
     parents = {r["name"]: {lb["value"] for lb in r["labels"] if lb["name"] == "parentSuite"} for r in results}
     assert parents["test_read"] == {"pytest-inference"} and "test_plain" in suites and not suites["test_plain"] - {"test_gate"}
+    for r in results:  # each label once (the claim's sink and the markers both know the suite)
+        pairs = [(lb["name"], lb["value"]) for lb in r["labels"]]
+        assert len(pairs) == len(set(pairs)), (r["name"], pairs)
 
 
 # --- A7: claims of a server that is not the target's are not judged -------------------------------
