@@ -238,8 +238,8 @@ class InferenceSession:
         timeout = config.getoption("inference_server_start_timeout")
         if timeout is not None and not (timeout > 0 and timeout != float("inf")):
             raise UsageError(f"--server-start-timeout must be more than 0 seconds; got {timeout:g}")
-        if idle is not None and idle != idle:
-            raise UsageError("--serverless-idle-s must be a number; got nan")
+        if idle is not None and not idle < float("inf"):
+            raise UsageError(f"--serverless-idle-s must be a finite number of seconds; got {idle:g}")
 
         state = cls(
             config,
