@@ -203,10 +203,13 @@ class InferenceSession:
         if idle is not None and idle < 0:
             raise UsageError(f"--serverless-idle-s must be 0 or more; got {idle:g}")
 
-        report_dir = Path(opt("inference_report", "inference_report_dir") or "reports")
+        chosen = opt("inference_report", "inference_report_dir")
+        report_dir = Path(chosen or "reports")
         if not report_dir.is_absolute():
             report_dir = Path(config.invocation_params.dir) / report_dir
-        if not hasattr(config, "workerinput"):  # the controller checked it for its workers
+        # a folder the user chose is checked now; the default reports/ once inference tests are
+        # collected (a plain project in a read-only checkout is not refused) — before any measuring
+        if chosen and not hasattr(config, "workerinput"):
             check_report_dir(report_dir)
 
         inconclusive = opt("inference_inconclusive", "inference_inconclusive") or "fail"
@@ -342,6 +345,11 @@ class InferenceSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         items = [i for i in session.items]
         self.inference_items = sum(1 for i in items if is_inference_item(i))
+        if self.inference_items and not self.is_worker and not session.config.option.collectonly:
+            try:
+                check_report_dir(self.report_dir)
+            except UsageError as exc:
+                raise pytest.UsageError(str(exc)) from None
         self.configure_allure(items)
 
     @pytest.hookimpl(tryfirst=True)

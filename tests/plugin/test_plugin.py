@@ -442,3 +442,21 @@ def test_the_local_server_tells_the_judge_what_ran(pytester, tmp_path):
                                    '"warm.ttft_spread_ms" = { op = "<", threshold = 5, unit = "ms", stat = "spread" }\n')
     res = pytester.runpytest("--target", "cpu.toml", *common)
     res.assert_outcomes(passed=1)
+
+
+def test_default_report_folder_is_checked_only_when_inference_tests_run(pytester):
+    (pytester.path / "reports").write_text("a file where the default folder would go")
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    assert pytester.runpytest().ret == 0  # a plain project is not refused
+    pytester.makepyfile(test_gate="""
+        import pytest
+
+        @pytest.mark.storage
+        def test_version(claim):
+            claim("storage.nfs_version", [4.1])
+    """)
+    res = pytester.runpytest()
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["ERROR: --inference-report */reports: exists and is not a directory"])
+    assert "INTERNALERROR" not in res.stdout.str() + res.stderr.str()
+    res.stdout.no_fnmatch_line("*test_version PASSED*")
