@@ -73,7 +73,7 @@ class WarmRun:
         """Why the run's token counts cannot be used (TPOT, tokens/s), or None."""
         if not self.count_mismatches:
             return None
-        n_ok = self.requests - self.failed
+        n_ok = self.requests - self.failed - self.contaminated
         return (f"the server's usage.completion_tokens disagrees with the stream in {self.count_mismatches} of "
                 f"{n_ok} completed requests (e.g. {self.count_examples[0]}); a count the stream "
                 "contradicts is not used")
@@ -183,16 +183,15 @@ def measure_warm(
     out.errors = sorted({r.error for r in results if not r.ok and r.error})[:5]
     if ok:
         out.client_ttft_mean_ms = sum(r.ttft_ms for r in ok) / len(ok)
-    for r in ok:  # every completed request, bursts included: one lying count taints the run's counts
+    for r in ok:
+        if r.burst:  # excluded with its count: a starved server also coalesces tokens into few chunks
+            out.contaminated += 1
+            continue
         problem = getattr(r, "token_count_problem", None)
-        if problem:
+        if problem:  # one lying count taints the run's counts: TPOT and tokens/s are not judged
             out.count_mismatches += 1
             if len(out.count_examples) < 3:
                 out.count_examples.append(problem)
-    for r in ok:
-        if r.burst:
-            out.contaminated += 1
-            continue
         out.ttft_ms.append(r.ttft_ms)
         out.e2e_ms.append(r.e2e_ms)
         if r.tpot_ms is not None:

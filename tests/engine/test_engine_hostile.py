@@ -164,3 +164,18 @@ def test_build_request_never_quotes_a_header_value():
     with pytest.raises(ValueError) as ei:
         build_request("POST", o, "/v1/x", b"{}", {"Authorization": f"Bearer {secret}"})
     assert "Authorization" in str(ei.value) and secret not in str(ei.value) and "sk-" not in str(ei.value)
+
+
+def test_the_warm_probe_counts_contradicted_counts_among_the_samples_it_uses(start_fake):
+    from pytest_inference.probes.serving import measure_warm
+
+    srv = start_fake(ttft_ms=5, token_ms=2, usage_tokens=1000)
+    with StreamClient(srv.base_url, timeout_s=10) as c:
+        run = measure_warm(c, "fake-model", requests=4, warmup=0, max_tokens=32)
+    assert run.count_mismatches == 4 and not run.tpot_ms and not run.tok_s
+    assert run.count_problem.startswith("the server's usage.completion_tokens disagrees with the stream in 4 of 4")
+    # a burst-delivered (starved) stream is excluded with its count: coalesced chunks are not a lie
+    srv2 = start_fake(ttft_ms=5, token_ms=2, usage_tokens=1000, burst=True)
+    with StreamClient(srv2.base_url, timeout_s=10) as c:
+        run2 = measure_warm(c, "fake-model", requests=4, warmup=0, max_tokens=32)
+    assert run2.contaminated == 4 and run2.count_mismatches == 0 and run2.count_problem is None

@@ -27,12 +27,12 @@ MI300X_MODEL = "openai/gpt-oss-120b"
 QUIET_PSI = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
 
-def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False):
+def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False, suite=SUITE):
     """Run the suite in a subprocess. Unless ``real_host_load``, the host's CPU pressure is read from a
     recorded quiet reading (the engine's test seam): these tests are about other behaviour and must not
     turn inconclusive while other tests load the box; test_a_loaded_host_* loads it for real."""
     report = tmp_path / "report"
-    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+    cmd = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
            "--inference-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), *args]
     env = {**os.environ, **(env or {})}
     if not real_host_load:
@@ -278,3 +278,51 @@ def test_a_loaded_host_makes_client_timings_inconclusive(tmp_path):
     assert claims["warm.failed_requests"]["verdict"] == "pass"  # completion is not a timing
     load = summary["run"]["warm_host_load"]
     assert load["cpu_pressure"]["some_share"] > 0.5 and load["verdict"].startswith("the measuring host was loaded")
+
+
+# --- the same defects in the serverless suite -------------------------------------------------------
+
+SERVERLESS = ROOT / "suites" / "serverless"
+
+
+def test_serverless_a_lying_usage_count_is_inconclusive_not_throughput(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=8, usage_tokens=1000, model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--serverless-endpoint", srv.url, "--serverless-idle-s", "0",
+                                          "--max-tokens", "32", suite=SERVERLESS, expect=1)
+    claims = claims_by_metric(summary)
+    tok = claims["serverless.output_tok_s"]
+    assert tok["verdict"] == "inconclusive" and tok["measured"] is None
+    assert "disagrees with the stream in 20 of 20 completed requests" in tok["reason"]
+    assert claims["serverless.ttft_median_ms"]["details"]["count_mismatches"] == 20
+
+
+def test_serverless_a_stream_that_never_ends_is_one_line(tmp_path):
+    with FakeOpenAIServer(ttft_ms=5, token_ms=5, endless="tokens", model=LOCAL_MODEL) as srv:
+        proc, out, summary, _ = run_suite(tmp_path, "--serverless-endpoint", srv.url, "--serverless-idle-s", "0",
+                                          "--request-deadline-s", "1", suite=SERVERLESS, expect=1)
+    # the probe fails on the deadline; the warm run then stops after its first two timeouts
+    assert "stopped the run: " in out and "request deadline of 1 s exceeded" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu") or shutil.which("taskset") is None,
+                    reason="needs /proc/pressure/cpu (Linux PSI) and taskset")
+def test_serverless_a_loaded_host_makes_its_timings_inconclusive(tmp_path):
+    hogs = []
+    try:
+        with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv:
+            for cpu in sorted(os.sched_getaffinity(0)):
+                for _ in range(2):
+                    hogs.append(subprocess.Popen(
+                        ["taskset", "-c", str(cpu), sys.executable, "-c",
+                         "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"]))
+            proc, out, summary, _ = run_suite(tmp_path, "--serverless-endpoint", srv.url, "--serverless-idle-s", "0",
+                                              suite=SERVERLESS, real_host_load=True, expect=1)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    claims = claims_by_metric(summary)
+    for metric in ("serverless.ttft_median_ms", "serverless.ttft_spread_ms", "serverless.output_tok_s"):
+        assert claims[metric]["verdict"] == "inconclusive", claims[metric]
+        assert "the client could not time" in claims[metric]["reason"]
