@@ -347,12 +347,12 @@ class StreamClient:
                     try:
                         parser.feed_eof()
                     except ProtocolError as e:
-                        raise EndpointHTTPError(f"{self.root_url}{full}: {e}") from None
+                        raise EndpointHTTPError(scrub(f"{self.root_url}{full}: {e}", self._key)) from None
                     break
                 try:
                     out.append(parser.feed(d))
                 except ProtocolError as e:
-                    raise NotOpenAIResponse(f"{self.root_url}{full}: {e}") from None
+                    raise NotOpenAIResponse(scrub(f"{self.root_url}{full}: {e}", self._key)) from None
         finally:
             sock.close()
         if parser.status in (401, 403):
@@ -365,8 +365,8 @@ class StreamClient:
         status, headers, body = self.request("GET", path, root=True)
         text = body.decode("utf-8", "replace")
         if not 200 <= status < 300:
-            raise EndpointHTTPError(f"HTTP {status} from {self.root_url}/{path.lstrip('/')}: "
-                                    f"{self._short(text, headers)}", status, self._short(text, headers))
+            detail = scrub(self._short(text, headers), self._key)  # servers echo keys in error bodies
+            raise EndpointHTTPError(f"HTTP {status} from {self.root_url}/{path.lstrip('/')}: {detail}", status, detail)
         return text
 
     # -------------------------------------------------------------- internals
@@ -805,7 +805,7 @@ class StreamClient:
         except ProtocolError as e:
             if not req.head_seen:
                 self._discard(c)
-                raise NotOpenAIResponse(f"{self.base_url}{req.spec.path}: {e}") from None
+                raise NotOpenAIResponse(scrub(f"{self.base_url}{req.spec.path}: {e}", self._key)) from None
             self._fail(c, req, f"broken HTTP framing: {e}")
             return
         if not req.head_seen:

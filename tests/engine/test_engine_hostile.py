@@ -179,3 +179,4 @@ def test_the_warm_probe_counts_contradicted_counts_among_the_samples_it_uses(sta
     with StreamClient(srv2.base_url, timeout_s=10) as c:
         run2 = measure_warm(c, "fake-model", requests=4, warmup=0, max_tokens=32)
     assert run2.contaminated == 4 and run2.count_mismatches == 0 and run2.count_problem is None
+
