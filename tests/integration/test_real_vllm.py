@@ -107,7 +107,10 @@ def test_client_ttft_agrees_with_vllm_histogram(suites_run):
         # made it (a negative gap is a clock bug); the size of the gap is cpu-local's judged claim above
         assert gap["details"]["server_mean_ms"] > 0 and gap["measured"] >= 0, gap
     ttft = next(c for c in summary["claims"] if c["metric"] == "warm.ttft_median_ms")
-    assert ttft["samples"] + ttft["contaminated"] == 20  # every request counted, as usable or contaminated
+    if ttft["verdict"] == "inconclusive":  # e.g. "the measuring host was loaded, the client could not time"
+        assert ttft["reason"] and ttft["measured"] is None, ttft
+    else:
+        assert ttft["samples"] + ttft["contaminated"] == 20  # every request counted, as usable or contaminated
 
 
 def test_a_cpu_run_is_not_judged_against_mi300x(tmp_path):

@@ -57,7 +57,9 @@ def test_right_key_measures(keyed_server, tmp_path):
                            "serverless.output_tok_s"}, out[-3000:]
     for c in claims.values():
         assert (c["verdict"] == "measured" and c["measured"] > 0) or (c["verdict"] == "inconclusive" and c["reason"]), c
-    assert claims["serverless.ttft_median_ms"]["samples"] + claims["serverless.ttft_median_ms"]["contaminated"] == 20
+    median = claims["serverless.ttft_median_ms"]
+    if median["verdict"] == "measured":  # (inconclusive on a loaded host: the client could not time)
+        assert median["samples"] + median["contaminated"] == 20
     unsettled = [m for m, c in claims.items() if c["verdict"] != "measured"]
     assert (proc.returncode == 0) == (not unsettled), (unsettled, out[-4000:])
     assert "endpoint rejected the API key" not in out and "Traceback" not in out
