@@ -543,7 +543,8 @@ class TokenMeasurement:
 
 
 def measurement_from_results(source: str, results: Iterable[Any]) -> TokenMeasurement | None:
-    """Token counts of the completed requests that reported usage; None when none did."""
+    """Token counts of the completed requests that reported usage; None when none did. Output counts
+    the stream contradicts (``token_count_problem``) are left out."""
     prompt: list[int] = []
     output: list[int] = []
     for r in results:
@@ -553,6 +554,9 @@ def measurement_from_results(source: str, results: Iterable[Any]) -> TokenMeasur
         if isinstance(pt, int) and not isinstance(pt, bool) and pt > 0:
             prompt.append(pt)
             ot = getattr(r, "output_tokens", None)
+            # a count the stream contradicts (usage 1000 for 32 token events) is no measurement
+            if getattr(r, "token_count_problem", None):
+                continue
             if isinstance(ot, int) and not isinstance(ot, bool) and ot > 0:
                 output.append(ot)
     if not prompt:

@@ -318,3 +318,16 @@ def test_measured_tokens_prefer_the_serverless_count():
     serverless = measurement_from_results("serverless_run", [R(20, 8)])
     assert choose_measurement([warm, serverless]) is serverless
     assert choose_measurement([warm]) is warm and choose_measurement([]) is None
+
+
+def test_an_output_count_the_stream_contradicts_is_not_a_measurement():
+    """A2's sibling: a server whose usage says 1000 tokens for 32 token events must not set the
+    crossover's output length (the engine marks such requests with token_count_problem)."""
+    from pytest_inference.engine.results import RequestResult
+
+    def result(out, problem=None):
+        return RequestResult(index=0, ok=True, prompt_tokens=12, output_tokens=out, token_count_problem=problem)
+
+    m = measurement_from_results("warm_run", [
+        result(1000, "usage.completion_tokens 1000 > 8 x 32 token events"), result(32), result(32)])
+    assert m.output_tokens_mean == 32 and len(m.output_tokens) == 2
