@@ -512,11 +512,9 @@ def measure_drop(base_url: str, model: str, stop: Callable[[], Any], n_streams: 
         raise ValueError("n_streams must be >= 1")
     specs = [RequestSpec(model=model, prompt=prompt.format(i=i), max_tokens=max_tokens, api=api,
                          ignore_eos=True, temperature=0.0, extra_body=extra_body) for i in range(n_streams)]
-    client = StreamClient(base_url, api_key=api_key, timeout_s=read_timeout_s)
     # Hung streams are an outcome this measures, so the engine's early stop of a run whose requests
     # time out in a row (meant for warm runs against a dead endpoint) must not cut it short.
-    if hasattr(client, "_maybe_stop_early"):
-        client._maybe_stop_early = lambda: None  # type: ignore[method-assign]
+    client = StreamClient(base_url, api_key=api_key, timeout_s=read_timeout_s, stop_early=False)
     root = root_url or client.root_url
     box: dict[str, Any] = {}
 
