@@ -74,6 +74,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -127,6 +128,46 @@ def _lock_dir() -> Path:
 
 def _registry_dir() -> Path:
     return _lock_dir() / "netlab"
+
+
+def _safe_registry(create: bool) -> Path | None:
+    """The lab registry, checked before anything in it is believed: root tears down what a record
+    names (namespaces, a temp folder, host sysctls), so a record planted by another user in the
+    shared lock folder must never be read. The folder is private (0700), a real directory, owned by
+    us or root (the same checks as the device lock's folder); None when it does not exist."""
+    from pytest_inference.server.lock import DeviceLockUnsafe, _ensure_dir
+
+    reg = _registry_dir()
+    if not create and not os.path.lexists(reg):
+        return None
+    try:
+        _ensure_dir(reg, shared=False)
+        st = os.lstat(reg)
+    except (DeviceLockUnsafe, OSError) as e:
+        raise LabError(f"netlab: unsafe lab registry: {e}") from None
+    if stat.S_IMODE(st.st_mode) & 0o022:
+        raise LabError(f"netlab: unsafe lab registry: {reg} is writable by others "
+                       f"(mode {stat.S_IMODE(st.st_mode):o}); remove it")
+    return reg
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A lab record, only if it is a regular file of ours (or root's), read without following a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (os.geteuid(), 0) or st.st_nlink != 1:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return data if isinstance(data, dict) else None
 
 
 def _run(argv: list[str], *, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -272,14 +313,11 @@ def _reap_orphans() -> list[str]:
     lock: every lab start does, before it records the host's "original" values, so a leaked
     16 MiB is never mistaken for the machine's own setting. Newest first, so that with several
     orphans the oldest one's originals are what stays. Returns one line per lab torn down."""
-    reg = _registry_dir()
+    reg = _safe_registry(create=False)
     orphans: list[tuple[float, Path, dict[str, Any]]] = []
-    for p in reg.glob("*.json") if reg.is_dir() else []:
-        try:
-            state = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(state, dict):
+    for p in reg.glob("*.json") if reg is not None else []:
+        state = _read_record(p)
+        if state is None:
             continue
         if _same_process(state.get("owner_pid"), state.get("owner_start")):
             continue
@@ -417,7 +455,7 @@ class _HostNet:
             if self.labs:
                 self.labs.append(lab)
                 return
-            from pytest_inference.server.lock import DeviceLock, DeviceLockTimeout
+            from pytest_inference.server.lock import DeviceLock, DeviceLockError
 
             lk = DeviceLock("host-net-sysctl", _lock_dir())
 
@@ -430,8 +468,8 @@ class _HostNet:
 
             try:
                 lk.acquire(timeout_s=timeout_s, progress=waiting, progress_every_s=10.0)
-            except DeviceLockTimeout as e:
-                raise LabError(f"netlab: the host network settings stayed busy: {e}") from None
+            except DeviceLockError as e:  # a timeout, or an unsafe lock folder/file: one line either way
+                raise LabError(f"netlab: the host network settings lock: {e}") from None
             for line in _reap_orphans():
                 log.warning("netlab: %s", line)
             try:
@@ -751,14 +789,13 @@ class NetLab:
     def _pick_names(self) -> None:
         """A token whose /24 and names collide with no live lab's (names must be unique host-wide:
         namespaces are; veth names too, as they are created before being moved on older kernels)."""
-        reg = _registry_dir()
+        reg = _safe_registry(create=False)
         used: set[str] = set()
         try:
-            for p in reg.glob("*.json"):
-                try:
-                    used.add(json.loads(p.read_text()).get("subnet", ""))
-                except (OSError, ValueError):
-                    pass
+            for p in reg.glob("*.json") if reg is not None else []:
+                record = _read_record(p)
+                if record is not None:
+                    used.add(str(record.get("subnet", "")))
         except OSError:
             pass
         for _ in range(64):
@@ -805,8 +842,7 @@ class NetLab:
         self._pick_names()  # after the lock wait, which may be long: names free *now*
         # 2. private directory and the state file, then the guardian, before any system change
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"pti-netlab-{self.token}-"))
-        reg = _registry_dir()
-        reg.mkdir(parents=True, exist_ok=True)
+        reg = _safe_registry(create=True)
         self.state_path = reg / f"{self.token}.json"
         self._save_state(token=self.token, owner_pid=os.getpid(), owner_start=_proc_start_time(os.getpid()),
                          subnet=self.subnet, server_netns=self.server_netns, node_netns=self.node_netns,
@@ -1059,23 +1095,22 @@ EXPORT {{
 
 def _cli_down() -> int:
     """Tear down orphaned labs (owner and guardian both gone), under the host lock."""
-    from pytest_inference.server.lock import DeviceLock, DeviceLockTimeout
+    from pytest_inference.server.lock import DeviceLock, DeviceLockError
 
     lk = DeviceLock("host-net-sysctl", _lock_dir())
     try:
         lk.acquire(timeout_s=120, progress=lambda text, waited: print(f"{text} ({waited:.0f} s)", file=sys.stderr))
-    except DeviceLockTimeout as e:
+    except DeviceLockError as e:
         print(f"netlab down: {e}", file=sys.stderr)
         return 1
     try:
         reaped = _reap_orphans()
         for line in reaped:
             print(line)
-        reg = _registry_dir()
-        for p in sorted(reg.glob("*.json")) if reg.is_dir() else []:
-            try:
-                state = json.loads(p.read_text())
-            except (OSError, ValueError):
+        reg = _safe_registry(create=False)
+        for p in sorted(reg.glob("*.json")) if reg is not None else []:
+            state = _read_record(p)
+            if state is None:
                 continue
             print(f"lab {state.get('token')}: owner {state.get('owner_pid')} alive, left alone")
         print(f"{len(reaped)} lab(s) torn down")
