@@ -38,12 +38,35 @@ _MAX_BARS = 60
 _DPI = 100
 
 
+def _private_mpl_dir() -> str:
+    """matplotlib's config/cache folder in the shared temp dir: ours alone (0700, a real directory,
+    owned by us), else a fresh private one — a name another user planted (a symlink, their folder)
+    must not receive the files we write."""
+    import stat
+
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = os.path.join(tempfile.gettempdir(), f"pytest-inference-mpl-{uid}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return tempfile.mkdtemp(prefix="pytest-inference-mpl-")
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return tempfile.mkdtemp(prefix="pytest-inference-mpl-")
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+        return tempfile.mkdtemp(prefix="pytest-inference-mpl-")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)  # ours (an older version made it 0755): private from now on
+    return path
+
+
 def _matplotlib():
     """Import matplotlib lazily, with a writable config/cache dir and the Agg canvas."""
     if not os.environ.get("MPLCONFIGDIR"):
-        path = os.path.join(tempfile.gettempdir(), f"pytest-inference-mpl-{os.getuid() if hasattr(os, 'getuid') else 0}")
-        os.makedirs(path, exist_ok=True)
-        os.environ["MPLCONFIGDIR"] = path
+        os.environ["MPLCONFIGDIR"] = _private_mpl_dir()
     import matplotlib
     import matplotlib.style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
