@@ -4,6 +4,7 @@ Run once each with --benchmark-disable: no timing is asserted (speed lives in be
 but every benchmark's own correctness assertions run, so a renamed API or a broken fixture shows here.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,4 +20,4 @@ def test_harness_benchmarks_run_and_check_their_results(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert " 10 passed" in proc.stdout, proc.stdout[-2000:]
+    assert re.search(r"^10 passed\b", proc.stdout, re.M), proc.stdout[-2000:]
