@@ -607,18 +607,15 @@ class InferenceSession:
         return out
 
 
-def strip_userinfo(url: str) -> str:
-    """``url`` safe to show: any ``user:password@`` replaced by ``***@`` (works on unparseable URLs too)."""
-    return re.sub(r"(//)[^/?#]*@", r"\1***@", url)
-
-
 def normalize_endpoint(url: str, option: str = "--endpoint") -> str:
     """``http://host:8000`` → ``http://host:8000/v1``; a given path is kept as is.
     Messages never echo a password from the URL."""
     from urllib.parse import urlsplit
 
     url = url.strip()
-    shown = strip_userinfo(url)
+    from .report.redact import redact_userinfo
+
+    shown = redact_userinfo(url)
     try:
         parts = urlsplit(url)
         hostname = parts.hostname

@@ -159,7 +159,9 @@ class RecordedBackend(Backend):
 def backend_from_url(url: str, *, kubeconfig: str | None = None, context: str | None = None) -> Backend:
     """``local://``, ``netns://NAME``, ``kubectl://NAMESPACE/POD[?container=C&nsenter=0]``, ``recorded://DIR``.
     Errors are one line and never repeat a user/password part of the URL."""
-    shown = re.sub(r"(?<=//)[^/?#@]*@", "***@", str(url))
+    from ..report.redact import redact_userinfo
+
+    shown = redact_userinfo(url)
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # "Invalid IPv6 URL"

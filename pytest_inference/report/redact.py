@@ -10,11 +10,23 @@ header), at each of the three byte alignments.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Iterable
 
 #: shorter base64 fragments would match unrelated text
 _MIN_B64 = 8
+
+
+#: a URL's ``user:password@`` — up to the *last* ``@`` before the host, so a password that contains
+#: ``@`` is masked whole; no white space, so it is safe on free text that contains URLs
+_USERINFO = re.compile(r"(?<=//)[^/?#\s]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with the user/password part of every URL in it replaced by ``***@`` (also in URLs
+    that do not parse, e.g. with a broken IPv6 literal)."""
+    return _USERINFO.sub("***@", str(text))
 
 
 def secret_forms(secret: str) -> list[str]:

@@ -25,12 +25,13 @@ import ipaddress
 import json
 import multiprocessing as mp
 import os
-import re
 import socket
 import struct
 import sys
 import time
 from urllib.parse import parse_qs, urlsplit
+
+from ..report.redact import redact_userinfo
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 MB = 1_000_000
@@ -45,18 +46,12 @@ class ReaderError(Exception):
 
 #: the versions the userspace client (libnfs) speaks, as ``?version=`` values
 CLIENT_VERSIONS = {"3": "3", "4": "4.0"}
-_USERINFO = re.compile(r"(?<=//)[^/?#@]*@")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the user/password part of any URL in it replaced by ``***@``."""
-    return _USERINFO.sub("***@", str(text))
 
 
 def split_url(url: str) -> tuple[str, int, str, str]:
     """(server, port, path, query) of ``nfs://server[:port]/path[?version=3|4]``, validated:
     every error is one line and never repeats a password the URL carried."""
-    shown = redact_url(url)
+    shown = redact_userinfo(url)
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -460,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                                   hold_s=args.hold_s, verify=args.verify)))
         return 0
     except ReaderError as exc:
-        print(json.dumps({"error": redact_url(str(exc))}))
+        print(json.dumps({"error": redact_userinfo(str(exc))}))
         return 2
 
 

@@ -141,10 +141,10 @@ def measure_url_version(info: ModelStorage, prefix: Sequence[str] = (), timeout:
 def _run_reader(url: str, args: Sequence[str], prefix: Sequence[str], timeout: float,
                 python: str | None) -> dict[str, Any]:
     """The reader module in a subprocess (``prefix``: e.g. nsenter into a netns); its JSON answer."""
-    from .nfs_reader import redact_url
+    from ..report.redact import redact_userinfo
 
     argv = [*prefix, python or sys.executable, "-m", "pytest_inference.storage.nfs_reader", url, *args]
-    shown = redact_url(url)
+    shown = redact_userinfo(url)
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -159,7 +159,7 @@ def _run_reader(url: str, args: Sequence[str], prefix: Sequence[str], timeout: f
         data = json.loads(line)
     except json.JSONDecodeError:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise StorageError(f"the NFS reader failed ({shlex.join(argv[:3])} …): {redact_url(err)[:200]}") from None
+        raise StorageError(f"the NFS reader failed ({shlex.join(argv[:3])} …): {redact_userinfo(err)[:200]}") from None
     if not isinstance(data, dict):
         raise StorageError(f"the NFS reader answered {line[:100]!r}")
     if "error" in data:
