@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from pytest_inference.engine import StreamClient
 from pytest_inference.engine.hostload import CpuPressure, evidence, judge_client_timing, parse_pressure
 from pytest_inference.probes.serving import measure_warm
+from pytest_inference.testing.load import busy_loops
 
 PSI_TEXT = ("some avg10=7.88 avg60=3.57 avg300=1.50 total=6888300\n"
             "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
@@ -99,25 +98,10 @@ def test_parse_pressure_and_window(tmp_path):
                     reason="needs /proc/pressure/cpu (Linux PSI) and taskset")
 def test_busy_loops_on_every_core_make_the_run_inconclusive(start_fake):
     srv = start_fake(ttft_ms=10, token_ms=2)
-    hogs: list[int] = []
-    loop = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass"
-    try:
-        for cpu in sorted(os.sched_getaffinity(0)):
-            for _ in range(2):  # bounded: each exits by itself after 30 s, and is killed below
-                # started through a shell that exits at once: the loop is reparented, so it is another
-                # process's load (as in the issue), not a descendant of the measuring process
-                out = subprocess.run(["sh", "-c", f"taskset -c {cpu} {sys.executable} -c '{loop}' "
-                                      ">/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
-                hogs.append(int(out.stdout))
+    with busy_loops(per_cpu=2, seconds=30):  # another program's load, not this process tree's
         time.sleep(0.5)
         with StreamClient(srv.base_url, timeout_s=10) as c:
             run = measure_warm(c, "fake-model", requests=20, warmup=2, max_tokens=32)
-    finally:
-        for pid in hogs:
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
     ev = run.host_load
     assert ev["cpu_pressure"]["some_share"] > 0.5, ev
     assert ev["cpu_pressure"]["foreign_cores"] > 1.5, ev  # 4 loops on 2 CPUs: nearly all of both

@@ -17,6 +17,7 @@ import pytest
 from pytest_inference import stats
 
 from pytest_inference.testing.fake_openai import FakeOpenAIServer
+from pytest_inference.testing.load import busy_loops
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "serving"
@@ -254,20 +255,9 @@ def test_a_bad_deadline_is_a_usage_error(tmp_path):
                     reason="needs /proc/pressure/cpu (Linux PSI) and taskset")
 def test_a_loaded_host_makes_client_timings_inconclusive(tmp_path):
     """Busy loops on every core (bounded, killed after): the client could not time, and says why."""
-    hogs = []
-    try:
-        with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv:
-            for cpu in sorted(os.sched_getaffinity(0)):
-                for _ in range(2):
-                    hogs.append(subprocess.Popen(
-                        ["taskset", "-c", str(cpu), sys.executable, "-c",
-                         "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"]))
-            proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--warm-warmup", "1",
-                                              real_host_load=True, expect=1)
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
+    with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv, busy_loops(per_cpu=2, seconds=60):
+        proc, out, summary, _ = run_suite(tmp_path, "--endpoint", srv.url, "--warm-warmup", "1",
+                                          real_host_load=True, expect=1)
     claims = claims_by_metric(summary)
     for metric in ("warm.ttft_median_ms", "warm.ttft_spread_ms", "warm.tpot_median_ms", "warm.output_tok_s",
                    "warm.ttft_server_gap_ms"):
@@ -308,20 +298,9 @@ def test_serverless_a_stream_that_never_ends_is_one_line(tmp_path):
 @pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu") or shutil.which("taskset") is None,
                     reason="needs /proc/pressure/cpu (Linux PSI) and taskset")
 def test_serverless_a_loaded_host_makes_its_timings_inconclusive(tmp_path):
-    hogs = []
-    try:
-        with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv:
-            for cpu in sorted(os.sched_getaffinity(0)):
-                for _ in range(2):
-                    hogs.append(subprocess.Popen(
-                        ["taskset", "-c", str(cpu), sys.executable, "-c",
-                         "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"]))
-            proc, out, summary, _ = run_suite(tmp_path, "--serverless-endpoint", srv.url, "--serverless-idle-s", "0",
-                                              suite=SERVERLESS, real_host_load=True, expect=1)
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
+    with FakeOpenAIServer(ttft_ms=10, token_ms=2, model=LOCAL_MODEL) as srv, busy_loops(per_cpu=2, seconds=60):
+        proc, out, summary, _ = run_suite(tmp_path, "--serverless-endpoint", srv.url, "--serverless-idle-s", "0",
+                                          suite=SERVERLESS, real_host_load=True, expect=1)
     claims = claims_by_metric(summary)
     for metric in ("serverless.ttft_median_ms", "serverless.ttft_spread_ms", "serverless.output_tok_s"):
         assert claims[metric]["verdict"] == "inconclusive", claims[metric]
