@@ -112,9 +112,24 @@ def parse_proc_stat(text: str) -> tuple[int, int] | None:
         return None
 
 
+#: more processes whose trees belong to the measurement (comma-separated pids), e.g. a test that starts a
+#: server in one process and measures it from a child pytest: that server is not a foreign load
+OWN_PIDS_ENV = "PYTEST_INFERENCE_OWN_PIDS"
+
+
+def _own_roots() -> list[int]:
+    roots = [os.getpid()]
+    for item in os.environ.get(OWN_PIDS_ENV, "").split(","):
+        if item.strip().isdigit():
+            roots.append(int(item))
+    return roots
+
+
 def read_own_ticks(root_pid: int | None = None, proc: str = "/proc") -> int | None:
-    """CPU ticks used by ``root_pid`` (default: this process) and all its descendants."""
-    root_pid = os.getpid() if root_pid is None else root_pid
+    """CPU ticks used by ``root_pid`` (default: this process, plus ``$PYTEST_INFERENCE_OWN_PIDS``) and
+    all their descendants, each process counted once."""
+    roots = _own_roots() if root_pid is None else [root_pid]
+    root_pid = roots[0]
     table: dict[int, tuple[int, int]] = {}
     try:
         names = os.listdir(proc)
@@ -135,12 +150,14 @@ def read_own_ticks(root_pid: int | None = None, proc: str = "/proc") -> int | No
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root_pid]
+    seen: set[int] = set()
+    todo = [pid for pid in roots if pid in table]
     while todo:
         pid = todo.pop()
-        total += table[pid][1]
-        todo.extend(children.get(pid, ()))
-    return total
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
+    return sum(table[pid][1] for pid in seen)
 
 
 class CpuPressure:

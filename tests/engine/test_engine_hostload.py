@@ -107,3 +107,20 @@ def test_busy_loops_on_every_core_make_the_run_inconclusive(start_fake):
     assert ev["cpu_pressure"]["foreign_cores"] > 1.5, ev  # 4 loops on 2 CPUs: nearly all of both
     assert run.timing_problem and "other processes used" in run.timing_problem, ev
     assert ev["client_runq_ms"] is not None and ev["ttft_stall_measured"] == 20
+
+
+def test_declared_processes_count_as_the_runs_own(monkeypatch):
+    """A server started by another process of the test (PYTEST_INFERENCE_OWN_PIDS) is part of the
+    measurement: its busy CPU is not foreign; undeclared, the same load is."""
+    from pytest_inference.testing.load import busy_loops
+
+    with busy_loops(per_cpu=1, seconds=10) as pids:
+        time.sleep(0.3)
+        w = CpuPressure()
+        time.sleep(1.0)
+        foreign = w.window()["foreign_cores"]
+        monkeypatch.setenv("PYTEST_INFERENCE_OWN_PIDS", ",".join(map(str, pids)))
+        w = CpuPressure()
+        time.sleep(1.0)
+        declared = w.window()
+    assert foreign > 0.5 and declared["foreign_cores"] < 0.3 and declared["own_cores"] > 0.5, (foreign, declared)

@@ -36,6 +36,9 @@ def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False, suit
     cmd = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
            "--inference-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), *args]
     env = {**os.environ, **(env or {})}
+    # the fake server is this test process's child, measured from a child pytest: part of the run, not a
+    # foreign load (busy_loops' loops are reparented, so they stay foreign)
+    env["PYTEST_INFERENCE_OWN_PIDS"] = str(os.getpid())
     if not real_host_load:
         psi = tmp_path / "quiet-psi"
         psi.write_text(QUIET_PSI)
