@@ -1,6 +1,7 @@
 """The economics suite (suites/economics) and its options, in child pytest runs (pytester, subprocess)."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "economics"
 SERVING = ROOT / "suites" / "serving"
 METRICS = ("economics.breakeven_rps.short", "economics.breakeven_rps.medium", "economics.breakeven_rps.long")
+
+
+@pytest.fixture(autouse=True)
+def _fake_server_is_part_of_the_run(monkeypatch):
+    """A fake server started by this test process is part of the child run's measurement, not a
+    foreign CPU load (see engine.hostload.OWN_PIDS_ENV)."""
+    monkeypatch.setenv("PYTEST_INFERENCE_OWN_PIDS", str(os.getpid()))
 
 
 def run_suite(pytester, *args, paths=(SUITE,)):
