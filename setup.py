@@ -1,6 +1,6 @@
 """Packaging detail pyproject.toml cannot say: the conformance suites ship inside the plugin.
 
-In a checkout they live in ``suites/`` (so ``pytest suites/serving`` works from the root); installed,
+In a checkout they live in ``suites/`` (so ``pytest suites/warm`` works from the root); installed,
 they are the package ``pytest_inference.suites`` (so ``pytest --pyargs pytest_inference.suites -m warm``
 works in a project that only ``pip install``ed the plugin). Everything else is in pyproject.toml.
 """

@@ -11,28 +11,22 @@ from __future__ import annotations
 import pytest
 
 from . import session as _session
-from .fixture import (  # noqa: F401  (fixtures are registered by being module attributes)
-    claim,
-    inference_api_key,
+# fixtures are registered by being module attributes of the plugin (one module per family)
+from .fixtures.endpoints import (  # noqa: F401
     inference_client,
     inference_endpoint,
     inference_local,
-    inference_session,
-    inference_target,
     serverless_client,
     serverless_endpoint,
 )
-from .storage.fixtures import (  # noqa: F401
-    inference_netlab,
-    inference_node,
-    model_storage,
-    node_snapshot,
-    storage_reads,
-)
+from .fixtures.node import inference_node, node_snapshot  # noqa: F401
+from .fixtures.session import claim, inference_api_key, inference_session, inference_target  # noqa: F401
+from .fixtures.storage import inference_netlab, model_storage, storage_reads  # noqa: F401
 
 MARKERS = {
     "coldstart": "cold-start suite: launch an inference server and time it to its first token",
     "warm": "warm-latency suite: TTFT, TPOT and throughput of a running endpoint",
+    "drain": "drain suite: a server stopped the preStop way drops no in-flight stream",
     "serverless": "serverless suite: a remote OpenAI-compatible endpoint, idle-then-probe and warm",
     "economics": "economics suite: cost crossover between a GPU and a serverless endpoint",
     "storage": "storage suite: the model path's file system and its read throughput",

@@ -20,7 +20,7 @@ bash scripts/install-all.sh
 
 echo "::: running the coldstart, warm, storage and node suites on the embedded default, k8s on the reference manifests"
 set +e
-python3 -m pytest suites/coldstart suites/serving suites/storage suites/node suites/k8s \
+python3 -m pytest suites/coldstart suites/drain suites/warm suites/storage suites/node suites/k8s \
   --manifests fixtures/k8s/reference --target cpu-local --inference-report reports "$@"
 rc=$?
 set -e

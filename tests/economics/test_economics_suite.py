@@ -12,7 +12,7 @@ from pytest_inference.testing.fake_openai import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "economics"
-SERVING = ROOT / "suites" / "serving"
+SERVING = ROOT / "suites" / "warm"
 METRICS = ("economics.breakeven_rps.short", "economics.breakeven_rps.medium", "economics.breakeven_rps.long")
 
 
@@ -103,7 +103,7 @@ def test_measured_prompt_tokens_are_used(pytester):
     assert d["input_tokens_source"].startswith("measured: mean server-reported prompt tokens of 5 requests (warm_run)")
     assert "given 80 (option --input-tokens) not used" in d["input_tokens_source"]
     assert claims["economics.breakeven_rps.short"]["measured"] == pytest.approx(1.88 / 3600 / ((12 * 0.1 + 30 * 0.7) / 1e6))
-    res.stdout.fnmatch_lines(["*suites/serving/test_warm.py .*", "*suites/economics/test_economics.py ....*"])
+    res.stdout.fnmatch_lines(["*suites/warm/test_warm.py .*", "*suites/economics/test_economics.py ....*"])
 
 
 def test_no_pricing_is_inconclusive_with_one_line(pytester):

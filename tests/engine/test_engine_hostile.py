@@ -167,7 +167,7 @@ def test_build_request_never_quotes_a_header_value():
 
 
 def test_the_warm_probe_counts_contradicted_counts_among_the_samples_it_uses(start_fake):
-    from pytest_inference.probes.serving import measure_warm
+    from pytest_inference.probes.warm import measure_warm
 
     srv = start_fake(ttft_ms=5, token_ms=2, usage_tokens=1000)
     with StreamClient(srv.base_url, timeout_s=10) as c:

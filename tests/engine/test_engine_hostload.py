@@ -11,7 +11,7 @@ import pytest
 
 from pytest_inference.engine import StreamClient
 from pytest_inference.engine.hostload import CpuPressure, evidence, judge_client_timing, parse_pressure
-from pytest_inference.probes.serving import measure_warm
+from pytest_inference.probes.warm import measure_warm
 from pytest_inference.testing.load import busy_loops
 
 PSI_TEXT = ("some avg10=7.88 avg60=3.57 avg300=1.50 total=6888300\n"

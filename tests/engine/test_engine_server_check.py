@@ -10,7 +10,7 @@ import pytest
 
 from pytest_inference.engine import RequestSpec, StreamClient
 from pytest_inference.engine import prometheus as prom
-from pytest_inference.probes.serving import measure_warm
+from pytest_inference.probes.warm import measure_warm
 
 DATA = Path(__file__).parent / "data"
 BEFORE = (DATA / "vllm_metrics_before.txt").read_text()

@@ -31,7 +31,7 @@ def suites_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real-vllm")
     report = tmp / "report"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "coldstart"), str(ROOT / "suites" / "serving"),
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "coldstart"), str(ROOT / "suites" / "drain"), str(ROOT / "suites" / "warm"),
          "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--target", "cpu-local", "--inference-report", str(report),
          "--junitxml", str(tmp / "junit.xml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp,

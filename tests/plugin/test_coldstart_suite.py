@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "coldstart"
+DRAIN = ROOT / "suites" / "drain"  # the drain test shares the cold starts' local server
 MI300X_LOG = ROOT / "tests" / "coldstart" / "data" / "mi300x_gpt-oss-120b_0.33.tsv"
 FAKE = "{python} -m pytest_inference.testing.fake_openai --port {port} --model {model} {args}"
 
@@ -35,7 +36,7 @@ def replay_file(tmp_path, speedup=20.0):
 
 def run_suite(tmp_path, *args):
     report = tmp_path / "report"
-    cmd = [sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+    cmd = [sys.executable, "-m", "pytest", str(SUITE), str(DRAIN), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
            "--inference-report", str(report), "--server-python", sys.executable, "--server-cmd", FAKE, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "PYTEST_INFERENCE_LOCK_DIR": str(tmp_path / "locks")})
@@ -86,7 +87,7 @@ def test_server_dying_during_start_fails_at_once_with_its_log(tmp_path):
 
 def test_no_local_vllm_is_one_clear_skip(tmp_path):
     report = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(SUITE), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(SUITE), str(DRAIN), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
                            "--inference-report", str(report), "--server-python", sys.executable, "-rs"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     # every test skipped: nothing measured, so the session is not green (C19), and says why in one line each

@@ -1,4 +1,4 @@
-"""The warm suite (suites/serving) end to end against servers with known behaviour.
+"""The warm suite (suites/warm) end to end against servers with known behaviour.
 
 The fake server is the harness's test double (known injected delays); the suite's
 claims, the reports and the one-line errors are what is under test here.
@@ -20,7 +20,7 @@ from pytest_inference.testing.fake_openai import FakeOpenAIServer
 from pytest_inference.testing.load import busy_loops
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "suites" / "serving"
+SUITE = ROOT / "suites" / "warm"
 SECRET = "sk-test-7c1d5e0b9a1f4b3c8d2e6f0a1b2c3d4e"
 #: the fake server answers as cpu-local's model, so the target judges the claims (another model is not judged)
 LOCAL_MODEL = "tiny-llama"

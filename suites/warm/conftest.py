@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_inference.probes.serving import measure_warm
+from pytest_inference.probes.warm import measure_warm
 from pytest_inference.progress import TerminalProgress
 
 

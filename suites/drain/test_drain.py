@@ -9,7 +9,7 @@ import pytest
 
 from pytest_inference.local import note_server
 
-pytestmark = pytest.mark.coldstart
+pytestmark = pytest.mark.drain
 
 STREAMS = 32
 
