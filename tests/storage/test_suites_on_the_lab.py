@@ -18,7 +18,7 @@ import pytest
 from pytest_inference.node import NetnsBackend, Node
 from pytest_inference.node.judge import REMOUNT
 from pytest_inference.server.drain import process_gone
-from pytest_inference.storage.fixtures import hold_connection
+from pytest_inference.fixtures.storage import hold_connection
 from pytest_inference.storage.probe import drop_file_cache, read_url
 
 ROOT = Path(__file__).resolve().parents[2]
