@@ -20,11 +20,12 @@ from .errors import (
     EndpointUnreachable,
     NotOpenAIResponse,
 )
-from .results import RequestResult, RequestSpec, RunResult
+from .results import Progress, RequestResult, RequestSpec, RunResult
 from .sse import SSEParser
 
 __all__ = [
     "StreamClient",
+    "Progress",
     "RequestSpec",
     "RequestResult",
     "RunResult",

@@ -49,7 +49,7 @@ from .errors import (
 )
 from .hostload import CpuPressure
 from .http import Origin, ProtocolError, ResponseParser, build_request, header_problem, parse_base_url
-from .results import RequestResult, RequestSpec, RunResult, token_count_problem
+from .results import Progress, RequestResult, RequestSpec, RunResult, token_count_problem
 from .sse import SSEParser
 
 __all__ = ["StreamClient"]
@@ -216,6 +216,9 @@ class StreamClient:
         # per-drive state
         self._pending: deque[_Req] = deque()
         self._active = 0
+        # even while _pending/_active agree; odd while a request moves between them (a seqlock for
+        # progress(), read from other threads; bumped per request, never per token)
+        self._seq = 0
         self._t_enq = 0
         self._sched: _SchedStat | None = None
         self._wake_stall_ns = 0
@@ -249,6 +252,30 @@ class StreamClient:
     def open_connections(self, n: int) -> None:
         """Open (TCP + TLS) connections until the pool holds ``n``; outside any timing."""
         self._ensure(n)
+
+    def progress(self, min_tokens: int = 1) -> Progress:
+        """Where the current run stands, readable from another thread while :meth:`run` runs
+        (zeros between runs): requests in flight that received ``min_tokens`` token events or
+        more, requests in flight, requests not sent yet (counts from one consistent moment).
+
+        Lock-free: the loop never waits for a reader and does no extra work per token.
+        """
+        while True:
+            seq = self._seq
+            if seq & 1:  # the loop is moving a request between queue and flight
+                time.sleep(0)
+                continue
+            active = self._active
+            pending = len(self._pending)
+            conns = list(self._conns)  # one C-level copy under the GIL
+            if self._seq == seq:
+                break
+        streaming = 0
+        for c in conns:
+            req = c.req
+            if req is not None and len(req.tok_ns) >= min_tokens:
+                streaming += 1
+        return Progress(streaming=streaming, in_flight=active, not_sent=pending)
 
     def run(self, specs: Sequence[RequestSpec], concurrency: int = 1, warmup: int = 2,
             progress: Callable[[int, int], None] | None = None, *,
@@ -586,8 +613,10 @@ class StreamClient:
                progress: Callable[[int, int], None] | None = None) -> list[RequestResult]:
         """Run ``reqs``; ``progress(done, total)`` is called at most every PROGRESS_INTERVAL_S
         from the deadline check (never from a socket wake, so it delays no timestamp)."""
+        self._seq += 1
         self._pending = deque(reqs)
         self._active = 0
+        self._seq += 1
         self._t_enq = perf_counter_ns()
         next_check = time.monotonic() + CHECK_INTERVAL_S
         next_progress = time.monotonic() + PROGRESS_INTERVAL_S
@@ -609,6 +638,10 @@ class StreamClient:
             for c in list(self._conns):
                 if c.state != IDLE:
                     self._discard(c)
+            self._seq += 1
+            self._pending = deque()
+            self._active = 0
+            self._seq += 1
             e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
             raise
         return [r.res for r in reqs]
@@ -623,12 +656,16 @@ class StreamClient:
                     self._open()
                 return
             c = idle.popleft()
-            self._send(c, pending.popleft())
+            self._seq += 1
+            req = pending.popleft()
+            self._active += 1
+            self._seq += 1
+            self._send(c, req)
 
     def _send(self, c: _Conn, req: _Req) -> None:
+        """Write ``req`` on ``c`` (the caller counted it in flight)."""
         c.state = BUSY
         c.req = req
-        self._active += 1
         res = req.res
         res.connection_id = c.id
         res.connection_reused = c.served > 0
@@ -775,11 +812,13 @@ class StreamClient:
             # a kept-alive connection the server had closed: resend once on a new one
             self._discard(c)
             c.req = None
-            self._active -= 1
             req.retried = True
             req.res.retried = True
             req.reset()
+            self._seq += 1
+            self._active -= 1
             self._pending.appendleft(req)
+            self._seq += 1
             return
         why = _os_reason(err) if err is not None else "server closed the connection"
         self._fail(c, req, f"connection lost mid-response after {req.reads} reads: {why}")

@@ -68,6 +68,19 @@ def token_count_problem(usage_tokens: int | None, token_events: int) -> str | No
     return None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A running :class:`~pytest_inference.engine.StreamClient`'s state at one moment
+    (:meth:`~pytest_inference.engine.StreamClient.progress`)."""
+
+    #: requests in flight that have received at least ``min_tokens`` token events
+    streaming: int
+    #: requests sent whose response has not ended
+    in_flight: int
+    #: requests of the run not sent yet (waiting for a free slot)
+    not_sent: int
+
+
 @dataclass
 class RequestSpec:
     """One request to send. ``api`` is ``"chat"`` (/chat/completions) or ``"completions"``."""
