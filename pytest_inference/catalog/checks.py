@@ -1,0 +1,154 @@
+"""The check catalog (``checks.toml``): each check's id, title, metric, default requirement,
+remediation and modes, as data — kube-bench's way. The Kubernetes suite implements each id
+(:mod:`pytest_inference.k8s.checks`); the README's checks table is generated from here.
+
+Pure: ``tomllib`` and the standard library only; read once, on first use.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..claims import Requirement, fmt
+
+CHECKS_FILE = Path(__file__).resolve().parent / "checks.toml"
+
+STATIC, LIVE = "static", "live"
+MODES = (STATIC, LIVE)
+_FIELDS = {"id", "title", "metric", "concern", "modes", "mutates", "expected", "remediation", "inputs"}
+_ID = re.compile(r"^[A-Z0-9]+(-[A-Z0-9]+)+-\d{3}$")
+
+
+class CheckCatalogError(Exception):
+    """The check catalog itself is malformed (a programming error; one line)."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check's metadata. ``requirement``: the default the check's figure is judged by when the
+    target sets none (None: only a target's requirement judges it); ``inputs``: default requirements
+    of the per-subject metrics a check judges on the way (K8S-NODE-001's node.* metrics)."""
+
+    id: str
+    title: str
+    metric: str
+    concern: str
+    modes: tuple[str, ...]
+    expected: str
+    remediation: str
+    requirement: Requirement | None = None
+    mutates: bool = False
+    inputs: dict[str, Requirement] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str | None:
+        """The metric's unit, from the metric catalog."""
+        from . import find
+
+        m = find(self.metric)
+        return m.unit if m else None
+
+    def requirement_text(self) -> str:
+        r = self.requirement
+        return f"{self.metric} {r.op} {fmt(r.threshold)}" if r else self.metric
+
+
+def _requirement(where: str, metric: str, raw: Any) -> Requirement | None:
+    if not isinstance(raw, dict):
+        raise CheckCatalogError(f"{where}: a requirement is a table {{ op, threshold }}")
+    if "op" not in raw and "threshold" not in raw:
+        return None
+    try:
+        return Requirement(metric, raw.get("op"), raw.get("threshold"))
+    except (ValueError, TypeError) as exc:
+        raise CheckCatalogError(f"{where}: {exc}") from None
+
+
+def _entry(i: int, raw: Any) -> CheckSpec:
+    where = f"{CHECKS_FILE.name}: check[{i}]"
+    if not isinstance(raw, dict):
+        raise CheckCatalogError(f"{where} is not a table")
+    cid = raw.get("id")
+    if not isinstance(cid, str) or not _ID.match(cid):
+        raise CheckCatalogError(f"{where} id {cid!r} is not like 'K8S-AREA-001'")
+    where = f"{CHECKS_FILE.name}: {cid}"
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise CheckCatalogError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}")
+    for key in ("title", "metric", "concern", "remediation"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip() or "\n" in raw[key]:
+            raise CheckCatalogError(f"{where} {key} must be one non-empty line")
+    modes = raw.get("modes")
+    if not isinstance(modes, list) or not modes or not set(modes) <= set(MODES):
+        raise CheckCatalogError(f"{where} modes must be a non-empty list of {', '.join(MODES)}")
+    exp = raw.get("expected")
+    if not isinstance(exp, dict) or not isinstance(exp.get("text"), str) or not exp["text"].strip():
+        raise CheckCatalogError(f"{where} expected needs a text")
+    if set(exp) - {"op", "threshold", "text"}:
+        raise CheckCatalogError(f"{where} expected has unknown field(s) {sorted(set(exp) - {'op', 'threshold', 'text'})}")
+    metric = raw["metric"]
+    req = _requirement(f"{where} expected", metric, {k: v for k, v in exp.items() if k != "text"})
+    inputs = raw.get("inputs", {})
+    if not isinstance(inputs, dict):
+        raise CheckCatalogError(f"{where} inputs must be a table metric -> {{ op, threshold }}")
+    ins = {}
+    for m, r in inputs.items():
+        got = _requirement(f"{where} inputs.{m}", m, r)
+        if got is None:
+            raise CheckCatalogError(f"{where} inputs.{m} needs op and threshold")
+        ins[m] = got
+    mutates = raw.get("mutates", False)
+    if not isinstance(mutates, bool):
+        raise CheckCatalogError(f"{where} mutates must be true or false")
+    return CheckSpec(id=cid, title=raw["title"], metric=metric, concern=raw["concern"], modes=tuple(modes),
+                     expected=exp["text"].strip(), remediation=raw["remediation"].strip(), requirement=req,
+                     mutates=mutates, inputs=ins)
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict[str, CheckSpec]:
+    try:
+        with CHECKS_FILE.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CheckCatalogError(f"cannot read {CHECKS_FILE}: {exc}") from None
+    out: dict[str, CheckSpec] = {}
+    for i, raw in enumerate(data.get("check", [])):
+        spec = _entry(i, raw)
+        if spec.id in out:
+            raise CheckCatalogError(f"{CHECKS_FILE.name}: {spec.id} is listed twice")
+        out[spec.id] = spec
+    return out
+
+
+def checks() -> dict[str, CheckSpec]:
+    """Every check, in the file's order."""
+    return dict(_load())
+
+
+def check(cid: str) -> CheckSpec:
+    """The check ``cid``; KeyError (one line) when the catalog lacks it."""
+    spec = _load().get(cid)
+    if spec is None:
+        raise KeyError(f"no check {cid!r} in {CHECKS_FILE}")
+    return spec
+
+
+def _cell(text: str) -> str:
+    return text.replace("\n", " ")
+
+
+def readme_table() -> str:
+    """The README's checks table (markdown), generated from the catalog."""
+    rows = ["| id | check | claim (default requirement) | static | live |", "|---|---|---|---|---|"]
+    for s in _load().values():
+        claim = f"`{s.requirement_text()}`" if s.requirement else f"`{s.metric}` (the target's requirement only)"
+        live = "mutation" if s.mutates else ("✓" if LIVE in s.modes else "–")
+        rows.append(f"| {s.id} | {_cell(s.expected)} | {claim} | {'✓' if STATIC in s.modes else '–'} | {live} |")
+    return "\n".join(rows) + "\n"
+
