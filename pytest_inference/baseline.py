@@ -1,9 +1,9 @@
 """Compare a run's claims with a saved ``summary.json`` and flag regressions.
 
 Like pytest-benchmark's ``--benchmark-compare-fail``, but for every claim and direction-aware:
-a claim whose requirement is ``<``/``<=`` (or whose unit is a time) is better lower; ``>``/``>=``
-(or tok/s, MB/s, …) better higher. The baseline is read-only, so every xdist worker can judge
-its own tests' claims.
+a claim whose requirement is ``<``/``<=`` is better lower, ``>``/``>=`` better higher; without
+one, the metric catalog's ``better`` says (:mod:`pytest_inference.catalog`). The baseline is
+read-only, so every xdist worker can judge its own tests' claims.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Baseline:
         if base is None or base.get("measured") is None or claim.measured is None:
             return None
         old, new = float(base["measured"]), float(claim.measured)
-        better = direction(claim.op, claim.unit) or direction(base.get("op"), base.get("unit"))
+        better = direction(claim.op, claim.metric) or direction(base.get("op"), claim.metric)
         change = None if old == 0 else (new - old) / abs(old)
         if better == "lower":
             regression = new > old * (1 + self.tolerance) if old > 0 else new > old

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from . import stats
+from . import catalog, stats
 
 PASS, FAIL, INCONCLUSIVE, MEASURED = "pass", "fail", "inconclusive", "measured"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, MEASURED)
@@ -32,11 +32,6 @@ OPS = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-
-#: units where a smaller number is better / a larger number is better (for baselines)
-LOWER_IS_BETTER_UNITS = {"ns", "us", "ms", "s", "min", "h", "$/h", "$"}
-HIGHER_IS_BETTER_UNITS = {"tok/s", "req/s", "MB/s", "GB/s", "MiB/s", "Gbit/s", "req/h"}
-
 
 @dataclass(frozen=True)
 class Requirement:
@@ -221,6 +216,9 @@ def judge(
     if requirement is not None:
         stat = requirement.stat or stat
         unit = requirement.unit or unit
+    if unit is None:
+        known = catalog.find(metric)
+        unit = known.unit if known else None
     if not_judged:
         claim = judge(metric, xs, stat=stat, unit=unit, requirement=requirement, measured=measured, target=target,
                       confidence=confidence, contaminated=contaminated, min_samples=min_samples, details=details)
@@ -303,17 +301,15 @@ def judge(
     return claim
 
 
-def direction(claim_or_op: Claim | str | None, unit: str | None = None) -> str | None:
-    """'lower' or 'higher' is better, from the comparison if there is one, else from the unit."""
+def direction(claim_or_op: Claim | str | None, metric: str | None = None) -> str | None:
+    """'lower' or 'higher' is better: from the comparison if there is one (``<`` / ``>=`` …), else
+    from the metric's catalog entry (:mod:`pytest_inference.catalog`; a count that must be 0 is
+    better lower); None when neither says."""
     op = claim_or_op.op if isinstance(claim_or_op, Claim) else claim_or_op
     if isinstance(claim_or_op, Claim):
-        unit = claim_or_op.unit
+        metric = claim_or_op.metric
     if op in ("<", "<="):
         return "lower"
     if op in (">", ">="):
         return "higher"
-    if unit in LOWER_IS_BETTER_UNITS:
-        return "lower"
-    if unit in HIGHER_IS_BETTER_UNITS:
-        return "higher"
-    return None
+    return catalog.direction(metric)

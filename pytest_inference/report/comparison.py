@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .. import catalog
 from ..claims import Claim, fmt
 
+#: (row label, self-hosted metric, serverless metric); units come from the claims, else the catalog
 ROWS = (
-    ("median TTFT", "warm.ttft_median_ms", "serverless.ttft_median_ms", "ms"),
-    ("TTFT spread (max - min)", "warm.ttft_spread_ms", "serverless.ttft_spread_ms", "ms"),
-    ("output throughput", "warm.output_tok_s", "serverless.output_tok_s", "tok/s"),
-    ("cold start", "coldstart.total_s", "serverless.cold_probe_ms", None),
+    ("median TTFT", "warm.ttft_median_ms", "serverless.ttft_median_ms"),
+    ("TTFT spread (max - min)", "warm.ttft_spread_ms", "serverless.ttft_spread_ms"),
+    ("output throughput", "warm.output_tok_s", "serverless.output_tok_s"),
+    ("cold start", "coldstart.total_s", "serverless.cold_probe_ms"),
 )
+
+
+def _cell(c: Claim | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    known = catalog.find(c.metric)
+    unit = c.unit or (known.unit if known else None)
+    return {"metric": c.metric, "measured": c.measured, "unit": unit, "samples": c.count}
 
 
 def side_by_side(claims: Sequence[Claim]) -> list[dict[str, Any]] | None:
@@ -24,15 +34,11 @@ def side_by_side(claims: Sequence[Claim]) -> list[dict[str, Any]] | None:
     if not any(m.startswith("warm.") for m in by_metric) or not any(m.startswith("serverless.") for m in by_metric):
         return None
     rows = []
-    for label, own, managed, _unit in ROWS:
+    for label, own, managed in ROWS:
         a, b = by_metric.get(own), by_metric.get(managed)
         if a is None and b is None:
             continue
-        rows.append({
-            "row": label,
-            "self_hosted": None if a is None else {"metric": own, "measured": a.measured, "unit": a.unit, "samples": a.count},
-            "serverless": None if b is None else {"metric": managed, "measured": b.measured, "unit": b.unit, "samples": b.count},
-        })
+        rows.append({"row": label, "self_hosted": _cell(a), "serverless": _cell(b)})
     return rows
 
 

@@ -1,7 +1,9 @@
 """Hardware target profiles: TOML files that say what a machine must achieve.
 
-A profile names its claims' requirements (``[claims]``) and the workload the suites
-run (``[workload]``).  Shipped profiles live beside this module; any other path is a
+A profile names its claims' requirements (``[claims]``: ``op``, ``threshold``, optionally ``stat``,
+``min_samples``, ``description``; a metric's unit and default statistic come from the metric
+catalog, :mod:`pytest_inference.catalog`) and the workload the suites run (``[workload]``).
+Shipped profiles live beside this module; any other path is a
 vendor's own profile, which may ``extends = "mi300x"`` a shipped one.
 
 Everything here raises :class:`TargetError` with one readable line; the plugin turns it
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import catalog
 from ..claims import Requirement, fmt
 
 HERE = Path(__file__).resolve().parent
@@ -197,8 +200,22 @@ def _requirement(path: Path, metric: str, spec: Any) -> Requirement:
     missing = {"op", "threshold"} - set(spec)
     if missing:
         raise TargetError(f"{where} lacks {' and '.join(sorted(missing))}")
+    # what the metric is comes from the catalog; the profile says only what it requires
+    known = catalog.find(metric)
+    if known is None:
+        close = catalog.suggest(metric)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise TargetError(f"{where} is not a metric any suite reports{hint}; the metrics are listed in "
+                          f"{catalog.METRICS_FILE} and the README")
+    spec = dict(spec)
+    unit = spec.pop("unit", None)
+    if unit is not None and unit != (known.unit or ""):
+        said = f"'{known.unit}'" if known.unit else "no unit (a plain number or count)"
+        raise TargetError(f"{where} has unit {unit!r}, but the catalog's {metric} is in {said}; "
+                          "leave unit out (the catalog's is used)")
+    spec.setdefault("stat", known.stat)
     try:
-        return Requirement(metric=metric, **spec)
+        return Requirement(metric=metric, unit=known.unit, **spec)
     except (TypeError, ValueError) as exc:
         raise TargetError(f"{where}: {exc}") from None
 
@@ -267,7 +284,7 @@ def describe_targets(names: list[str] | None = None) -> str:
         for metric, r in sorted(t.requirements.items()):
             unit = f" {r.unit}" if r.unit else ""
             extra = []
-            if r.stat:
+            if r.stat and r.stat != "value":
                 extra.append(r.stat)
             if r.min_samples > 1:
                 extra.append(f"over >= {r.min_samples} samples")

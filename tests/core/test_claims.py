@@ -94,7 +94,19 @@ def test_round_trip_through_json():
 
 def test_direction():
     assert direction("<") == "lower" and direction(">=") == "higher"
-    assert direction(None, "ms") == "lower" and direction(None, "MB/s") == "higher" and direction(None, "B") is None
+    # no comparison: the metric catalog's direction (time lower, throughput higher, neither, unknown)
+    assert direction(None, "warm.ttft_median_ms") == "lower" and direction(None, "storage.nfs_read_MBps") == "higher"
+    assert direction(None, "coldstart.floor_s") is None and direction(None, "unknown.metric") is None
+    assert direction("==", "k8s.pvc_defects") == "lower"  # a count that must be 0: fewer is better
+    assert direction(">=", "warm.ttft_median_ms") == "higher"  # the requirement's comparison wins
+    assert direction(judge("coldstart.phase.weights_load_s", [3.0])) == "lower"  # a family member
+
+
+def test_unit_defaults_from_the_catalog():
+    assert judge("storage.nfs_read_MBps", [900.0]).unit == "MB/s"
+    assert judge("coldstart.phase.engine_init_s", [9.0]).unit == "s"
+    assert judge("warm.ttft_median_ms", [1.0], unit="us").unit == "us"  # a caller's unit is kept
+    assert judge("my.own_metric", [1.0]).unit is None and judge("node.stale_nfs_connections", [0]).unit is None
 
 
 @pytest.mark.parametrize("x,text", [(7.9, "7.9"), (322.41, "322.4"), (16777216, "16777216"), (0.0005, "0.0005"), (2.0, "2")])

@@ -39,14 +39,25 @@ def test_unknown_name_lists_available():
     "body,expect",
     [
         ("name = [", "malformed target profile"),
-        ('[claims]\n"a.b" = { op = "<<", threshold = 5 }', "op must be one of"),
-        ('[claims]\n"a.b" = { op = "<", threshold = "five" }', "threshold must be a number"),
-        ('[claims]\n"a.b" = { op = "<" }', "lacks threshold"),
-        ('[claims]\n"a.b" = { op = "<", threshold = 1, color = "red" }', "unknown key(s) color"),
+        ('[claims]\n"warm.ttft_median_ms" = { op = "<<", threshold = 5 }', "op must be one of"),
+        ('[claims]\n"warm.ttft_median_ms" = { op = "<", threshold = "five" }', "threshold must be a number"),
+        ('[claims]\n"warm.ttft_median_ms" = { op = "<" }', "lacks threshold"),
+        ('[claims]\n"warm.ttft_median_ms" = { op = "<", threshold = 1, color = "red" }', "unknown key(s) color"),
         ('[claimz]\n"a.b" = 1', "unknown top-level key(s) claimz"),
         ('claims = 5', "'claims' must be a table"),
         ('confidence = 2', "'confidence' must be a number between 0 and 1"),
         ('extends = "nope"', "unknown target 'nope'"),
+        # what a metric is comes from the catalog: a name it lacks, a unit it disagrees with
+        ('[claims]\n"warm.ttft_medain_ms" = { op = "<", threshold = 5 }',
+         "claims.'warm.ttft_medain_ms' is not a metric any suite reports (did you mean 'warm.ttft_median_ms'?)"),
+        ('[claims]\n"coldstart.phase.weight_load_s" = { op = "<", threshold = 5 }',
+         "(did you mean 'coldstart.phase.weights_load_s'?)"),
+        ('[claims]\n"a.b" = { op = "<", threshold = 5 }', "claims.'a.b' is not a metric any suite reports;"),
+        ('[claims]\n"coldstart.total_s" = { op = "<", threshold = 65, unit = "ms" }',
+         "claims.'coldstart.total_s' has unit 'ms', but the catalog's coldstart.total_s is in 's'; leave unit out"),
+        ('[claims]\n"storage.nconnect" = { op = ">=", threshold = 8, unit = "B" }',
+         "has unit 'B', but the catalog's storage.nconnect is in no unit"),
+        ('[claims]\n"warm.output_tok_s" = { op = ">=", threshold = 150, unit = 5 }', "has unit 5, but"),
     ],
 )
 def test_malformed_profiles_give_one_line(tmp_path, body, expect):
@@ -81,3 +92,31 @@ def test_missing_file():
 def test_describe_lists_claims():
     text = describe_targets(["mi300x"])
     assert "warm.ttft_spread_ms" in text and "< 5 ms" in text and "16777216" in text
+
+
+def test_claims_take_unit_and_stat_from_the_catalog(tmp_path):
+    p = tmp_path / "vendor.toml"
+    p.write_text('[claims]\n"coldstart.total_s" = { op = "<", threshold = 50 }\n'
+                 '"warm.ttft_spread_ms" = { op = "<", threshold = 5, unit = "ms" }\n'  # agreeing unit: allowed
+                 '"warm.ttft_median_ms" = { op = "<=", threshold = 400, stat = "p90" }\n'  # a stat of its own
+                 '"economics.breakeven_rps.tiny" = { op = "<", threshold = 30 }\n'  # a family member
+                 '"storage.nconnect" = { op = ">=", threshold = 8, unit = "" }\n')
+    r = load_target(str(p)).requirements
+    assert (r["coldstart.total_s"].unit, r["coldstart.total_s"].stat) == ("s", "max")
+    assert (r["warm.ttft_spread_ms"].unit, r["warm.ttft_spread_ms"].stat) == ("ms", "spread")
+    assert r["warm.ttft_median_ms"].stat == "p90"
+    assert (r["economics.breakeven_rps.tiny"].unit, r["economics.breakeven_rps.tiny"].stat) == ("req/s", "value")
+    assert r["storage.nconnect"].unit is None
+
+
+def test_shipped_profiles_state_only_requirements():
+    """No shipped [claims] entry repeats what the catalog says (its unit, or its default statistic)."""
+    import tomllib
+    from pathlib import Path
+
+    from pytest_inference import catalog
+
+    for path in sorted(Path(load_target("mi300x").source).parent.glob("*.toml")):
+        for metric, spec in tomllib.loads(path.read_text()).get("claims", {}).items():
+            assert "unit" not in spec, f"{path.name}: {metric} repeats its unit"
+            assert spec.get("stat") != catalog.metric(metric).stat, f"{path.name}: {metric} repeats its stat"
