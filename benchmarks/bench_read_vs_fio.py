@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_inference.probes.coldstart import read_bandwidth  # noqa: E402
+from pytest_inference.storage.read import read_bandwidth  # noqa: E402
 
 MiB = 1 << 20
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .coldstart import ColdStartRun, floor_ratio, floor_s, read_bandwidth, spread_s, weight_bytes
-from .vllm_log import VllmLogParser
+from ..storage.read import read_bandwidth, weight_bytes
+from .coldstart import ColdStartRun, floor_ratio, floor_s, spread_s
+from ..vllm.startup_log import VllmLogParser
 
 
 @dataclass

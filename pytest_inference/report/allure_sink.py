@@ -17,8 +17,10 @@ What one claim adds to its test's result:
 * the claim's message appended to the test's description (several claims, several lines);
 * a step ``<metric>: <VERDICT> — <value> (<stat> <requirement>)`` whose status is the
   verdict's (failed for ``fail``, skipped for ``inconclusive``, passed otherwise), holding
-  the attachments ``<metric> claim`` (the claim as JSON, raw samples included) and
-  ``<metric> chart`` (the PNG from :mod:`.charts`, for claims with >= 2 samples).
+  the attachments ``<metric> claim`` (the claim as JSON, raw samples included),
+  ``<metric> chart`` (the PNG from :mod:`.charts`, for claims with >= 2 samples) and one PNG per
+  figure the claim's details carry (:mod:`.figures`: e.g. the cold-start timeline, the economics
+  cost-vs-rate chart); no PNG at all without matplotlib.
 """
 
 from __future__ import annotations
@@ -172,19 +174,23 @@ def attach_claim(
 
 def _attachments(claim: Claim, suite: str | None, parameters: Mapping[str, Any] | None,
                  chart: bool) -> list[tuple[bytes | str, str, str]]:
-    """``(body, name, kind)`` for the claim JSON and, where there is one, its chart."""
+    """``(body, name, kind)`` for the claim JSON and, where there are any, its charts: the samples
+    chart (>= 2 samples) and the figures its details carry (:mod:`.figures`). Without matplotlib
+    nothing is drawn (the run says so once: :func:`.figures.charts_note`)."""
+    from . import figures
+
     name = _slug(claim.metric)
     out: list[tuple[bytes | str, str, str]] = [(claim_json(claim, suite, parameters), f"{name} claim", "JSON")]
-    if chart:
-        try:
-            from .charts import claim_chart_png
-
-            png = claim_chart_png(claim)
-        except Exception as exc:  # a broken chart must not break the run
-            out.append((f"chart failed: {type(exc).__name__}: {exc}", f"{name} chart error", "TEXT"))
-            png = None
-        if png:
-            out.append((png, f"{name} chart", "PNG"))
+    drawings = figures.drawings(claim) if chart else []
+    if drawings and figures.available():
+        for title, draw in drawings:
+            try:
+                png = draw()
+            except Exception as exc:  # a broken chart must not break the run
+                out.append((f"chart failed: {type(exc).__name__}: {exc}", f"{title} error", "TEXT"))
+                continue
+            if png:
+                out.append((png, title, "PNG"))
     return out
 
 
@@ -324,3 +330,20 @@ def attach_data(body: bytes | str, name: str, kind: str) -> bool:
     kinds = {"json": "JSON", "png": "PNG", "text": "TEXT", "svg": "SVG"}
     allure.attach(body, name=name, attachment_type=getattr(allure.attachment_type, kinds[kind]))
     return True
+
+
+# --- the Allure sink: implementations of the hooks of pytest_inference.hookspec ----------------------
+def pytest_inference_claim(claim: Claim, item: Any, parameters: Mapping[str, Any] | None) -> None:
+    """A judged claim becomes part of the running test's Allure result (when allure-pytest records)."""
+    if not allure_enabled(item.config):
+        return
+    from ..session import suite_of
+
+    marked = any(m.kwargs.get("label_type") == "suite" for m in item.iter_markers("allure_label"))
+    attach_claim(claim, suite=suite_of(item), target=claim.target, parameters=parameters, suite_labels=not marked)
+
+
+def pytest_inference_attachment(item: Any, name: str, body: bytes | str, kind: str) -> None:
+    """A test's attachment (a chart, a table) in its Allure result."""
+    if allure_enabled(item.config):
+        attach_data(body, name, kind)

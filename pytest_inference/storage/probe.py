@@ -4,7 +4,7 @@ Two modes:
 
 ``mount``  a model folder on this node (``--model-path``): the mount that holds it comes from
            mountinfo (:mod:`pytest_inference.node.parse`), its NFS options from the kernel's
-           own line; throughput is :func:`pytest_inference.probes.coldstart.read_bandwidth`
+           own line; throughput is :func:`.read.read_bandwidth`
            (several parallel readers, each file's cached pages dropped with
            ``posix_fadvise(DONTNEED)`` then read with ``O_DIRECT`` where the file system
            allows it; the method used is reported).
@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 from ..node.backends import LocalBackend, NodeError
 from ..node.parse import Mount
 from ..node.probes import Node
+from .read import read_bandwidth
 
 MB = 1_000_000
 
@@ -189,8 +190,6 @@ class ReadRound:
 
 def read_mount(path: str | os.PathLike, readers: int = 4, block: int = 8 << 20) -> ReadRound:
     """One read of the weight files under ``path`` on this host, page cache excluded."""
-    from ..probes.coldstart import read_bandwidth
-
     try:
         r = read_bandwidth(path, readers=readers, block=block)
     except ValueError as exc:

@@ -13,15 +13,18 @@ def _params(series):
 
 
 def test_cold_start_to_first_token(cold_starts, claim):
-    from pytest_inference.probes.coldstart import timeline_chart_png, timeline_json
+    from pytest_inference.probes.coldstart import timeline_json
+    from pytest_inference.report.figures import timeline, with_figures
 
+    # each start's timeline travels with the claim as data; the report side draws it
+    charts = [timeline(run.timeline_rows(), f"cold start {i}: {run.total_s:.1f} s to first token"
+                       if run.total_s is not None else f"cold start {i}: no first token",
+                       name=f"cold start {i} timeline chart")
+              for i, run in enumerate(cold_starts.runs, 1)]
     c = claim("coldstart.total_s", cold_starts.totals, stat="max", unit="s",
-              details=cold_starts.details(), parameters=_params(cold_starts))
+              details=with_figures(cold_starts.details(), *charts), parameters=_params(cold_starts))
     for i, run in enumerate(cold_starts.runs, 1):
         claim.attach(f"cold start {i} timeline", timeline_json(run), "json")
-        png = timeline_chart_png(run, title=f"cold start {i}: {run.total_s:.1f} s to first token")
-        if png:
-            claim.attach(f"cold start {i} timeline chart", png, "png")
     assert c.count == len(cold_starts.runs)
 
 

@@ -11,9 +11,10 @@ import json
 import pytest
 
 from pytest_inference import economics as econ
-from pytest_inference.report.charts import line_chart_png
+from pytest_inference.report.figures import lines, with_figures
 
-pytestmark = pytest.mark.economics
+# the token counts it reads are published by the warm and serverless suites: run after them
+pytestmark = [pytest.mark.economics, pytest.mark.inference_reads(*econ.TOKEN_MEASUREMENTS)]
 
 UNIT = "req/s"
 
@@ -24,9 +25,10 @@ def _params(inputs, **extra):
             "usd_per_m_output": p.usd_per_m_output, "input_tokens": round(inputs.input_tokens, 2), **extra}
 
 
-def _chart(inputs, lengths, title):
+def _chart(inputs, lengths, title, name):
+    """The cost-per-hour vs request-rate chart as data: it travels with the claim; the report draws it."""
     series, marks = econ.chart_data(inputs.settings.pricing, inputs.input_tokens, lengths)
-    return line_chart_png(series, title, "requests per second", "USD per hour", marks)
+    return lines(series, title, "requests per second", "USD per hour", marks, name=name)
 
 
 def test_breakeven_rps(length, economics_inputs, claim):
@@ -41,11 +43,10 @@ def test_breakeven_rps(length, economics_inputs, claim):
     details = {**inputs.details(), "output_tokens": out, "usd_per_request": row.usd_per_request,
                "breakeven_requests_per_hour": row.breakeven_requests_per_hour,
                "output_tokens_source": inputs.settings.sources["output_lengths"]}
-    png = _chart(inputs, {length: out},
-                 f"Cost per hour: GPU vs serverless, {length} ({econ.fmt_tokens(out)} output tokens)")
-    if png:
-        claim.attach(f"cost per hour vs request rate ({length})", png, "png")
-    claim(metric, [row.breakeven_requests_per_second], unit=UNIT, details=details,
+    chart = _chart(inputs, {length: out},
+                   f"Cost per hour: GPU vs serverless, {length} ({econ.fmt_tokens(out)} output tokens)",
+                   f"cost per hour vs request rate ({length})")
+    claim(metric, [row.breakeven_requests_per_second], unit=UNIT, details=with_figures(details, chart),
           parameters=_params(inputs, output_tokens=out))
 
 
@@ -65,11 +66,11 @@ def test_crossover_table(economics_inputs, claim):
         table["session_row"] = econ.crossover_row(s.pricing, "session", m.input_tokens_mean,
                                                   m.output_tokens_mean).to_dict()
     claim.attach("crossover table", json.dumps(table, indent=2), "json")
-    png = _chart(inputs, s.output_lengths, "Cost per hour: GPU vs serverless by response length")
-    if png:
-        claim.attach("cost per hour vs request rate", png, "png")
+    chart = _chart(inputs, s.output_lengths, "Cost per hour: GPU vs serverless by response length",
+                   "cost per hour vs request rate")
     swing = econ.swing(rows)
     if swing is None:
         pytest.skip("one response length: no swing to report")
-    claim("economics.breakeven_swing", [swing], unit="x", details={**inputs.details(), "rows": [r.to_dict() for r in rows]},
+    claim("economics.breakeven_swing", [swing], unit="x",
+          details=with_figures({**inputs.details(), "rows": [r.to_dict() for r in rows]}, chart),
           parameters=_params(inputs))
