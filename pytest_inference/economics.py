@@ -564,6 +564,40 @@ def measurement_from_results(source: str, results: Iterable[Any]) -> TokenMeasur
     return TokenMeasurement(source, prompt, output)
 
 
+#: the session measurements (``inference_session.publish``) that carry token counts, in the
+#: shape of :func:`token_data`; the economics suite reads them
+TOKEN_MEASUREMENTS = ("warm.tokens", "serverless.tokens")
+
+
+def token_data(results: Iterable[Any]) -> dict[str, Any] | None:
+    """What a suite publishes as ``<suite>.tokens``: the server-reported prompt and output tokens of each
+    completed request (as :func:`measurement_from_results` keeps them) and the request count; None when
+    no request reported usage."""
+    m = measurement_from_results("", results)
+    if m is None:
+        return None
+    return {"requests": m.requests, "prompt_tokens": list(m.prompt_tokens), "output_tokens": list(m.output_tokens)}
+
+
+def _counts(value: Any) -> list[int] | None:
+    if not isinstance(value, list):
+        return None
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value):
+        return None
+    return list(value)
+
+
+def measurement_from_data(source: str, data: Any) -> TokenMeasurement | None:
+    """A published ``<suite>.tokens`` measurement (:func:`token_data`'s shape) as a TokenMeasurement;
+    None when its data is not that shape (another plugin's figure of the same name is not guessed at)."""
+    if not isinstance(data, Mapping):
+        return None
+    prompt, output = _counts(data.get("prompt_tokens")), _counts(data.get("output_tokens"))
+    if not prompt or output is None:
+        return None
+    return TokenMeasurement(source, prompt, output)
+
+
 def choose_measurement(measurements: Iterable[TokenMeasurement]) -> TokenMeasurement | None:
     """The serverless endpoint's own counts when the session has them (it bills by them), else the latest."""
     ms = [m for m in measurements if m.requests]

@@ -1,8 +1,9 @@
 """pytest-inference's pytest entry point: options and hooks only.
 
-The work lives elsewhere: :mod:`.claims` judges, :mod:`.session` collects, :mod:`.fixture`
-gives tests their fixtures, :mod:`.report` writes the sinks, :mod:`.baseline` compares
-runs. This module imports only light standard-library code at load time, so
+The work lives elsewhere: :mod:`.claims` judges, :mod:`.session` collects claims and
+measurements, :mod:`.fixtures` gives tests their fixtures, :mod:`.hookspec` declares the hooks
+the sinks of :mod:`.report` implement, :mod:`.baseline` compares runs. This module imports
+only light standard-library code at load time, so
 ``pytest --help`` stays fast and ``-p no:inference`` removes everything.
 """
 
@@ -33,6 +34,18 @@ MARKERS = {
     "node": "node suite: network tuning of the host (MTU, TCP buffers, stale NFS connections)",
     "k8s": "Kubernetes suite: taint gate, tuner, HA and storage checks of a deployment",
     "api": "API suite: OpenAI-compatible API behaviour of an endpoint",
+}
+#: markers that are no suite (session.suite_of reads MARKERS only)
+READS_MARKER = "inference_reads"
+OTHER_MARKERS = {
+    READS_MARKER: "inference_reads(*names): the test reads measurements other tests publish "
+    "(inference_session.measurements(name)); it runs after every test without this marker",
+}
+#: the shipped sinks: hook implementations (hookspec.py) registered under these names (-p no:NAME removes one)
+SINKS = {
+    "inference-terminal": "pytest_inference.report.terminal",
+    "inference-summary-json": "pytest_inference.report.summary",
+    "inference-allure": "pytest_inference.report.allure_sink",
 }
 
 INCONCLUSIVE_MODES = ("fail", "xfail")
@@ -325,6 +338,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _k8s_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_cmdline_main(config: pytest.Config):
     if config.getoption("inference_list_targets"):
         from .targets import describe_targets
@@ -336,7 +355,7 @@ def pytest_cmdline_main(config: pytest.Config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in MARKERS.items():
+    for name, text in {**MARKERS, **OTHER_MARKERS}.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.getoption("inference_list_targets"):
         return
@@ -346,9 +365,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_session.SESSION_KEY] = state
     config.pluginmanager.register(state, "inference-session")
+    import importlib
+
+    for name, module in SINKS.items():
+        if not config.pluginmanager.is_blocked(name) and config.pluginmanager.get_plugin(name) is None:
+            config.pluginmanager.register(importlib.import_module(module), name)
     # allure-pytest's folder is defaulted after collection, only when inference tests run (session.py)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(_session.SESSION_KEY, None)
     return state.header_lines() if state else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``inference_reads`` run after every other test (the one ordering this plugin does)."""
+    _session.readers_last(items, READS_MARKER)

@@ -3,7 +3,9 @@
 One :class:`InferenceSession` per pytest process, registered as a plugin by
 :mod:`.plugin`.  A claim made in a test travels with the test's report (as a
 ``user_properties`` entry), so under pytest-xdist the controller sees every worker's
-claims; the controller alone writes ``summary.json`` and the terminal table.
+claims; a :class:`Measurement` published to the session (``inference_session.publish``)
+travels the same way.  The controller alone hands the run to the sinks: the hooks of
+:mod:`.hookspec` (terminal table, ``summary.json``, Allure are implementations of them).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import platform
 import re
 import socket
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,9 @@ ITEM_CLAIMS: pytest.StashKey[list[Claim]] = pytest.StashKey()
 #: user_properties names that carry data from workers to the controller (removed before JUnit)
 CLAIM_CARRIER = "pytest_inference.claim"
 META_CARRIER = "pytest_inference.meta"
+MEASUREMENT_CARRIER = "pytest_inference.measurement"
+#: xdist's workeroutput key: measurements a worker published after its last report
+WORKER_MEASUREMENTS = "pytest_inference.measurements"
 SCHEMA = 1
 REDACTED = "***"
 #: the key variable peers (OpenAI SDK, LangChain, …) read; the default of --api-key-env for an --endpoint
@@ -44,6 +50,40 @@ SERVER_FIXTURES = frozenset({
 
 class UsageError(Exception):
     """Bad options or input files; one line for the user."""
+
+
+_MEASUREMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A figure a probe or suite measured and published to the session for others to read (the
+    economics suite reads ``warm.tokens``), not judged itself: ``name`` (dotted, like a metric),
+    ``data`` (any JSON value), ``unit``, ``source`` (the test that was running when it was published)
+    and ``id`` (unique in the run: the same measurement arriving twice is kept once)."""
+
+    name: str
+    data: Any
+    unit: str | None = None
+    source: str | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _MEASUREMENT_NAME.match(self.name):
+            raise ValueError(f"a measurement name is letters, digits, '_', '.', '-'; got {self.name!r}")
+        if self.unit is not None and not isinstance(self.unit, str):
+            raise TypeError(f"measurement {self.name}: unit must be a string; got {type(self.unit).__name__}")
+        try:
+            json.dumps(self.data)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"measurement {self.name}: data must be JSON (dict, list, str, number); {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "data": self.data, "unit": self.unit, "source": self.source, "id": self.id}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Measurement":
+        return cls(d["name"], d.get("data"), d.get("unit"), d.get("source"), d.get("id") or "")
 
 
 def check_api_key(key: str, option: str, var: str) -> None:
@@ -151,6 +191,10 @@ class InferenceSession:
         self.inference_items = 0      # inference tests selected (this process) / reported (controller)
         self.unmeasured: dict[str, str] = {}  # nodeid -> why (skip reason) for inference tests without a claim
         self._tests_with_claims: set[str] = set()
+        self._measurements: dict[str, Measurement] = {}  # id -> measurement, in arrival order
+        self._outbox: list[Measurement] = []  # published here, not yet carried on a report
+        self._published = 0
+        self._running: pytest.Item | None = None
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -396,6 +440,37 @@ class InferenceSession:
         """Run metadata (server, model, …) a fixture learned; reaches summary.json from any worker."""
         self.metadata.update({k: v for k, v in values.items() if v is not None})
 
+    # --- measurements (published by probes and suites, read by later suites) -------------
+    def publish(self, name: str, data: Any, *, unit: str | None = None, source: str | None = None) -> Measurement:
+        """Publish a measurement: readable at once in this process (:meth:`measurements`), carried to
+        the controller with the next test report (as claims are), kept in ``summary.json``'s
+        ``measurements``. ``source`` defaults to the running test's node id."""
+        if source is None and self._running is not None:
+            source = self._running.nodeid
+        self._published += 1
+        worker = getattr(self.config, "workerinput", {}).get("workerid", "main")
+        m = Measurement(name, data, unit, source, id=f"{worker}-{os.getpid()}-{self._published}")
+        self._measurements[m.id] = m
+        self._outbox.append(m)
+        self.config.hook.pytest_inference_measurement(measurement=m, config=self.config)
+        return m
+
+    def measurements(self, name: str | None = None) -> list[Measurement]:
+        """The measurements named ``name`` (all without one) this process knows, oldest first: its own,
+        and in the controller every worker's that reached it. An xdist worker sees only its own."""
+        return [m for m in self._measurements.values() if name is None or m.name == name]
+
+    def _receive(self, m: Measurement) -> None:
+        self._measurements.setdefault(m.id, m)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
+        self._running = item
+        try:
+            return (yield)
+        finally:
+            self._running = None
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
         result = yield
@@ -459,6 +534,8 @@ class InferenceSession:
                     self.claims[data["id"]] = Claim.from_dict(data)
             elif name == META_CARRIER:
                 self.metadata.update(json.loads(value))
+            elif name == MEASUREMENT_CARRIER:
+                self._receive(Measurement.from_dict(json.loads(value)))
             else:
                 kept.append((name, value))
         # rebind, never mutate: the list may be the item's own (no xdist)
@@ -475,7 +552,17 @@ class InferenceSession:
         suite = suite_of(item)
         if suite:
             report.inference_suite = suite
+        if self._outbox:  # measurements published since the last report travel with this one
+            shipped = [(MEASUREMENT_CARRIER, json.dumps(m.to_dict(), default=str)) for m in self._outbox]
+            self._outbox.clear()
+            report.user_properties = [*report.user_properties, *shipped]
         return report
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        """xdist (controller): measurements a worker published after its last report."""
+        for data in json.loads(getattr(node, "workeroutput", {}).get(WORKER_MEASUREMENTS, "[]")):
+            self._receive(Measurement.from_dict(data))
 
     def _track_measured(self, report: pytest.TestReport) -> None:
         """Remember the inference tests that made no claim, and why (C19)."""
@@ -506,27 +593,9 @@ class InferenceSession:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.is_worker:
             return
-        if self.measured_nothing():
-            allowed = self.config.getoption("inference_allow_unmeasured")
-            terminalreporter.write_sep("=", "inference: no claim was measured", yellow=allowed, red=not allowed)
-            for nodeid, why in sorted(self.unmeasured.items()):
-                terminalreporter.write_line(f"  {nodeid}: {self.redact(why)}")
-            terminalreporter.write_line(
-                "a gate that measured nothing is not green" + (
-                    " (allowed by --inference-allow-unmeasured)" if allowed
-                    else "; exit status 1 (--inference-allow-unmeasured accepts it)"))
-        if not self.claims:
-            return
-        from .report.terminal import write_summary
-
-        write_summary(terminalreporter, self.ordered_claims(), self.target, self.summary_path_hint())
-        from .report.comparison import format_rows, side_by_side
-
-        rows = side_by_side(self.ordered_claims())
-        if rows:
-            terminalreporter.write_sep("-", "self-hosted vs serverless")
-            for line in format_rows(rows):
-                terminalreporter.write_line(line)
+        # the sinks (report.terminal's table, a user plugin's lines) implement this hook
+        self.config.hook.pytest_inference_terminal_summary(
+            config=self.config, terminalreporter=terminalreporter, claims=self.ordered_claims())
 
     def summary_path_hint(self) -> Path:
         return self.report_dir / "summary.json"
@@ -541,20 +610,20 @@ class InferenceSession:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         if self.is_worker:
+            if self._outbox and hasattr(self.config, "workeroutput"):  # published after the last report
+                self.config.workeroutput[WORKER_MEASUREMENTS] = json.dumps(
+                    [m.to_dict() for m in self._outbox], default=str)
+                self._outbox.clear()
             return
         # C19: a session whose inference tests measured no claim at all is not green
         if (exitstatus == 0 and self.measured_nothing()
                 and not self.config.getoption("inference_allow_unmeasured")):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self.claims or self.metadata:
-            from .report.summary import write_summary_json
-
-            try:
-                self.summary_path = write_summary_json(self.summary_path_hint(), self.summary())
-            except OSError as exc:
-                session.config.get_terminal_writer().line(
-                    f"inference: could not write {self.summary_path_hint()}: {exc.strerror or exc}", red=True)
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
+        if self.claims or self.metadata or self._measurements:
+            # the sinks (summary.json, a user plugin's) implement these hooks; a plugin may adjust first
+            summary = self.summary()
+            self.config.hook.pytest_inference_summary(config=self.config, summary=summary)
+            self.config.hook.pytest_inference_report(session=session, summary=summary, claims=self.ordered_claims())
         if self.secrets():
             self.redact_outputs()
 
@@ -604,6 +673,8 @@ class InferenceSession:
         comparison = side_by_side(self.ordered_claims())
         if comparison:
             out["comparison"] = comparison
+        if self._measurements:
+            out["measurements"] = [m.to_dict() for m in self._measurements.values()]
         return out
 
 
@@ -654,6 +725,15 @@ def suite_of(item: pytest.Item) -> str | None:
         if mark.name in names:
             return mark.name
     return None
+
+
+def readers_last(items: list[pytest.Item], marker: str) -> None:
+    """Move the items carrying ``marker`` (readers of other tests' measurements) after all others,
+    each group in its own order; nothing moves when they are last already."""
+    readers = [i for i in items if i.get_closest_marker(marker) is not None]
+    if readers and items[-len(readers):] != readers:
+        others = [i for i in items if i.get_closest_marker(marker) is None]
+        items[:] = others + readers
 
 
 def is_inference_item(item: pytest.Item) -> bool:

@@ -32,6 +32,8 @@ import sys
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 from ..claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Claim, fmt
 
 PARENT_SUITE = "pytest-inference"
@@ -347,3 +349,15 @@ def pytest_inference_attachment(item: Any, name: str, body: bytes | str, kind: s
     """A test's attachment (a chart, a table) in its Allure result."""
     if allure_enabled(item.config):
         attach_data(body, name, kind)
+
+
+# --- charts without matplotlib: an implementation of pytest_inference_terminal_summary (hookspec.py) ------
+@pytest.hookimpl(optionalhook=True)
+def pytest_inference_terminal_summary(config, terminalreporter, claims) -> None:
+    """No matplotlib, no chart: said once at the end of a run that had charts to draw (a claim with
+    >= 2 samples or a figure) and recorded Allure results (allure-pytest loaded); verdicts unchanged."""
+    from .figures import charts_note
+
+    note = charts_note(claims, drawing=bool(config.pluginmanager.hasplugin("allure_pytest")))
+    if note:
+        terminalreporter.write_line(f"inference: {note}", yellow=True)

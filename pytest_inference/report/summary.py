@@ -49,3 +49,23 @@ def write_summary_json(path: Path, summary: dict[str, Any]) -> Path:
             pass
         raise
     return path
+
+
+# --- the summary.json sink: an implementation of pytest_inference_report (hookspec.py) ---------------
+def pytest_inference_report(session, summary, claims) -> None:
+    """Write ``summary.json`` into the report folder; a failed write is one red line and exit status 3
+    (unless the run already failed)."""
+    import pytest
+
+    from ..session import SESSION_KEY
+
+    state = session.config.stash.get(SESSION_KEY, None)
+    if state is None:
+        return
+    path = state.summary_path_hint()
+    try:
+        state.summary_path = write_summary_json(path, summary)
+    except OSError as exc:
+        session.config.get_terminal_writer().line(f"inference: could not write {path}: {exc.strerror or exc}", red=True)
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

@@ -50,3 +50,33 @@ def write_summary(tr, claims: Sequence[Claim], target, summary_path: Path) -> No
     for c in claims:
         if c.verdict in (FAIL, INCONCLUSIVE):
             tr.write_line(f"  {c.verdict.upper()}: {c.message()}", **_MARKUP[c.verdict])
+
+
+# --- the terminal sink: an implementation of pytest_inference_terminal_summary (hookspec.py) ----------
+def pytest_inference_terminal_summary(config, terminalreporter, claims) -> None:
+    """The unmeasured-run notice, the claims table and the self-hosted vs serverless comparison."""
+    from ..session import SESSION_KEY
+
+    state = config.stash.get(SESSION_KEY, None)
+    if state is None:
+        return
+    tr = terminalreporter
+    if state.measured_nothing():
+        allowed = config.getoption("inference_allow_unmeasured")
+        tr.write_sep("=", "inference: no claim was measured", yellow=allowed, red=not allowed)
+        for nodeid, why in sorted(state.unmeasured.items()):
+            tr.write_line(f"  {nodeid}: {state.redact(why)}")
+        tr.write_line(
+            "a gate that measured nothing is not green" + (
+                " (allowed by --inference-allow-unmeasured)" if allowed
+                else "; exit status 1 (--inference-allow-unmeasured accepts it)"))
+    if not claims:
+        return
+    write_summary(tr, claims, state.target, state.summary_path or state.summary_path_hint())
+    from .comparison import format_rows, side_by_side
+
+    rows = side_by_side(claims)
+    if rows:
+        tr.write_sep("-", "self-hosted vs serverless")
+        for line in format_rows(rows):
+            tr.write_line(line)

@@ -6,62 +6,22 @@ target's ``[economics]`` table.  Input tokens per request are the prompt tokens 
 reported (``usage.prompt_tokens``) for this session's warm or serverless runs when there are
 any — the serverless endpoint's own count first, since it bills by it — else the given ones.
 
-To see those runs, a small plugin watches every fixture the session sets up (it keeps only
-token counts), and this suite's tests run after every other test of the session.  Under
-pytest-xdist a worker sees only its own runs; the claims say which input tokens they used.
+Those runs publish their counts to the session (``warm.tokens``, ``serverless.tokens``); this
+suite reads them with ``inference_session.measurements(name)``.  Its tests carry the
+``inference_reads`` marker, so they run after every other test of the session.  Under
+pytest-xdist a worker reads only the measurements it published itself (the controller's
+summary.json holds every worker's); the claims say which input tokens they used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_inference import economics as econ
 from pytest_inference.session import SESSION_KEY
-
-HERE = Path(__file__).resolve().parent
-LEDGER = "pytest-inference-economics-ledger"
-
-
-class TokenLedger:
-    """Collects the server-reported token counts of measured runs (warm_run, serverless_run, …)."""
-
-    def __init__(self) -> None:
-        self.measurements: list[econ.TokenMeasurement] = []
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef, request):
-        value = yield
-        try:
-            self.observe(fixturedef.argname, value)
-        except Exception:  # noqa: BLE001 - watching must never break another suite's fixture
-            pass
-        return value
-
-    def observe(self, name: str, value: Any) -> None:
-        # a WarmRun has .results (the engine's RequestResults); a serverless run wraps one in .warm
-        run = getattr(value, "warm", None) or value
-        results = getattr(run, "results", None)
-        if isinstance(results, list) and results and hasattr(results[0], "prompt_tokens"):
-            m = econ.measurement_from_results(name, results)
-            if m is not None:
-                self.measurements.append(m)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not config.pluginmanager.has_plugin(LEDGER):
-        config.pluginmanager.register(TokenLedger(), LEDGER)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run this suite last, so it sees every measurement of the session."""
-    ours = [i for i in items if Path(str(i.path)).resolve().is_relative_to(HERE)]
-    if ours and items[-len(ours):] != ours:
-        mine = {id(i) for i in ours}
-        items[:] = [i for i in items if id(i) not in mine] + ours
 
 
 def _options(config: pytest.Config) -> dict[str, Any]:
@@ -116,8 +76,8 @@ class EconomicsInputs:
 @pytest.fixture(scope="session")
 def economics_inputs(request: pytest.FixtureRequest, inference_session) -> EconomicsInputs:
     """Pricing, lengths and input tokens (measured in this session when present), or the one-line error."""
-    ledger = request.config.pluginmanager.get_plugin(LEDGER)
-    measurements = list(ledger.measurements) if ledger else []
+    measurements = [t for name in econ.TOKEN_MEASUREMENTS for m in inference_session.measurements(name)
+                    if (t := econ.measurement_from_data(name, m.data)) is not None]
     measured = econ.choose_measurement(measurements)
     try:
         settings = _resolve(request.config, require_input_tokens=measured is None)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from pytest_inference.economics import token_data
 from pytest_inference.probes.serverless import measure_serverless
 from pytest_inference.progress import TerminalProgress
 
@@ -28,4 +29,8 @@ def serverless_run(request, inference_session, serverless_endpoint, serverless_c
         pytest.fail(str(exc), pytrace=False)
     inference_session.add_metadata(serverless_host_load={**run.warm.host_load,
                                                          "verdict": run.warm.timing_problem or "client could time"})
+    # the serverless endpoint's own token counts (it bills by them), for the economics suite and summary.json
+    tokens = token_data(run.warm.results)
+    if tokens:
+        inference_session.publish("serverless.tokens", tokens, unit="tokens")
     return run

@@ -100,7 +100,7 @@ def test_measured_prompt_tokens_are_used(pytester):
     d = claims["economics.breakeven_rps.short"]["details"]
     # the fake server counts prompt words: "Request N (word word). Write a short story about a lighthouse keeper."
     assert d["input_tokens"] == 12
-    assert d["input_tokens_source"].startswith("measured: mean server-reported prompt tokens of 5 requests (warm_run)")
+    assert d["input_tokens_source"].startswith("measured: mean server-reported prompt tokens of 5 requests (warm.tokens)")
     assert "given 80 (option --input-tokens) not used" in d["input_tokens_source"]
     assert claims["economics.breakeven_rps.short"]["measured"] == pytest.approx(1.88 / 3600 / ((12 * 0.1 + 30 * 0.7) / 1e6))
     res.stdout.fnmatch_lines(["*suites/warm/test_warm.py .*", "*suites/economics/test_economics.py ....*"])
