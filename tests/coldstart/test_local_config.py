@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inference.local import DEFAULT_COMMAND, TINY_MODEL, LocalConfig
+from pytest_inference.local import LocalConfig
+from pytest_inference.vllm.command import COMMAND, TINY_MODEL
 from pytest_inference.targets import load_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ def config(tmp_path: Path, **opts):
 @pytest.mark.parametrize("target", ["mi300x", "h100", "h200", "cpu-local"])
 def test_the_embedded_default_is_the_tiny_model_on_the_cpu_under_any_target(tmp_path, target):
     local = LocalConfig.from_config(config(tmp_path), load_target(target))
-    assert local.tiny and local.command == DEFAULT_COMMAND
+    assert local.tiny and local.command == COMMAND
     # served under its own name (not as the target's 120B model) and on the CPU's lock, not gpu0
     assert local.model == TINY_MODEL and local.device == "cpu"
     assert local.ran() == {"accelerator": "cpu", "model": TINY_MODEL, "how": "embedded vLLM"}

@@ -21,16 +21,16 @@ pytestmark = pytest.mark.skipif(not VENV_PY.exists(), reason=f"no CPU vLLM venv 
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
-    from pytest_inference.local import DEFAULT_COMMAND, SERVER_ENV
-    from pytest_inference.server import ServerSpec, launch
+    from pytest_inference.server import launch
+    from pytest_inference.vllm import command as vllm_command
 
     tmp = tmp_path_factory.mktemp("keyed")
     model = ROOT / ".cache" / "tiny-llama"
     if not (model / "config.json").exists():
         subprocess.run([str(VENV_PY), str(ROOT / "fixtures" / "tiny_model" / "generate.py"), str(model)], check=True)
-    spec = ServerSpec(command=DEFAULT_COMMAND, model_path=str(model), model="tiny-llama", python=str(VENV_PY),
-                      args="--max-model-len 512 --dtype float32", env={**SERVER_ENV, "VLLM_API_KEY": KEY},
-                      cache_dir=tmp / "cache", log_path=tmp / "server.log", api_key=KEY, device="cpu")
+    spec = vllm_command.spec(model_path=model, model="tiny-llama", python=str(VENV_PY),
+                             args="--max-model-len 512 --dtype float32", env={"VLLM_API_KEY": KEY},
+                             cache_dir=tmp / "cache", log_path=tmp / "server.log", api_key=KEY, device="cpu")
     with launch(spec) as handle:
         handle.wait_ready(first_token=True)
         yield handle

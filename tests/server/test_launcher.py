@@ -1,6 +1,6 @@
 """pytest_inference.server against the fake server's startup simulation: the timeline, failures
-during start, command templates, the device lock, CPU pinning. Tolerances are generous: this runs
-on a loaded 2-core CI box."""
+during start, command templates, the device lock, the server family's hooks (vLLM's cache root and
+CPU pinning, and anyone's). Tolerances are generous: this runs on a loaded 2-core CI box."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inference.server import DeviceLock, ServerSpec, ServerStartError, launch
-from pytest_inference.server.watchdog import group_members
+from pytest_inference.server import DeviceLock, ServerHooks, ServerSpec, ServerStartError, launch
+from pytest_inference.supervise import group_members
+from pytest_inference.vllm.hooks import VLLM
 
 from server_helpers import fake_spec, wait_group_gone
 
@@ -258,13 +259,16 @@ def test_template_errors_are_clear() -> None:
         ServerSpec(command="  ").format_command(1)
 
 
+def _environ(pid: int) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in kv)
+
+
 def test_private_cache_and_tmpdir(lock_dir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "state"
-    with launch(fake_spec(lock_dir, cache_dir=cache)) as h:
+    with launch(fake_spec(lock_dir, cache_dir=cache, hooks=VLLM)) as h:
         h.wait_ready(first_token=False)
-        env = dict(kv.split("=", 1) for kv in
-                   Path(f"/proc/{h.pid}/environ").read_bytes().decode().split("\0") if "=" in kv)
-        assert env["VLLM_CACHE_ROOT"] == str(cache / "cache")
+        env = _environ(h.pid)
+        assert env["VLLM_CACHE_ROOT"] == str(cache / "cache")  # vLLM's hooks point its cache there
         assert env["TMPDIR"] == str(cache / "tmp" / "cpu")
         assert (cache / "tmp" / "cpu").is_dir()
     assert not (cache / "tmp" / "cpu").exists()  # ZMQ sockets and the like go with it
@@ -306,13 +310,64 @@ def test_a_busy_device_can_time_out(lock_dir: Path) -> None:
             other.wait_ready(first_token=False)
 
 
+# ------------------------------------------------------------------ a server family's hooks
+
+
+class _RecordingHooks(ServerHooks):
+    """Another server family (as an SGLang or TGI package would be): its own cache variable and a
+    pinning that records what the launcher handed it."""
+
+    name = "other server"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list, object]] = []
+
+    def environment(self, cache_root: Path) -> dict[str, str]:
+        return {"OTHER_CACHE": str(cache_root)}
+
+    def pin(self, pgid, members, mode):
+        self.calls.append((pgid, list(members), mode))
+        return {"done": True, "placed": len(members)}
+
+
+def test_the_launcher_knows_no_server_family(lock_dir: Path, tmp_path: Path) -> None:
+    """Without hooks no family's variable is set and nothing is pinned; another family's hooks get the
+    cache root and, once /health answered, the server's whole group."""
+    with launch(fake_spec(lock_dir, "--fork-children 2", cache_dir=tmp_path / "a", pin_cpus=True)) as h:
+        tl = h.wait_ready(first_token=False)
+        env = _environ(h.pid)
+        assert not any(k.startswith("VLLM") for k in env if k not in os.environ)
+        assert tl.pinning["done"] is False and "no CPU pinning" in tl.pinning["reason"]
+    hooks = _RecordingHooks()
+    with launch(fake_spec(lock_dir, "--fork-children 2", cache_dir=tmp_path / "b", hooks=hooks,
+                          pin_cpus="auto")) as h:
+        tl = h.wait_ready(first_token=False)
+        assert _environ(h.pid)["OTHER_CACHE"] == str((tmp_path / "b" / "cache").resolve())
+        [(pgid, members, mode)] = hooks.calls
+        assert pgid == h.pgid and mode == "auto"
+        assert {p for p, _, _ in members} == {p for p, _, _ in h.group_members()} and len(members) == 3
+        assert tl.pinning["done"] is True and tl.pinning["placed"] == 3 and tl.pinning["mode"] == "auto"
+
+
+class _BrokenHooks(ServerHooks):
+    def pin(self, pgid, members, mode):
+        raise RuntimeError("no affinity here")
+
+
+def test_a_failing_pin_hook_is_recorded_and_the_start_goes_on(lock_dir: Path) -> None:
+    with launch(fake_spec(lock_dir, hooks=_BrokenHooks())) as h:
+        tl = h.wait_ready(first_token=True)
+        assert tl.first_token_s is not None
+        assert tl.pinning["done"] is False and "no affinity here" in tl.pinning["reason"]
+
+
 # ------------------------------------------------------------------ CPU pinning (vLLM's EngineCore)
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"), reason="needs 2 CPUs")
 def test_pins_engine_core_with_worker_and_api_server_elsewhere(lock_dir: Path) -> None:
     spec = fake_spec(lock_dir, "--fork-children 2 --child-names VLLM::EngineCore,VLLM::Worker --worker-cpus 0",
-                     pin_cpus=True)
+                     pin_cpus=True, hooks=VLLM)
     with launch(spec) as h:
         tl = h.wait_ready()
         p = tl.pinning
@@ -321,5 +376,7 @@ def test_pins_engine_core_with_worker_and_api_server_elsewhere(lock_dir: Path) -
         assert p["engine_core_pid"] == procs["VLLM::EngineCor"] and p["worker_pid"] == procs["VLLM::Worker"]
         assert os.sched_getaffinity(p["engine_core_pid"]) == {0}
         assert os.sched_getaffinity(h.pid) == set(range(os.cpu_count())) - {0} == set(p["api_cpus"])
-    with launch(fake_spec(lock_dir, pin_cpus=True)) as h:
+    with launch(fake_spec(lock_dir, pin_cpus=True, hooks=VLLM)) as h:
         assert h.wait_ready(first_token=False).pinning["reason"] == "no separate EngineCore and Worker processes"
+    with launch(fake_spec(lock_dir, pin_cpus=False, hooks=VLLM)) as h:
+        assert h.wait_ready(first_token=False).pinning["reason"].startswith("pin_cpus=False on ")
