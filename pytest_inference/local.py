@@ -58,6 +58,10 @@ def processes_started_by(pid: int) -> list[tuple[int, str]]:
     return out
 
 
+#: the served model name of a --model-path server when neither --model nor the target names one
+UNNAMED_MODEL = "model"
+
+
 class LocalServerUnavailable(Exception):
     """The local server cannot be started here; the message says what to install or pass."""
 
@@ -134,14 +138,20 @@ class LocalConfig:
     vllm_cpu: bool | None = None  # the default command's python has the CPU build of vLLM (check_python)
 
     @classmethod
-    def from_config(cls, config: Any, target: Any) -> "LocalConfig":
+    def from_config(cls, config: Any, target: Any, settings: Any = None) -> "LocalConfig":
+        """The local server of a run: ``settings`` (the session's
+        :class:`~pytest_inference.settings.RunSettings`; built from ``config`` and ``target`` when not
+        given) says model path, model, flags, device and start timeout."""
+        from .settings import RunSettings
+
+        settings = settings if settings is not None else RunSettings(config, target)
         root = Path(config.rootpath)
         opt = config.getoption
         python = opt("inference_server_python") or os.environ.get("PYTEST_INFERENCE_SERVER_PYTHON")
         if not python:
             venv_py = vllm_command.venv_dir(root) / "bin" / "python"
             python = str(venv_py) if venv_py.exists() else sys.executable
-        model_path = opt("inference_model_path") or config.getini("inference_model_path") or target.setting("model_path")
+        model_path = settings.model_path
         generator = root / "fixtures" / "tiny_model" / "generate.py"
         tiny = not model_path
         if tiny:
@@ -152,10 +162,10 @@ class LocalConfig:
             command=opt("inference_server_cmd") or config.getini("inference_server_cmd") or DEFAULT_COMMAND,
             python=python,
             model_path=Path(model_path),
-            model=opt("inference_model") or (TINY_MODEL if tiny else target.setting("model", "model")),
-            args=opt("inference_server_args") if opt("inference_server_args") is not None else target.setting("server_args", ""),
-            device=opt("inference_device") or ("cpu" if tiny else target.setting("device", "cpu")),
-            start_timeout_s=opt("inference_server_start_timeout") or float(target.setting("server_start_timeout_s", 600)),
+            model=settings.model if settings.given("model") else (TINY_MODEL if tiny else settings.model or UNNAMED_MODEL),
+            args=settings.server_args,
+            device=settings.device if settings.given("device") else ("cpu" if tiny else settings.device),
+            start_timeout_s=settings.server_start_timeout_s,
             state_dir=root / ".cache" / "servers",
             generator=generator if generator.exists() else None,
             log_dir=_report_dir(config) / "server-logs",

@@ -25,6 +25,7 @@ import pytest
 
 from . import __version__
 from .claims import FAIL, INCONCLUSIVE, Claim
+from .settings import RunSettings, SettingsError
 from .targets import DEFAULT_TARGET, Target, TargetError, load_target
 
 SESSION_KEY: pytest.StashKey["InferenceSession"] = pytest.StashKey()
@@ -128,17 +129,6 @@ def check_report_dir(path: Path) -> None:
         raise UsageError(f"{where}: cannot be created, {parent} is not writable")
 
 
-def _bounded(config: pytest.Config, name: str, low: int, high: int | None = None) -> None:
-    value = config.getoption(name)
-    if value is None:
-        return
-    flag = "--" + name.removeprefix("inference_").replace("_", "-")
-    if value < low:
-        raise UsageError(f"{flag} must be {'at least 1' if low == 1 else f'{low} or more'}; got {value}")
-    if high is not None and value > high:
-        raise UsageError(f"{flag} must be at most {high:,}; got {value:,} (every request's timings stay in memory)")
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -163,9 +153,12 @@ class InferenceSession:
         report_dir: Path,
         inconclusive: str,
         baseline: Any = None,
+        settings: RunSettings | None = None,
     ) -> None:
         self.config = config
         self.target = target
+        #: the run's settings (option, else the target's [workload], else the default): the one object
+        self.settings = settings if settings is not None else RunSettings(config, target)
         self.endpoint = endpoint
         self.model = model
         self.api_key_env = api_key_env
@@ -243,9 +236,6 @@ class InferenceSession:
                 raise UsageError(f"--serverless-api-key-env {serverless_key_env}: the environment variable "
                                  f"{serverless_key_env} is not set or empty")
             check_api_key(serverless_key, "--serverless-api-key-env", serverless_key_env)
-        idle = config.getoption("inference_serverless_idle_s")
-        if idle is not None and idle < 0:
-            raise UsageError(f"--serverless-idle-s must be 0 or more; got {idle:g}")
 
         chosen = opt("inference_report", "inference_report_dir")
         report_dir = Path(chosen or "reports")
@@ -273,20 +263,11 @@ class InferenceSession:
         elif config.getoption("inference_baseline_tolerance"):
             raise UsageError("--inference-baseline-tolerance needs --inference-baseline FILE")
 
-        from .targets import MAX_REQUESTS
-
         # an option that would make a suite send nothing (or grow without bound) is one line, now
-        _bounded(config, "inference_warm_requests", 1, MAX_REQUESTS)
-        _bounded(config, "inference_warm_warmup", 0, MAX_REQUESTS)
-        _bounded(config, "inference_max_tokens", 1)
-        _bounded(config, "inference_cold_runs", 1, 1000)
-        _bounded(config, "inference_read_readers", 1, 1024)
-        _bounded(config, "inference_read_rounds", 1, 1000)
-        timeout = config.getoption("inference_server_start_timeout")
-        if timeout is not None and not (timeout > 0 and timeout != float("inf")):
-            raise UsageError(f"--server-start-timeout must be more than 0 seconds; got {timeout:g}")
-        if idle is not None and not idle < float("inf"):
-            raise UsageError(f"--serverless-idle-s must be a finite number of seconds; got {idle:g}")
+        try:
+            settings = RunSettings(config, target)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
 
         state = cls(
             config,
@@ -298,6 +279,7 @@ class InferenceSession:
             report_dir=report_dir,
             inconclusive=inconclusive,
             baseline=baseline,
+            settings=settings,
         )
         state.serverless_endpoint = serverless
         state.serverless_model = config.getoption("inference_serverless_model")
@@ -658,6 +640,7 @@ class InferenceSession:
             "endpoint": self.endpoint,
             "model": self.model,
             "api_key_env": self.api_key_env,
+            "settings": self.settings.to_dict(),  # each run setting's value and source (pytest_inference.settings)
         }
         run.update(self.metadata)
         from .report.comparison import side_by_side

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from .model import FAIL, INCONCLUSIVE, LIVE, STATIC, CheckResult, Observation, Settings
+from ..catalog.checks import check as check_spec
+from ..claims import FAIL
+from .model import LIVE, STATIC, CheckResult, Observation, Settings
 
 NO_MODE = ("the k8s suite needs a cluster or manifests: --kubeconfig FILE [--context NAME] judges a live cluster "
            "(read-only), --manifests DIR judges YAML without one (e.g. --manifests fixtures/k8s/reference)")
@@ -74,12 +76,16 @@ def resolve(config: pytest.Config) -> K8sRun:
 
 
 def settings_from(config: pytest.Config, target: Any, run: K8sRun) -> Settings:
+    """The k8s checks' settings: model load, margin and drain from the run's settings (option, else
+    the target's [workload], else the default), the rest from the k8s options."""
+    from ..session import SESSION_KEY
+    from ..settings import RunSettings
+
+    state = config.stash.get(SESSION_KEY, None)
+    run_settings = state.settings if state is not None and state.target is target else RunSettings(config, target)
     opt = config.getoption
-    load, src = opt("k8s_model_load_s"), "--model-load-s"
-    if load is None and target.setting("model_load_s") is not None:
-        load, src = float(target.setting("model_load_s")), f"target {target.name} model_load_s"
-    margin = opt("k8s_model_load_margin") or float(target.setting("model_load_margin", 1.25))
-    drain = opt("k8s_max_drain_s") or float(target.setting("max_drain_s", 60))
+    load, src = run_settings.model_load_s, run_settings.source("model_load_s")
+    margin, drain = run_settings.model_load_margin, run_settings.max_drain_s
     nreq = target.requirement("storage.nconnect")
     nconnect = int(nreq.threshold) if nreq is not None and nreq.op in (">=", ">") else 8
     if nreq is not None and nreq.op == ">":
@@ -101,23 +107,26 @@ def with_namespace(s: Settings, ns: str | None) -> Settings:
 
 
 def report(result: CheckResult, claim: Any, *, mode: str) -> CheckResult:
-    """Record a check as a claim; fail the test with one line when the check fails.
+    """Record a check's figure as a claim and fail the test with the check's one line when the claim
+    fails (or when a mutating check could not undo what it did, whatever the figure).
 
-    The claim's details carry id, expected, actual, remediation and the findings (summary.json,
-    Allure). The test fails when the check's own rule or the target's threshold says so (a target
-    without a requirement for the metric cannot pass a failed check).
+    The verdict is :func:`pytest_inference.claims.judge`'s, through the claim recorder: against the
+    target's requirement for the metric, else the catalog's default (``catalog/checks.toml``), so a
+    target without a requirement still cannot pass a defective deployment. A check that measured
+    nothing makes the claim inconclusive with its reason. The claim's details carry id, expected,
+    actual, remediation and the findings (summary.json, Allure).
     """
+    default = check_spec(result.id).requirement
     params = {"check": result.id, "mode": mode}
     details = result.details()
-    if result.status == INCONCLUSIVE:
+    if result.measured is None:
         # the session fails (or xfails) an inconclusive claim with its message
-        claim.inconclusive(result.metric, f"{result.id} {result.title}: {result.reason}", unit=result.unit,
-                           parameters=params, details=details)
-        claim.attach(f"{result.id} details", json.dumps(details, indent=2, default=str))
-        return result
-    c = claim(result.metric, [result.measured], stat="value", unit=result.unit, details=details, parameters=params)
+        c = claim.inconclusive(result.metric, f"{result.id} {result.title}: {result.reason}", unit=result.unit,
+                               parameters=params, details=details, default=default)
+    else:
+        c = claim(result.metric, [result.measured], stat="value", unit=result.unit, details=details,
+                  parameters=params, default=default)
     claim.attach(f"{result.id} details", json.dumps(details, indent=2, default=str))
-    # the stricter of the check's own rule and the target's threshold wins
-    if c.verdict == FAIL or result.status == FAIL:
+    if c.verdict == FAIL or result.cleanup:
         pytest.fail(f"{result.line()} [{c.message()}]", pytrace=False)
     return result

@@ -12,7 +12,6 @@ into a pytest usage error.
 
 from __future__ import annotations
 
-import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from .. import catalog
 from ..claims import Requirement, fmt
+from ..settings import SETTINGS, SettingsError, check_workload
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGET = "cpu-local"
@@ -31,91 +31,6 @@ _CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
 
 class TargetError(Exception):
     """A target cannot be loaded; the message is one line meant for the user."""
-
-
-#: The largest request count a workload or option may ask for. Every measured request keeps its
-#: per-token timestamps (max_tokens floats) and its result object in memory until the claims are
-#: judged; 100,000 requests x 256 tokens is already ~200 MB of samples, hours of measuring, and 200x
-#: the 459 requests MLPerf's early-stopping rule needs for a p99. Beyond it is a typo, not a workload.
-MAX_REQUESTS = 100_000
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One known ``[workload]`` key: its type and range."""
-
-    kind: str                 # "int", "number", "str"
-    minimum: float | None = None
-    exclusive: bool = False   # minimum itself not allowed (seconds > 0)
-    maximum: float | None = None
-    doc: str = ""
-
-    def check(self, value: Any) -> str | None:
-        """None when ``value`` fits, else what is wrong (for one line)."""
-        if self.kind == "str":
-            if not isinstance(value, str) or (self.minimum and not value.strip()):
-                return "must be a non-empty string" if self.minimum else "must be a string"
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"must be {'an integer' if self.kind == 'int' else 'a number'}"
-        if self.kind == "int" and not isinstance(value, int):
-            return "must be an integer"
-        if isinstance(value, float) and not math.isfinite(value):
-            return "must be a finite number"
-        if self.minimum is not None:
-            if self.exclusive and not value > self.minimum:
-                return f"must be more than {fmt(self.minimum)}"
-            if not self.exclusive and value < self.minimum:
-                return f"must be at least {fmt(self.minimum)}"
-        if self.maximum is not None and value > self.maximum:
-            return f"must be at most {fmt(self.maximum)}"
-        return None
-
-
-_COUNT = dict(kind="int", minimum=1)
-_SECONDS = dict(kind="number", minimum=0, exclusive=True)
-
-#: Every key a ``[workload]`` table may hold (read with ``Target.setting(KEY, ...)`` anywhere in the
-#: plugin or the suites; tests/core/test_targets.py checks the source for keys missing here).
-WORKLOAD_SETTINGS: dict[str, Setting] = {
-    "model": Setting("str", minimum=1, doc="model the target is about (and asked for by default)"),
-    "accelerator": Setting("str", minimum=1, doc="accelerator the target is about: MI300X, H100, H200, cpu"),
-    "warm_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, doc="measured warm requests"),
-    "warm_warmup": Setting("int", minimum=0, maximum=MAX_REQUESTS, doc="uncounted warm-up requests"),
-    "max_tokens": Setting(**_COUNT, doc="output tokens per request"),
-    "cold_runs": Setting(**_COUNT, maximum=1000, doc="cold starts measured"),
-    "device": Setting("str", minimum=1, doc="lock key of the local server's accelerator"),
-    "server_args": Setting("str", doc="extra flags of the local server"),
-    "model_path": Setting("str", minimum=1, doc="model folder of the local server"),
-    "server_start_timeout_s": Setting(**_SECONDS, doc="seconds a start may take"),
-    "serverless_idle_s": Setting("number", minimum=0, doc="idle seconds before the serverless cold probe"),
-    "model_load_s": Setting(**_SECONDS, doc="model load budget (k8s startup probe)"),
-    "model_load_margin": Setting(**_SECONDS, doc="factor over model_load_s"),
-    "max_drain_s": Setting(**_SECONDS, doc="longest preStop drain"),
-    "drain_max_tokens": Setting(**_COUNT, doc="output tokens of the drain test's streams"),
-    "lab_weights_mib": Setting(**_COUNT, doc="weights the local NFS lab serves"),
-    "read_readers": Setting(**_COUNT, maximum=1024, doc="parallel readers of the storage read"),
-    "read_rounds": Setting(**_COUNT, maximum=1000, doc="timed rounds of the storage read"),
-}
-
-
-def check_workload(path: Any, table: dict[str, Any]) -> dict[str, Any]:
-    """Raise :class:`TargetError` (one line naming the file and the key) unless every key is known
-    and its value has the right type and range."""
-    for key, value in table.items():
-        spec = WORKLOAD_SETTINGS.get(key)
-        if spec is None:
-            close = difflib.get_close_matches(key, WORKLOAD_SETTINGS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TargetError(f"malformed target profile {path}: unknown [workload] key {key!r}{hint}; "
-                              f"known: {', '.join(sorted(WORKLOAD_SETTINGS))}")
-        problem = spec.check(value)
-        if problem:
-            shown = value if isinstance(value, (int, float, bool)) else type(value).__name__
-            if isinstance(value, str):
-                shown = repr(value[:40])
-            raise TargetError(f"malformed target profile {path}: [workload] {key} {problem}; got {shown}")
-    return table
 
 
 @dataclass
@@ -132,10 +47,11 @@ class Target:
         return self.requirements.get(metric)
 
     def setting(self, key: str, default: Any = None) -> Any:
-        """A ``[workload]`` value (validated when the profile loaded). ``key`` must be one of
-        :data:`WORKLOAD_SETTINGS`: an unknown key is a programming error, not a user's."""
-        if key not in WORKLOAD_SETTINGS:
-            raise KeyError(f"unknown workload setting {key!r}: add it to pytest_inference.targets.WORKLOAD_SETTINGS")
+        """The profile's own ``[workload]`` value (validated when the profile loaded), without options
+        or defaults: suites read :class:`~pytest_inference.settings.RunSettings` instead. ``key`` must be
+        one of :data:`~pytest_inference.settings.SETTINGS`: an unknown key is a programming error."""
+        if key not in SETTINGS:
+            raise KeyError(f"unknown workload setting {key!r}: add it to pytest_inference.settings.SETTINGS")
         return self.workload.get(key, default)
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,7 +169,10 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
     for metric, spec in data.get("claims", {}).items():
         reqs[metric] = _requirement(path, metric, spec)
     workload = dict(base.workload) if base else {}
-    workload.update(check_workload(path, data.get("workload", {})))
+    try:
+        workload.update(check_workload(path, data.get("workload", {})))
+    except SettingsError as exc:
+        raise TargetError(str(exc)) from None
     economics = dict(base.economics) if base else {}
     if data.get("economics"):
         from ..economics import EconomicsError, check_settings_table

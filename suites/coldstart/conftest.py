@@ -13,8 +13,8 @@ def cold_starts(request, inference_session, inference_local):
     from pytest_inference.local import LocalServerUnavailable
     from pytest_inference.server import ServerStartError
 
-    target, opt = inference_session.target, request.config.getoption
-    runs = opt("inference_cold_runs") or int(target.setting("cold_runs", 3))
+    opt = request.config.getoption
+    runs = inference_session.settings.cold_runs
     try:
         inference_local.prepare()
         note_server(inference_session, inference_local)

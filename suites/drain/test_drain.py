@@ -18,7 +18,8 @@ STREAMS = 32
 def drain_result(request, inference_local, inference_session):
     from pytest_inference.local import LocalServerUnavailable
     from pytest_inference.server import ServerStartError
-    from pytest_inference.server.drain import MetricsMissing, drain_then_stop, measure_drop
+    from pytest_inference.probes.drain import measure_drop
+    from pytest_inference.server.prestop import MetricsMissing, drain_then_stop
 
     try:
         handle = inference_local.cold()
@@ -30,7 +31,7 @@ def drain_result(request, inference_local, inference_session):
             handle.wait_ready(first_token=True)
         except ServerStartError as exc:
             pytest.fail(f"the server did not start: {exc}", pytrace=False)
-        max_tokens = int(inference_session.target.setting("drain_max_tokens", 384))
+        max_tokens = inference_session.settings.drain_max_tokens
         try:
             return measure_drop(handle.base_url, inference_local.local.model,
                                 lambda: drain_then_stop(handle.root_url, handle.pgid, poll_s=0.2, timeout_s=120),

@@ -12,15 +12,12 @@ def serverless_run(request, inference_session, serverless_endpoint, serverless_c
     from pytest_inference.engine import EndpointError
     from pytest_inference.engine.options import request_deadline_s
 
-    target, opt = inference_session.target, request.config.getoption
-    idle_s = opt("inference_serverless_idle_s")
-    if idle_s is None:
-        idle_s = float(target.setting("serverless_idle_s", 60))
-    max_tokens = opt("inference_max_tokens") or target.setting("max_tokens", 64)
+    settings = inference_session.settings
+    idle_s, max_tokens = settings.serverless_idle_s, settings.max_tokens
     try:
         run = measure_serverless(
             serverless_client, serverless_endpoint.model, idle_s=idle_s, max_tokens=max_tokens,
-            requests=opt("inference_warm_requests") or target.setting("warm_requests", 20),
+            requests=settings.warm_requests,
             deadline_s=request_deadline_s(request.config, max_tokens),
             idle_progress=TerminalProgress(request.config, "serverless idle", unit="s"),
             warm_progress=TerminalProgress(request.config, "serverless"),

@@ -14,14 +14,14 @@ def warm_run(request, inference_session, inference_endpoint, inference_client):
 
     from pytest_inference.engine.options import request_deadline_s
 
-    target, opt = inference_session.target, request.config.getoption
-    max_tokens = opt("inference_max_tokens") or target.setting("max_tokens", 64)
+    settings = inference_session.settings
+    max_tokens = settings.max_tokens
     try:
         run = measure_warm(
             inference_client,
             inference_endpoint.model,
-            requests=opt("inference_warm_requests") or target.setting("warm_requests", 20),
-            warmup=opt("inference_warm_warmup") if opt("inference_warm_warmup") is not None else target.setting("warm_warmup", 2),
+            requests=settings.warm_requests,
+            warmup=settings.warm_warmup,
             max_tokens=max_tokens,
             progress=TerminalProgress(request.config, "warm"),
             deadline_s=request_deadline_s(request.config, max_tokens),

@@ -1,0 +1,242 @@
+"""Run settings as data: every knob a suite reads, its type and range, its default, the option that
+overrides it, and one object that resolves them.
+
+A value comes from, first to last: the command-line option (or its ini key), the target's
+``[workload]`` table, the default in :data:`SETTINGS`. :class:`RunSettings` resolves every key once
+(``InferenceSession.settings``); call sites read ``settings.get("max_tokens")`` or
+``settings.max_tokens`` and never carry a default of their own. The same :class:`Setting` checks a
+profile's value (:func:`check_workload`, one line naming the file and the key) and an option's
+(one line naming the option).
+
+Standard library only: the plugin imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+#: The largest request count a workload or option may ask for. Every measured request keeps its
+#: per-token timestamps (max_tokens floats) and its result object in memory until the claims are
+#: judged; 100,000 requests x 256 tokens is already ~200 MB of samples, hours of measuring, and 200x
+#: the 459 requests MLPerf's early-stopping rule needs for a p99. Beyond it is a typo, not a workload.
+MAX_REQUESTS = 100_000
+
+DEFAULT = "default"
+
+
+class SettingsError(Exception):
+    """A setting's value is unknown or out of range; the message is one line for the user."""
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}" if math.isfinite(value) else str(value)
+    return repr(value[:40]) if isinstance(value, str) else type(value).__name__
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting: its type and range, default, overriding option and what it is."""
+
+    kind: str                 # "int", "number", "str"
+    minimum: float | None = None
+    exclusive: bool = False   # minimum itself not allowed (seconds > 0)
+    maximum: float | None = None
+    doc: str = ""
+    default: Any = None
+    option: str | None = None  # the option's dest, e.g. inference_max_tokens
+    flag: str | None = None    # the option as typed, e.g. --max-tokens
+    ini: str | None = None     # an ini key read when the option is not given
+    why_max: str = ""          # said after an option's "must be at most" line
+    shown: bool = True         # False: reports say it is set, never its value (server flags may hold a key)
+
+    def check(self, value: Any) -> str | None:
+        """None when ``value`` fits, else what is wrong (for one line)."""
+        if self.kind == "str":
+            if not isinstance(value, str) or (self.minimum and not value.strip()):
+                return "must be a non-empty string" if self.minimum else "must be a string"
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be {'an integer' if self.kind == 'int' else 'a number'}"
+        if self.kind == "int" and not isinstance(value, int):
+            return "must be an integer"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if self.minimum is not None:
+            if self.exclusive and not value > self.minimum:
+                return f"must be more than {_num(self.minimum)}"
+            if not self.exclusive and value < self.minimum:
+                return f"must be at least {_num(self.minimum)}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {_num(self.maximum)}"
+        return None
+
+    def typed(self, value: Any) -> Any:
+        """``value`` as this setting's Python type (a profile's ``2`` for a number is ``2.0``)."""
+        if value is None:
+            return None
+        if self.kind == "number":
+            return float(value)
+        if self.kind == "int":
+            return int(value)
+        return value
+
+
+_COUNT = dict(kind="int", minimum=1)
+_SECONDS = dict(kind="number", minimum=0, exclusive=True)
+_IN_MEMORY = "every request's timings stay in memory"
+
+#: Every run setting, and so every key a ``[workload]`` table may hold. Code reads them only through
+#: :class:`RunSettings` (tests/core/test_settings.py checks the source for keys missing here).
+SETTINGS: dict[str, Setting] = {
+    "model": Setting("str", minimum=1, option="inference_model", flag="--model",
+                     doc="model the target is about (and asked for when the endpoint serves several)"),
+    "accelerator": Setting("str", minimum=1, doc="accelerator the target is about: MI300X, H100, H200, cpu"),
+    "warm_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=20, option="inference_warm_requests",
+                             flag="--warm-requests", why_max=_IN_MEMORY, doc="measured warm requests"),
+    "warm_warmup": Setting("int", minimum=0, maximum=MAX_REQUESTS, default=2, option="inference_warm_warmup",
+                           flag="--warm-warmup", why_max=_IN_MEMORY, doc="uncounted warm-up requests"),
+    "max_tokens": Setting(**_COUNT, default=64, option="inference_max_tokens", flag="--max-tokens",
+                          doc="output tokens per request"),
+    "cold_runs": Setting(**_COUNT, maximum=1000, default=3, option="inference_cold_runs", flag="--cold-runs",
+                         doc="cold starts measured"),
+    "device": Setting("str", minimum=1, default="cpu", option="inference_device", flag="--device",
+                      doc="lock key of the local server's accelerator"),
+    "server_args": Setting("str", default="", option="inference_server_args", flag="--server-args", shown=False,
+                           doc="extra flags of the local server"),
+    "model_path": Setting("str", minimum=1, option="inference_model_path", flag="--model-path",
+                          ini="inference_model_path", doc="model folder of the local server (none: the tiny model)"),
+    "server_start_timeout_s": Setting(**_SECONDS, default=600.0, option="inference_server_start_timeout",
+                                      flag="--server-start-timeout", doc="seconds a start may take"),
+    "serverless_idle_s": Setting("number", minimum=0, default=60.0, option="inference_serverless_idle_s",
+                                 flag="--serverless-idle-s", doc="idle seconds before the serverless cold probe"),
+    "model_load_s": Setting(**_SECONDS, option="k8s_model_load_s", flag="--model-load-s",
+                            doc="model load budget (k8s startup probe; none: the live pods' longest start)"),
+    "model_load_margin": Setting("number", minimum=1, default=1.25, option="k8s_model_load_margin",
+                                 flag="--model-load-margin", doc="factor over model_load_s"),
+    "max_drain_s": Setting(**_SECONDS, default=60.0, option="k8s_max_drain_s", flag="--k8s-max-drain-s",
+                           doc="longest preStop drain"),
+    "drain_max_tokens": Setting(**_COUNT, default=384, doc="output tokens of the drain test's streams"),
+    "lab_weights_mib": Setting(**_COUNT, default=256, doc="weights the local NFS lab serves"),
+    "read_readers": Setting(**_COUNT, maximum=1024, default=4, option="inference_read_readers",
+                            flag="--read-readers", doc="parallel readers of the storage read"),
+    "read_rounds": Setting(**_COUNT, maximum=1000, default=3, option="inference_read_rounds",
+                           flag="--read-rounds", doc="timed rounds of the storage read"),
+}
+
+
+def check_workload(path: Any, table: dict[str, Any]) -> dict[str, Any]:
+    """Raise :class:`SettingsError` (one line naming the file and the key) unless every key of a
+    profile's ``[workload]`` table is known and its value has the right type and range."""
+    for key, value in table.items():
+        spec = SETTINGS.get(key)
+        if spec is None:
+            close = difflib.get_close_matches(key, SETTINGS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(f"malformed target profile {path}: unknown [workload] key {key!r}{hint}; "
+                                f"known: {', '.join(sorted(SETTINGS))}")
+        problem = spec.check(value)
+        if problem:
+            raise SettingsError(f"malformed target profile {path}: [workload] {key} {problem}; got {_num(value)}")
+    return table
+
+
+def check_option(key: str, value: Any) -> None:
+    """Raise :class:`SettingsError` (one line naming the option) unless ``value`` fits ``key``."""
+    spec = SETTINGS[key]
+    problem = spec.check(value)
+    if problem:
+        why = f" ({spec.why_max})" if spec.why_max and problem.startswith("must be at most") else ""
+        raise SettingsError(f"{spec.flag} {problem}; got {_num(value)}{why}")
+
+
+class RunSettings:
+    """The run's settings, resolved once: the option (or its ini key), else the target's validated
+    ``[workload]`` value, else the default. Read-only; ``get(key)`` or ``settings.key``.
+
+    ``config`` needs ``getoption(dest, default)`` and ``getini(name)`` (a pytest config); ``target``
+    a loaded :class:`~pytest_inference.targets.Target`. An option out of range raises
+    :class:`SettingsError` naming the option.
+    """
+
+    __slots__ = ("target", "_values", "_sources")
+
+    def __init__(self, config: Any, target: Any) -> None:
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        workload = getattr(target, "workload", {}) or {}
+        for key, spec in SETTINGS.items():
+            value, source = None, None
+            if spec.option:
+                value = config.getoption(spec.option, None)
+                if value is not None:
+                    check_option(key, value)
+                    source = spec.flag
+            if value is None and spec.ini:
+                try:
+                    value = config.getini(spec.ini) or None
+                except ValueError:  # not registered (the plugin is not loaded)
+                    value = None
+                if value is not None:
+                    problem = spec.check(value)
+                    if problem:
+                        raise SettingsError(f"ini {spec.ini} {problem}; got {_num(value)}")
+                    source = f"ini {spec.ini}"
+            if value is None and workload.get(key) is not None:
+                value, source = workload[key], f"target {target.name} [workload] {key}"
+            if value is None:
+                value, source = spec.default, DEFAULT
+            values[key], sources[key] = spec.typed(value), source
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_sources", sources)
+
+    def get(self, key: str) -> Any:
+        """The value in effect; an unknown key is a programming error (add it to :data:`SETTINGS`)."""
+        try:
+            return self._values[key]
+        except KeyError:
+            raise KeyError(f"unknown run setting {key!r}: add it to pytest_inference.settings.SETTINGS") from None
+
+    def source(self, key: str) -> str:
+        """Where the value came from: ``--max-tokens``, ``ini inference_model_path``,
+        ``target mi300x [workload] max_tokens`` or ``default``."""
+        self.get(key)
+        return self._sources[key]
+
+    def given(self, key: str) -> bool:
+        """True when the user chose the value for this run (an option or ini key), not the target."""
+        src = self.source(key)
+        return src == SETTINGS[key].flag or src.startswith("ini ")
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self.get(key)
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("RunSettings is read-only")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every setting with its source, for summary.json (a setting that is not ``shown`` —
+        the server's flags, which may hold a key — says only whether it is set)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key, spec in SETTINGS.items():
+            value = self._values[key]
+            if not spec.shown:
+                value = "(set, not shown)" if value else value
+            out[key] = {"value": value, "source": self._sources[key]}
+        return out
+
+    def __repr__(self) -> str:
+        return f"<RunSettings target={getattr(self.target, 'name', None)}>"
