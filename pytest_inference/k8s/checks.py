@@ -1,12 +1,16 @@
-"""The pure judges of the Kubernetes suite: observation + settings in, :class:`CheckResult` out.
+"""The pure checks of the Kubernetes suite: observation + settings in, :class:`CheckResult` out —
+a measured figure and the findings behind it, never a verdict.
 
-Every check has a stable id, a metric (the claim it reports, ``k8s.*``), the modes it can run
-in (static manifests, a live cluster), and returns expected, actual and a remediation line.
-A check whose inputs are missing (the object is not in view, RBAC forbids reading it, the
-cluster keeps no history) is **inconclusive** with the reason — never a pass.
+Each check's metadata (title, metric, default requirement, remediation, modes) is data in
+``pytest_inference/catalog/checks.toml``; ``@check("K8S-…")`` takes only the id. The verdict is
+:func:`pytest_inference.claims.judge`'s, through the claim recorder (:func:`.suite.report`), against
+the target's requirement for the metric, else the catalog's default (e.g. ``== 0``), so a target
+without a requirement still cannot pass a defective deployment.
 
-Counting metrics (``k8s.*_defects``, ``k8s.unpinned_images`` …) count findings and are required
-``== 0`` by the targets; headroom metrics are in seconds (``>= 0`` / ``> 0``).
+A check whose inputs are missing (the object is not in view, RBAC forbids reading it, the cluster
+keeps no history) measures nothing and says why: the claim is **inconclusive** — never a pass.
+Counting metrics (``k8s.*_defects``, ``k8s.unpinned_images`` …) count findings; headroom metrics
+are in seconds.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from ..catalog.checks import CheckSpec
+from ..catalog.checks import check as check_spec
+from ..catalog.checks import checks as catalog_checks
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
-from .model import (FAIL, INCONCLUSIVE, LIVE, PASS, STATIC, CheckResult, Observation, Settings, containers,
-                    label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec,
-                    pod_template_labels)
+from .model import (LIVE, STATIC, CheckResult, Observation, Settings, containers, label_selector_matches, labels_of,
+                    name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
 from .shell import drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts, unguarded_commands
 from .timeline import binding_evidence, judge_timeline, node_evidence
 
@@ -27,73 +33,101 @@ BOTH = (STATIC, LIVE)
 
 @dataclass(frozen=True)
 class Check:
-    id: str
-    title: str
-    metric: str
-    concern: str
-    fn: Callable[[Observation, Settings], CheckResult]
-    unit: str | None = None
-    modes: tuple[str, ...] = BOTH
-    live_note: str = ""
+    """An implemented check: its catalog entry and the function. A static/live check's ``fn`` takes
+    (observation, settings); a mutating check's takes what its mutation gathered."""
+
+    spec: CheckSpec
+    fn: Callable[..., CheckResult]
+
+    id = property(lambda self: self.spec.id)
+    title = property(lambda self: self.spec.title)
+    metric = property(lambda self: self.spec.metric)
+    modes = property(lambda self: self.spec.modes)
+    mutates = property(lambda self: self.spec.mutates)
 
 
 CHECKS: dict[str, Check] = {}
 
 
-def check(id: str, title: str, metric: str, concern: str, *, unit: str | None = None, modes=BOTH):
+def _stamp(spec: CheckSpec, r: CheckResult) -> CheckResult:
+    """Fill in what the catalog says (id, title, metric, unit; expected and remediation unless the
+    check gave more specific ones)."""
+    r.id, r.title, r.metric, r.unit = spec.id, spec.title, spec.metric, spec.unit
+    r.expected = r.expected or spec.expected
+    r.remediation = r.remediation or spec.remediation
+    return r
+
+
+def check(cid: str):
+    """Register the implementation of catalog check ``cid`` (its metadata comes from the catalog)."""
+    spec = check_spec(cid)
+
     def deco(fn):
-        def guarded(obs: Observation, s: Settings) -> CheckResult:
+        def guarded(*args: Any) -> CheckResult:
             # the loader refuses fields of the wrong type (shape.py); a value of the right type
             # that still makes no sense here (an unrendered "${x}" where a number belongs) is
-            # inconclusive with one line, never a traceback — and never a pass
+            # not measured, with one line, never a traceback — and never a pass
             try:
-                return fn(obs, s)
+                return _stamp(spec, fn(*args))
             except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
                 text = str(exc).splitlines()[0][:160] if str(exc) else ""
-                return _unsure(id, f"an object has a value this check cannot read ({type(exc).__name__}: {text})",
-                               expected=title)
+                return _stamp(spec, _unsure(f"an object has a value this check cannot read "
+                                            f"({type(exc).__name__}: {text})"))
 
         guarded.__name__, guarded.__doc__, guarded.__wrapped__ = fn.__name__, fn.__doc__, fn
-        CHECKS[id] = Check(id, title, metric, concern, guarded, unit, tuple(modes))
-        return fn
+        if cid in CHECKS:
+            raise RuntimeError(f"check {cid} is implemented twice")
+        CHECKS[cid] = Check(spec, guarded)
+        return guarded
     return deco
 
 
-def run_check(id: str, obs: Observation, s: Settings) -> CheckResult:
-    return CHECKS[id].fn(obs, s)
+def run_check(cid: str, obs: Observation, s: Settings) -> CheckResult:
+    return CHECKS[cid].fn(obs, s)
 
 
 def run_all(obs: Observation, s: Settings) -> dict[str, CheckResult]:
-    """Every check that applies to the observation's mode."""
-    return {cid: c.fn(obs, s) for cid, c in CHECKS.items() if obs.mode in c.modes}
+    """Every non-mutating check that applies to the observation's mode."""
+    return {cid: c.fn(obs, s) for cid, c in CHECKS.items() if obs.mode in c.modes and not c.mutates}
+
+
+def cannot_measure(cid: str, reason: str, **kw: Any) -> CheckResult:
+    """Check ``cid``'s result when it could not measure (e.g. nothing to scale): inconclusive, ``reason``."""
+    return _stamp(check_spec(cid), _unsure(reason, **kw))
+
+
+def unimplemented() -> tuple[list[str], list[str]]:
+    """(catalog ids without an implementation, implemented ids without a catalog entry)."""
+    cat = catalog_checks()
+    return [c for c in cat if c not in CHECKS], [c for c in CHECKS if c not in cat]
 
 
 # --------------------------------------------------------------------------- result helpers
 
 
-def _res(cid: str, status: str, measured: float | None, *, expected: str, actual: str, remediation: str,
-         findings=(), reason: str = "", subject: str = "") -> CheckResult:
-    c = CHECKS[cid]
-    return CheckResult(id=cid, title=c.title, metric=c.metric, status=status, measured=measured, expected=expected,
-                       actual=actual, remediation=remediation, unit=c.unit, findings=list(findings), reason=reason,
-                       subject=subject)
+def _res(measured: float | None, *, actual: str, expected: str = "", remediation: str = "", findings=(),
+         reason: str = "", subject: str = "") -> CheckResult:
+    """A result; id, title, metric and unit are stamped from the catalog by :func:`check`."""
+    return CheckResult(id="", title="", metric="", measured=measured, expected=expected, actual=actual,
+                       remediation=remediation, findings=list(findings), reason=reason, subject=subject)
 
 
-def _count(cid: str, findings: list[dict[str, Any]], *, expected: str, remediation: str, ok: str,
+def _count(findings: list[dict[str, Any]], *, ok: str, expected: str = "", remediation: str = "",
            subject: str = "") -> CheckResult:
-    """A counting check: pass with no findings, else fail listing the first ones."""
+    """A counting check: the number of findings, listing the first ones."""
     if not findings:
-        return _res(cid, PASS, 0, expected=expected, actual=ok, remediation=remediation, subject=subject)
+        return _res(0, expected=expected, actual=ok, remediation=remediation, subject=subject)
     shown = "; ".join(f["text"] for f in findings[:3])
     more = f" (+{len(findings) - 3} more)" if len(findings) > 3 else ""
-    return _res(cid, FAIL, len(findings), expected=expected, actual=f"{len(findings)} found: {shown}{more}",
+    return _res(len(findings), expected=expected, actual=f"{len(findings)} found: {shown}{more}",
                 remediation=remediation, findings=findings, subject=subject)
 
 
-def _unsure(cid: str, reason: str, *, expected: str, remediation: str = "", subject: str = "",
+def _unsure(reason: str, *, expected: str = "", remediation: str = "", subject: str = "",
             findings=()) -> CheckResult:
-    return _res(cid, INCONCLUSIVE, None, expected=expected, actual="not judged", remediation=remediation,
-                reason=reason, subject=subject, findings=findings)
+    """Nothing measured: the claim is inconclusive with ``reason``."""
+    return _res(None, expected=expected, actual="not judged", remediation=remediation, reason=reason,
+                subject=subject, findings=findings)
 
 
 def _need(obs: Observation, *kinds: str) -> str | None:
@@ -162,43 +196,41 @@ def _load(obs: Observation, s: Settings, dep: dict[str, Any]) -> tuple[float | N
 # --------------------------------------------------------------------------- taint gate
 
 
-@check("K8S-TAINT-001", "taint gate timeline", "k8s.taint_gate_violations", "taint", modes=(LIVE,))
+@check("K8S-TAINT-001")
 def taint_gate_timeline(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TAINT-001"
     expected = f"every workload pod on a GPU node was bound after {s.taint_key} left the node"
     fix = (f"GPU nodes must join with {s.taint_key}:NoSchedule, only the tuner may tolerate it, and the tuner "
            "must remove it only after tuning succeeded; then restart the pods bound too early (their NFS mounts "
            "keep the untuned MSS)")
     why = _need(obs, "Node", "Pod")
     if why:
-        return _unsure(cid, why, expected=expected)
+        return _unsure(why, expected=expected)
     tuner, _ = find_tuner(obs, s)
     nodes = node_evidence(obs, s, tuner)
     if not nodes:
-        return _unsure(cid, "no GPU node in view (none matches --gpu-node-selector, has nvidia.com/gpu or "
+        return _unsure("no GPU node in view (none matches --gpu-node-selector, has nvidia.com/gpu or "
                        f"amd.com/gpu capacity, or carries {s.taint_key})", expected=expected)
     res = judge_timeline(nodes, binding_evidence(obs, s, tuner, nodes))
     findings = [dict(p.to_dict(), text=p.text) for p in res.pairs if p.kind != "ok"]
     if not res.pairs:
         ns = f" of namespace {s.namespace}" if s.namespace else ""
-        return _unsure(cid, f"no workload pod{ns} is bound to one of the {len(nodes)} GPU nodes: nothing to judge",
+        return _unsure(f"no workload pod{ns} is bound to one of the {len(nodes)} GPU nodes: nothing to judge",
                        expected=expected)
     if res.violations:
         v = res.violations
         shown = "; ".join(p.text for p in v[:3]) + (f" (+{len(v) - 3} more)" if len(v) > 3 else "")
-        return _res(cid, FAIL, len(v), expected=expected, actual=f"{len(v)} pod(s) bound before the gate opened: "
+        return _res(len(v), expected=expected, actual=f"{len(v)} pod(s) bound before the gate opened: "
                     f"{shown}", remediation=fix, findings=findings)
     if res.unknown:
         u = res.unknown
-        return _unsure(cid, f"{len(u)} of {len(res.pairs)} bindings cannot be judged: {u[0].text}",
+        return _unsure(f"{len(u)} of {len(res.pairs)} bindings cannot be judged: {u[0].text}",
                        expected=expected, remediation=fix, findings=findings)
-    return _res(cid, PASS, 0, expected=expected, remediation=fix, findings=[p.to_dict() for p in res.pairs],
+    return _res(0, expected=expected, remediation=fix, findings=[p.to_dict() for p in res.pairs],
                 actual=f"{len(res.pairs)} binding(s) on {len(nodes)} GPU node(s), all after the taint left")
 
 
-@check("K8S-TAINT-002", "only the tuner tolerates the taint", "k8s.taint_tolerating_workloads", "taint")
+@check("K8S-TAINT-002")
 def only_tuner_tolerates(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TAINT-002"
     tuner, _ = find_tuner(obs, s)
     findings = []
     for w in workloads(obs, s):
@@ -209,7 +241,7 @@ def only_tuner_tolerates(obs: Observation, s: Settings) -> CheckResult:
             t = toleration_of(spec, s.taint_key) or {}
             how = "tolerates every taint (operator Exists, no key)" if not t.get("key") else f"tolerates {s.taint_key}"
             findings.append({"object": _ref(obs, w), "toleration": t, "text": f"{_ref(obs, w)} {how}"})
-    return _count(cid, findings, expected=f"no workload but the tuner tolerates {s.taint_key}",
+    return _count(findings, expected=f"no workload but the tuner tolerates {s.taint_key}",
                   ok="no workload but the tuner tolerates the taint",
                   remediation=f"remove the {s.taint_key} toleration (and any keyless 'operator: Exists') from "
                   "every workload: only the network tuner may run on an untuned node")
@@ -218,19 +250,18 @@ def only_tuner_tolerates(obs: Observation, s: Settings) -> CheckResult:
 # --------------------------------------------------------------------------- tuner
 
 
-@check("K8S-TUNER-001", "tuner DaemonSet covers every GPU node", "k8s.tuner_coverage_defects", "tuner")
+@check("K8S-TUNER-001")
 def tuner_coverage(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TUNER-001"
     expected = (f"a tuner DaemonSet with hostNetwork that tolerates {s.taint_key} and the GPU taints"
                 + (", with a running pod on every GPU node" if obs.live else ""))
     fix = (f"deploy the tuner as a DaemonSet with hostNetwork: true, tolerations for {s.taint_key} and every taint "
            "the GPU nodes carry (e.g. nvidia.com/gpu), and node affinity to the GPU pool")
     why = _need(obs, "DaemonSet")
     if why:
-        return _unsure(cid, why, expected=expected)
+        return _unsure(why, expected=expected)
     tuner, reason = find_tuner(obs, s)
     if tuner is None:
-        return _res(cid, FAIL, 1, expected=expected, actual=reason, remediation=fix,
+        return _res(1, expected=expected, actual=reason, remediation=fix,
                     findings=[{"text": reason}])
     spec = pod_spec(tuner) or {}
     findings = []
@@ -249,20 +280,20 @@ def tuner_coverage(obs: Observation, s: Settings) -> CheckResult:
                          "namespace, not the node's"})
     if obs.live:
         if "Pod" in obs.unavailable:
-            return _unsure(cid, _need(obs, "Pod") or "", expected=expected, findings=findings)
+            return _unsure(_need(obs, "Pod") or "", expected=expected, findings=findings)
         by_node = {}
         for p in tuner_pods(obs, tuner):
             by_node.setdefault((p.get("spec") or {}).get("nodeName"), []).append(p)
         gpus = gpu_nodes(obs, s)
         if not gpus:
-            return _unsure(cid, "no GPU node in view to cover", expected=expected, findings=findings)
+            return _unsure("no GPU node in view to cover", expected=expected, findings=findings)
         for n in gpus:
             pods = by_node.get(name_of(n), [])
             running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
             if not running:
                 state = ", ".join(f"{name_of(p)} {(p.get('status') or {}).get('phase', '?')}" for p in pods) or "no pod"
                 findings.append({"node": name_of(n), "text": f"GPU node {name_of(n)} has no running tuner pod ({state})"})
-    return _count(cid, findings, expected=expected, remediation=fix, subject=ref,
+    return _count(findings, expected=expected, remediation=fix, subject=ref,
                   ok="the tuner tolerates the taint, uses hostNetwork" + (" and runs on every GPU node" if obs.live else ""))
 
 
@@ -285,18 +316,15 @@ def _rule_excess(rule: dict[str, Any]) -> list[str]:
     return out
 
 
-@check("K8S-TUNER-002", "tuner RBAC is nodes get/patch only", "k8s.tuner_rbac_excess", "tuner")
+@check("K8S-TUNER-002")
 def tuner_rbac(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TUNER-002"
     expected = "the tuner's ServiceAccount may get and patch nodes, and nothing else"
-    fix = ("bind the tuner's ServiceAccount to a ClusterRole with one rule: apiGroups [''], resources [nodes], "
-           "verbs [get, patch]")
     tuner, reason = find_tuner(obs, s)
     if tuner is None:
-        return _unsure(cid, f"no tuner to judge ({reason})", expected=expected)
+        return _unsure(f"no tuner to judge ({reason})", expected=expected)
     why = _need(obs, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     if why:
-        return _unsure(cid, why, expected=expected)
+        return _unsure(why, expected=expected)
     ns = namespace_of(tuner) or "default"
     sa = (pod_spec(tuner) or {}).get("serviceAccountName") or (pod_spec(tuner) or {}).get("serviceAccount") or "default"
     findings, unknown, grants_patch = [], [], False
@@ -328,25 +356,22 @@ def tuner_rbac(obs: Observation, s: Settings) -> CheckResult:
                 grants_patch = True
     subject = f"ServiceAccount {ns}/{sa}"
     if findings:
-        return _count(cid, findings, expected=expected, remediation=fix, ok="", subject=subject)
+        return _count(findings, expected=expected, ok="", subject=subject)
     if unknown:
-        return _unsure(cid, "; ".join(unknown), expected=expected, remediation=fix, subject=subject)
+        return _unsure("; ".join(unknown), expected=expected, subject=subject)
     if not grants_patch:
         text = f"nothing grants {subject} patch on nodes: the tuner cannot remove the taint"
-        return _res(cid, FAIL, 1, expected=expected, actual=text, remediation=fix, subject=subject,
+        return _res(1, expected=expected, actual=text, subject=subject,
                     findings=[{"text": text}])
-    return _count(cid, [], expected=expected, remediation=fix, subject=subject, ok="nodes get/patch only")
+    return _count([], expected=expected, subject=subject, ok="nodes get/patch only")
 
 
-@check("K8S-TUNER-003", "tuner does not mask failures", "k8s.tuner_masked_failures", "tuner")
+@check("K8S-TUNER-003")
 def tuner_masking(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TUNER-003"
     expected = "every tuning step and the taint removal fail the pod when they fail (no '|| true', set -e)"
-    fix = ("drop '|| true' (and '|| :', '|| exit 0'), run scripts under 'set -e', and make the taint removal "
-           "idempotent instead: remove it only when present (kubectl get node … | grep -q KEY && kubectl taint …-)")
     tuner, reason = find_tuner(obs, s)
     if tuner is None:
-        return _unsure(cid, f"no tuner to judge ({reason})", expected=expected)
+        return _unsure(f"no tuner to judge ({reason})", expected=expected)
     findings = []
     for field_, c in containers(pod_spec(tuner)):
         for where, script, argv, _ in scripts(c):
@@ -360,7 +385,7 @@ def tuner_masking(obs: Observation, s: Settings) -> CheckResult:
         for where, argv in ((w, a) for w, a, _ in _plain_exec(c)):
             if "||" in argv:
                 findings.append({"container": c.get("name"), "text": f"{c.get('name')} {where}: '||' in argv"})
-    return _count(cid, findings, expected=expected, remediation=fix, ok="no masked failures",
+    return _count(findings, expected=expected, ok="no masked failures",
                   subject=_ref(obs, tuner))
 
 
@@ -375,28 +400,25 @@ def _plain_exec(c: dict[str, Any]) -> Iterator[tuple[str, list[Any], Any]]:
 # --------------------------------------------------------------------------- vLLM Deployment
 
 
-def _deployment_or_unsure(cid: str, obs: Observation, s: Settings, expected: str, *also: str,
-                          remediation: str = ""):
+def _deployment_or_unsure(obs: Observation, s: Settings, expected: str, *also: str):
     """The vLLM Deployment, or an inconclusive result: no Deployment visible, none identified, or
     one of the ``also`` kinds the check needs beside it not readable."""
     why = _need(obs, "Deployment")
     if why:
-        return None, _unsure(cid, why, expected=expected)
+        return None, _unsure(why, expected=expected)
     dep, reason = find_deployment(obs, s)
     if dep is None:
-        return None, _unsure(cid, reason + " (name it with --vllm-deployment or --vllm-selector)", expected=expected)
+        return None, _unsure(reason + " (name it with --vllm-deployment or --vllm-selector)", expected=expected)
     why = _need(obs, *also) if also else None
     if why:
-        return None, _unsure(cid, why, expected=expected, remediation=remediation, subject=_ref(obs, dep))
+        return None, _unsure(why, expected=expected, subject=_ref(obs, dep))
     return dep, None
 
 
-@check("K8S-DEPLOY-001", "rolling update maxSurge 0 / maxUnavailable 1", "k8s.rollout_strategy_violations", "deployment")
+@check("K8S-DEPLOY-001")
 def rollout_strategy(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-001"
     expected = "strategy RollingUpdate with maxSurge 0 and maxUnavailable 1"
-    fix = "set spec.strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}} (no spare GPU for a surge pod)"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(obs, s, expected)
     if unsure:
         return unsure
     st = (dep.get("spec") or {}).get("strategy") or {}
@@ -412,15 +434,13 @@ def rollout_strategy(obs: Observation, s: Settings) -> CheckResult:
                              + ": a surge pod needs a spare GPU node and stays Pending"})
         if str(unavail) != "1":
             findings.append({"text": f"maxUnavailable {unavail}" + (" (the default)" if "maxUnavailable" not in ru else "")})
-    return _count(cid, findings, expected=expected, remediation=fix, ok="RollingUpdate maxSurge 0, maxUnavailable 1",
+    return _count(findings, expected=expected, ok="RollingUpdate maxSurge 0, maxUnavailable 1",
                   subject=_ref(obs, dep))
 
 
-@check("K8S-DEPLOY-002", "startup-probe budget covers the model load", "k8s.startup_budget_headroom_s", "deployment",
-       unit="s")
+@check("K8S-DEPLOY-002")
 def startup_budget(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-002"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, "startup budget >= model load x margin")
+    dep, unsure = _deployment_or_unsure(obs, s, "startup budget >= model load x margin")
     if unsure:
         return unsure
     load, src = _load(obs, s, dep)
@@ -430,13 +450,13 @@ def startup_budget(obs: Observation, s: Settings) -> CheckResult:
     c = _vllm_container(dep) or {}
     probe = c.get("startupProbe")
     if load is None:
-        return _unsure(cid, "no model-load time: pass --model-load-s (or set model_load_s in the target), or run "
+        return _unsure("no model-load time: pass --model-load-s (or set model_load_s in the target), or run "
                        "live against Ready vLLM pods to measure it", expected=expected, subject=_ref(obs, dep))
     need = load * margin
     fix = (f"raise startupProbe failureThreshold (or periodSeconds) so the budget reaches {need:.0f} s; e.g. "
            f"initialDelaySeconds 120 + failureThreshold {max(1, int(-(-(need - 120) // 10)))} x periodSeconds 10")
     if not probe:
-        return _res(cid, FAIL, -need, expected=expected, remediation=fix, subject=_ref(obs, dep),
+        return _res(-need, expected=expected, remediation=fix, subject=_ref(obs, dep),
                     actual=f"container {c.get('name')} has no startupProbe (budget 0 s) for a {load:.0f} s load "
                     f"({src})", findings=[{"text": "no startupProbe", "load_s": load, "load_source": src}])
     budget = _probe_window(probe)
@@ -445,7 +465,7 @@ def startup_budget(obs: Observation, s: Settings) -> CheckResult:
               f"{probe.get('periodSeconds') or 10} = {budget:.0f} s for a {load:.0f} s load ({src}) x {margin:g} "
               f"= {need:.0f} s: headroom {head:+.0f} s")
     details = [{"budget_s": budget, "load_s": load, "load_source": src, "margin": margin, "text": actual}]
-    return _res(cid, PASS if head >= 0 else FAIL, head, expected=expected, actual=actual, remediation=fix,
+    return _res(head, expected=expected, actual=actual, remediation=fix,
                 subject=_ref(obs, dep), findings=details)
 
 
@@ -464,31 +484,27 @@ def _prestop_script(c: dict[str, Any]) -> tuple[str | None, str]:
     return str(ex[i]), ""
 
 
-@check("K8S-DEPLOY-003", "preStop drains running + waiting requests", "k8s.prestop_drain_defects", "deployment")
+@check("K8S-DEPLOY-003")
 def prestop_drain(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-003"
     expected = ("a preStop exec hook that polls /metrics until vllm:num_requests_running and "
                 "vllm:num_requests_waiting are 0, and never calls an unanswered /metrics drained")
-    fix = ("poll in a loop and trust the numbers only when the fetch succeeded (if m=$(curl -fsS …/metrics); "
-           "then …), as the preStop in fixtures/k8s/reference/30-vllm.yaml does")
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(obs, s, expected)
     if unsure:
         return unsure
     c = _vllm_container(dep) or {}
     script, other = _prestop_script(c)
     if script is None:
         if "does not show" in other:
-            return _unsure(cid, other, expected=expected, remediation=fix, subject=_ref(obs, dep))
-        return _count(cid, [{"text": other}], expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+            return _unsure(other, expected=expected, subject=_ref(obs, dep))
+        return _count([{"text": other}], expected=expected, ok="", subject=_ref(obs, dep))
     findings = [{"text": f"preStop {t}"} for t in drain_hook_findings(script)]
-    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+    return _count(findings, expected=expected, subject=_ref(obs, dep),
                   ok="the preStop hook polls running + waiting and checks the fetch")
 
 
-@check("K8S-DEPLOY-004", "grace period outlasts the drain", "k8s.grace_period_headroom_s", "deployment", unit="s")
+@check("K8S-DEPLOY-004")
 def grace_period(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-004"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, "terminationGracePeriodSeconds > drain")
+    dep, unsure = _deployment_or_unsure(obs, s, "terminationGracePeriodSeconds > drain")
     if unsure:
         return unsure
     c = _vllm_container(dep) or {}
@@ -503,17 +519,15 @@ def grace_period(obs: Observation, s: Settings) -> CheckResult:
               + f" vs drain {drain:.0f} s: headroom {head:+.0f} s")
     fix = (f"set terminationGracePeriodSeconds to at least {drain + 10:.0f}: the kubelet kills the pod when it ends, "
            "drain or not")
-    return _res(cid, PASS if head > 0 else FAIL, head, expected=expected, actual=actual, remediation=fix,
+    return _res(head, expected=expected, actual=actual, remediation=fix,
                 subject=_ref(obs, dep), findings=[{"grace_s": grace, "pre_sleep_s": pre, "max_drain_s": s.max_drain_s,
                                                    "text": actual}])
 
 
-@check("K8S-DEPLOY-005", "liveness cannot kill a loading pod", "k8s.liveness_kill_risks", "deployment")
+@check("K8S-DEPLOY-005")
 def liveness_during_load(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-005"
     expected = "a livenessProbe only behind a startupProbe (or a liveness window longer than the load)"
-    fix = "add a startupProbe sized for the model load: the kubelet holds liveness back until it succeeds"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected)
+    dep, unsure = _deployment_or_unsure(obs, s, expected)
     if unsure:
         return unsure
     findings, unknown = [], []
@@ -530,11 +544,11 @@ def liveness_during_load(obs: Observation, s: Settings) -> CheckResult:
                              "text": f"container {c.get('name')} has a livenessProbe (acts after {window:.0f} s) and no "
                              f"startupProbe: it kills a pod still loading for {load:.0f} s ({src})"})
     if findings:
-        return _count(cid, findings, expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+        return _count(findings, expected=expected, ok="", subject=_ref(obs, dep))
     if unknown:
-        return _unsure(cid, "; ".join(unknown) + " (pass --model-load-s)", expected=expected, remediation=fix,
+        return _unsure("; ".join(unknown) + " (pass --model-load-s)", expected=expected,
                        subject=_ref(obs, dep))
-    return _count(cid, [], expected=expected, remediation=fix, subject=_ref(obs, dep),
+    return _count([], expected=expected, subject=_ref(obs, dep),
                   ok="liveness waits for the startupProbe (or there is none)")
 
 
@@ -552,9 +566,8 @@ def image_pinned(image: str) -> bool:
     return tag.lower() not in _FLOATING_TAGS and bool(re.search(r"\d", tag))
 
 
-@check("K8S-DEPLOY-006", "images pinned to a version", "k8s.unpinned_images", "deployment")
+@check("K8S-DEPLOY-006")
 def images_pinned(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-006"
     findings = []
     objs = workloads(obs, s)
     tuner, _ = find_tuner(obs, s)
@@ -566,18 +579,13 @@ def images_pinned(obs: Observation, s: Settings) -> CheckResult:
             if not image_pinned(img):
                 findings.append({"object": _ref(obs, o), "container": c.get("name"), "image": img,
                                  "text": f"{_ref(obs, o)} container {c.get('name')} runs {img or '(no image)'}"})
-    return _count(cid, findings, expected="every image pinned to a version tag or a digest",
-                  ok=f"all images pinned ({sum(1 for o in objs for _ in containers(pod_spec(o)))} containers)",
-                  remediation="pin each image to a release tag or digest (e.g. vllm/vllm-openai:v0.10.1): ':latest' "
-                  "changes under a rollout and nodes disagree on what it means")
+    return _count(findings, ok=f"all images pinned ({sum(1 for o in objs for _ in containers(pod_spec(o)))} containers)")
 
 
-@check("K8S-DEPLOY-007", "PodDisruptionBudget protects the vLLM pods", "k8s.pdb_defects", "deployment")
+@check("K8S-DEPLOY-007")
 def disruption_budget(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-DEPLOY-007"
     expected = "a PodDisruptionBudget selecting the vLLM pods with maxUnavailable 1"
-    fix = "add a PodDisruptionBudget (policy/v1) with maxUnavailable: 1 and the vLLM pods' labels as selector"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PodDisruptionBudget", remediation=fix)
+    dep, unsure = _deployment_or_unsure(obs, s, expected, "PodDisruptionBudget")
     if unsure:
         return unsure
     labels = pod_template_labels(dep)
@@ -585,8 +593,8 @@ def disruption_budget(obs: Observation, s: Settings) -> CheckResult:
     pdbs = [p for p in obs.of_kind("PodDisruptionBudget") if namespace_of(p) == ns
             and label_selector_matches((p.get("spec") or {}).get("selector"), labels)]
     if not pdbs:
-        return _count(cid, [{"text": "no PodDisruptionBudget selects the vLLM pods: a node drain may evict every "
-                             "replica at once"}], expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+        return _count([{"text": "no PodDisruptionBudget selects the vLLM pods: a node drain may evict every "
+                             "replica at once"}], expected=expected, ok="", subject=_ref(obs, dep))
     replicas = (dep.get("spec") or {}).get("replicas", 1)
     findings = []
     for p in pdbs:
@@ -597,7 +605,7 @@ def disruption_budget(obs: Observation, s: Settings) -> CheckResult:
         if blocks:
             findings.append({"text": f"{_ref(obs, p)} allows no disruption (maxUnavailable {mu}, minAvailable {ma}, "
                              f"replicas {replicas}): node drains hang"})
-    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+    return _count(findings, expected=expected, subject=_ref(obs, dep),
                   ok=f"{_ref(obs, pdbs[0])} allows one disruption at a time")
 
 
@@ -629,18 +637,16 @@ def _is_nfs(pv: dict[str, Any]) -> bool:
     return bool(sp.get("nfs")) or (sp.get("csi") or {}).get("driver") == "nfs.csi.k8s.io"
 
 
-@check("K8S-STORAGE-001", "model PVC is ReadWriteMany and bound", "k8s.pvc_defects", "storage")
+@check("K8S-STORAGE-001")
 def model_pvc(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-STORAGE-001"
     expected = "the vLLM pods' model PVC is ReadWriteMany and " + ("Bound" if obs.live else "binds to a ReadWriteMany PV")
-    fix = "give the model PVC accessModes [ReadWriteMany] on an RWX volume (NFS): every replica mounts the same weights"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PersistentVolumeClaim")
+    dep, unsure = _deployment_or_unsure(obs, s, expected, "PersistentVolumeClaim")
     if unsure:
         return unsure
     claims = _model_claims(dep)
     if not claims:
-        return _count(cid, [{"text": "the vLLM pods mount no PersistentVolumeClaim: weights are not on shared storage"}],
-                      expected=expected, remediation=fix, ok="", subject=_ref(obs, dep))
+        return _count([{"text": "the vLLM pods mount no PersistentVolumeClaim: weights are not on shared storage"}],
+                      expected=expected, ok="", subject=_ref(obs, dep))
     findings = []
     for name in claims:
         pvc = obs.get("PersistentVolumeClaim", name, namespace_of(dep))
@@ -662,7 +668,7 @@ def model_pvc(obs: Observation, s: Settings) -> CheckResult:
                 findings.append({"text": f"{ref} matches no PersistentVolume in the manifests (volumeName/selector)"})
             elif pv is not None and "ReadWriteMany" not in ((pv.get("spec") or {}).get("accessModes") or []):
                 findings.append({"text": f"{_ref(obs, pv)} is not ReadWriteMany"})
-    return _count(cid, findings, expected=expected, remediation=fix, subject=_ref(obs, dep),
+    return _count(findings, expected=expected, subject=_ref(obs, dep),
                   ok=f"{', '.join(claims)}: ReadWriteMany, " + ("Bound" if obs.live else "binds to an RWX PV"))
 
 
@@ -684,14 +690,13 @@ def _version(text: str) -> tuple[int, ...] | None:
         return None
 
 
-@check("K8S-STORAGE-002", "NFS mount options: nconnect and vers", "k8s.nfs_mount_defects", "storage")
+@check("K8S-STORAGE-002")
 def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-STORAGE-002"
     vmin = ".".join(map(str, s.nfs_vers_min))
     expected = f"the model PV's mountOptions have nconnect >= {s.nconnect_min} and vers >= {vmin}"
     fix = (f"set spec.mountOptions on the PV: [vers={vmin}, nconnect={s.nconnect_min}, rsize=1048576, wsize=1048576] "
            "(a PV without mountOptions mounts with one TCP connection)")
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "PersistentVolumeClaim", "PersistentVolume")
+    dep, unsure = _deployment_or_unsure(obs, s, expected, "PersistentVolumeClaim", "PersistentVolume")
     if unsure:
         return unsure
     pvs = []
@@ -701,13 +706,13 @@ def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
         if pv is not None:
             pvs.append(pv)
     if not pvs:
-        return _unsure(cid, "no PersistentVolume behind the vLLM pods' claims is in view", expected=expected,
+        return _unsure("no PersistentVolume behind the vLLM pods' claims is in view", expected=expected,
                        remediation=fix, subject=_ref(obs, dep))
     findings = []
     for pv in pvs:
         ref = _ref(obs, pv)
         if not _is_nfs(pv):
-            return _unsure(cid, f"{ref} is not an NFS volume; this check judges NFS mount options", expected=expected,
+            return _unsure(f"{ref} is not an NFS volume; this check judges NFS mount options", expected=expected,
                            subject=ref)
         opts = mount_options(pv)
         nc = opts.get("nconnect")
@@ -725,7 +730,7 @@ def nfs_mount_options(obs: Observation, s: Settings) -> CheckResult:
                                  "trunking of state)" if v and v[0] == 3 else "")})
             elif len(v) == 1:
                 findings.append({"text": f"{ref} vers={vers} leaves the minor version to negotiation; pin {vmin}"})
-    return _count(cid, findings, expected=expected, remediation=fix, subject=", ".join(_ref(obs, p) for p in pvs),
+    return _count(findings, expected=expected, remediation=fix, subject=", ".join(_ref(obs, p) for p in pvs),
                   ok="; ".join(f"{name_of(p)}: " + ",".join(f"{k}={v}" if v is not None else k
                                                           for k, v in mount_options(p).items()) for p in pvs))
 
@@ -766,23 +771,21 @@ def _staged_declared(obs: Observation, dep: dict[str, Any], claims: set[str]) ->
     return out
 
 
-@check("K8S-STORAGE-003", "the model is staged on the claim", "k8s.download_job_defects", "storage")
+@check("K8S-STORAGE-003")
 def download_job(obs: Observation, s: Settings) -> CheckResult:
     """Accepted ways to put the model on the shared claim: a Job that downloads into it (live: and
     completed), an init container of the vLLM pods that downloads into it, or a PVC/PV declared
     populated beforehand (annotation ``pytest-inference/model-staged: "true"``). None shown is
     inconclusive with what would show it — the model may well be there already."""
-    cid = "K8S-STORAGE-003"
     expected = ("the model staged on the shared claim: a download Job" + (" (completed)" if obs.live else "")
                 + ", an init container downloading into it, or the PVC/PV annotated "
                 f'{STAGED_ANNOTATION}: "true"')
-    fix = "run the download Job (restartPolicy Never/OnFailure, the model PVC mounted) and wait for it to complete"
-    dep, unsure = _deployment_or_unsure(cid, obs, s, expected, "Job")
+    dep, unsure = _deployment_or_unsure(obs, s, expected, "Job")
     if unsure:
         return unsure
     claims = set(_model_claims(dep))
     if not claims:
-        return _unsure(cid, "the vLLM pods mount no PVC to download into", expected=expected, subject=_ref(obs, dep))
+        return _unsure("the vLLM pods mount no PVC to download into", expected=expected, subject=_ref(obs, dep))
     jobs = [j for j in obs.of_kind("Job") if namespace_of(j) == namespace_of(dep)
             and claims & set(_model_claims(j))]
     if not jobs:
@@ -791,20 +794,20 @@ def download_job(obs: Observation, s: Settings) -> CheckResult:
         if downloading:
             ok = "; ".join(f"init container {c.get('name')} of {_ref(obs, w)} downloads into {claim}"
                            for w, c, claim in downloading)
-            return _count(cid, [], expected=expected, remediation=fix, ok=ok, subject=_ref(obs, dep))
+            return _count([], expected=expected, ok=ok, subject=_ref(obs, dep))
         staged = _staged_declared(obs, dep, claims)
         if staged:
-            return _count(cid, [], expected=expected, remediation=fix, subject=_ref(obs, dep),
+            return _count([], expected=expected, subject=_ref(obs, dep),
                           ok=f"{', '.join(staged)} declared populated beforehand ({STAGED_ANNOTATION})")
         seen = ("no Job mounting " + ", ".join(sorted(claims)) + (" is left (ttlSecondsAfterFinished deletes finished "
                 "Jobs)" if obs.live else " is in the manifests"))
         if writers:
             seen += ("; init container(s) " + ", ".join(f"{c.get('name')} of {_ref(obs, w)}" for w, c, _, _ in writers)
                      + " write the claim but run no known downloader")
-        return _unsure(cid, f"{seen}: cannot tell whether the model is on the volume — show it with a download Job, "
+        return _unsure(f"{seen}: cannot tell whether the model is on the volume — show it with a download Job, "
                        "an init container that downloads into the claim, or the annotation "
                        f'{STAGED_ANNOTATION}: "true" on the PVC or PV when the share is populated beforehand',
-                       expected=expected, remediation=fix, subject=_ref(obs, dep))
+                       expected=expected, subject=_ref(obs, dep))
     findings = []
     if obs.live:
         job = max(jobs, key=lambda j: str((j.get("metadata") or {}).get("creationTimestamp", "")))
@@ -821,7 +824,7 @@ def download_job(obs: Observation, s: Settings) -> CheckResult:
             if rp not in ("Never", "OnFailure"):
                 findings.append({"text": f"{_ref(obs, j)} restartPolicy {rp}"})
         ok = f"{', '.join(_ref(obs, j) for j in jobs)} writes the model into {', '.join(sorted(claims))}"
-    return _count(cid, findings, expected=expected, remediation=fix, ok=ok, subject=_ref(obs, dep))
+    return _count(findings, expected=expected, ok=ok, subject=_ref(obs, dep))
 
 
 # --------------------------------------------------------------------------- templates
@@ -880,68 +883,60 @@ def template_leftovers(obj: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-@check("K8S-TEMPLATE-001", "no unrendered template leftovers", "k8s.template_leftovers", "template")
+@check("K8S-TEMPLATE-001")
 def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
-    cid = "K8S-TEMPLATE-001"
     findings = []
     for o in obs.objects:
         for path, snippet in template_leftovers(o):
             findings.append({"object": _ref(obs, o), "path": path, "snippet": snippet,
                              "text": f"{_ref(obs, o)} {path}: '{snippet.strip()}'"})
-    return _count(cid, findings, expected="no ${…}, $$ or {{ }} left from a template (outside shell scripts)",
-                  ok=f"{len(obs.objects)} objects, no template leftovers",
-                  remediation="render the templates before applying (terraform templatefile / helm template); "
-                  "applied raw, '$$' is the shell's PID and '${var}' stays literal")
+    return _count(findings, ok=f"{len(obs.objects)} objects, no template leftovers")
 
 
 # --------------------------------------------------------------------------- mutation checks
-# Not in run_all (modes=()): they need --k8s-allow-mutations and data that mutate.py gathers; the
-# judges below stay pure.
-
-CHECKS["K8S-SCALE-001"] = Check("K8S-SCALE-001", "scale-out reaches N Ready replicas in time", "k8s.scale_out_s",
-                                "mutation", lambda o, s: None, unit="s", modes=())  # type: ignore[arg-type,return-value]
-CHECKS["K8S-NODE-001"] = Check("K8S-NODE-001", "GPU nodes are tuned (MTU, buffers, no stale NFS connections)",
-                               "k8s.untuned_gpu_nodes", "mutation", lambda o, s: None, modes=())  # type: ignore
+# Not in run_all (catalog: mutates = true): they need --k8s-allow-mutations and data that mutate.py
+# gathers; the functions below stay pure.
 
 
+def _cleanup(r: CheckResult, undo: Any) -> CheckResult:
+    """A mutation it could not undo: kept on the result (its test fails whatever the figure)."""
+    if undo is not None and not undo.ok():
+        r.cleanup = list(undo.failures)
+        text = " — CLEANUP FAILED: " + "; ".join(undo.failures)
+        r.actual += text
+        if r.measured is None:
+            r.reason += text
+    return r
+
+
+@check("K8S-SCALE-001")
 def scale_out_result(res: Any) -> CheckResult:
-    """K8S-SCALE-001 from a :class:`~.mutate.ScaleResult` (the threshold is the target's)."""
-    cid = "K8S-SCALE-001"
+    """K8S-SCALE-001 from a :class:`~.mutate.ScaleResult`: the seconds until every replica was Ready
+    (judged by the target's ``k8s.scale_out_s``)."""
     expected = f"{res.from_replicas} -> {res.to_replicas} replicas all Ready within the target's k8s.scale_out_s"
-    fix = ("keep the weights on the shared volume (no download per pod), size the startup probe to the load, and "
-           "have GPU nodes ready (tuned, untainted) before scaling")
     subject = f"Deployment {res.namespace}/{res.deployment}"
-    undo = "" if res.undo.ok() else " — CLEANUP FAILED: " + "; ".join(res.undo.failures)
     if res.seconds is None:
-        return _unsure(cid, (res.error or "the scale-out did not finish") + undo, expected=expected,
-                       remediation=fix, subject=subject, findings=[res.to_dict()])
-    actual = f"{res.from_replicas} -> {res.to_replicas} Ready in {res.seconds:.1f} s{undo}"
-    return _res(cid, PASS if res.undo.ok() else FAIL, res.seconds, expected=expected, actual=actual,
-                remediation=fix, subject=subject, findings=[res.to_dict()])
+        r = _unsure(res.error or "the scale-out did not finish", expected=expected, subject=subject,
+                    findings=[res.to_dict()])
+    else:
+        r = _res(res.seconds, expected=expected, subject=subject, findings=[res.to_dict()],
+                 actual=f"{res.from_replicas} -> {res.to_replicas} Ready in {res.seconds:.1f} s")
+    return _cleanup(r, res.undo)
 
 
-#: node.* metric -> (snapshot attribute, default requirement when the target has none)
-NODE_FIELDS = {
-    "node.mtu": ("mtu", (">=", 9000)),
-    "node.rmem_max": ("rmem_max", (">=", 16777216)),
-    "node.wmem_max": ("wmem_max", (">=", 16777216)),
-    "node.tcp_rmem_max": ("tcp_rmem_max", (">=", 16777216)),
-    "node.tcp_wmem_max": ("tcp_wmem_max", (">=", 16777216)),
-    "node.stale_nfs_connections": ("stale", ("==", 0)),
-}
-
-
+@check("K8S-NODE-001")
 def node_tuning_result(probes: list[Any], requirements: dict[str, Any], undo: Any = None) -> CheckResult:
-    """K8S-NODE-001 from the probes of each GPU node: a node is untuned when any node.* value
-    misses its requirement (the target's, else the seed's: MTU 9000, 16 MiB buffers, no stale NFS)."""
-    from ..claims import OPS
+    """K8S-NODE-001 from the probes of each GPU node: the number of nodes where
+    :func:`~pytest_inference.claims.judge` fails a node metric of
+    :data:`~pytest_inference.node.probes.NODE_SETTINGS` against the target's requirement for it,
+    else the catalog's default (``checks.toml``, K8S-NODE-001 ``inputs``: the seed's bars)."""
+    from ..claims import FAIL, PASS, fmt, judge
+    from ..node.probes import NODE_SETTINGS
 
-    cid = "K8S-NODE-001"
-    expected = "every GPU node: " + ", ".join(
-        f"{m.split('.', 1)[1]} {r.op if r else d[0]} {int(r.threshold) if r else d[1]}"
-        for m, (_, d) in NODE_FIELDS.items() for r in [requirements.get(m)])
-    fix = ("let the tuner finish before the taint leaves (K8S-TUNER-003), then remount NFS on nodes with stale "
-           "connections (restart their vLLM pods): a connection opened at MTU 1500 keeps its MSS")
+    spec = check_spec("K8S-NODE-001")
+    reqs = {m: requirements.get(m) or spec.inputs[m] for m in NODE_SETTINGS}
+    expected = "every GPU node: " + ", ".join(f"{NODE_SETTINGS[m].key} {r.op} {fmt(r.threshold)}"
+                                              for m, r in reqs.items())
     findings, unknown = [], []
     for p in probes:
         snap = p.snapshot
@@ -949,38 +944,43 @@ def node_tuning_result(probes: list[Any], requirements: dict[str, Any], undo: An
             unknown.append(f"{p.node}: {p.error or 'not probed'}")
             continue
         bad, missing = [], []
-        for metric, (attr, (op, thr)) in NODE_FIELDS.items():
-            req = requirements.get(metric)
-            op, thr = (req.op, req.threshold) if req is not None else (op, thr)
-            errors = getattr(snap, "errors", {}) or {}
-            key = "stale_nfs_connections" if attr == "stale" else attr
-            if key in errors:
-                missing.append(f"{attr}: {errors[key]}")
-                continue
-            value = getattr(snap, attr, None)
-            if attr == "stale":
-                # no NFS connection at all cannot show a stale one: unknown, as in the node suite
-                value = len(value or []) if getattr(snap, "connections", None) else None
+        for metric, setting in NODE_SETTINGS.items():
+            value, why = snap.reading(metric)
             if value is None:
-                missing.append(attr)
-            elif not OPS[op](value, thr):
-                bad.append(f"{attr} {value} (needs {op} {thr:g})")
+                missing.append(f"{setting.field}: {why}")
+                continue
+            c = judge(metric, [value], requirement=reqs[metric])
+            if c.verdict == FAIL:
+                bad.append(f"{setting.field} {fmt(value)} (needs {c.op} {fmt(c.threshold)})")
+            elif c.verdict != PASS:
+                missing.append(f"{setting.field}: {c.reason}")
         if bad:
             findings.append({"node": p.node, "text": f"{p.node}: {', '.join(bad)}", "snapshot": _snap_dict(snap)})
         elif missing:
             unknown.append(f"{p.node}: could not read {', '.join(missing)}")
-    cleanup = [] if undo is None or undo.ok() else undo.failures
-    if findings or cleanup:
-        res = _count(cid, findings + [{"text": f"CLEANUP FAILED: {c}"} for c in cleanup], expected=expected,
-                     remediation=fix, ok="")
-        res.measured = len(findings)
-        return res
-    if unknown or not probes:
-        return _unsure(cid, "; ".join(unknown) if unknown else "no GPU node to probe", expected=expected,
-                       remediation=fix)
-    return _count(cid, [], expected=expected, remediation=fix, ok=f"{len(probes)} GPU node(s) tuned")
+    if findings:
+        r = _count(findings, expected=expected, ok="")
+    elif unknown or not probes:
+        r = _unsure("; ".join(unknown) if unknown else "no GPU node to probe", expected=expected)
+    else:
+        r = _count([], expected=expected, ok=f"{len(probes)} GPU node(s) tuned")
+    return _cleanup(r, undo)
 
 
 def _snap_dict(snap: Any) -> dict[str, Any]:
     to = getattr(snap, "to_dict", None)
     return to() if callable(to) else {}
+
+
+def judged(r: CheckResult, requirement: Any = None) -> Any:
+    """The :class:`~pytest_inference.claims.Claim` that :func:`~pytest_inference.claims.judge` makes of
+    a result, against ``requirement`` (a target's) else the catalog's default — what the suite
+    records, without a session (scripts, tests). Nothing measured: inconclusive with the reason."""
+    from ..claims import INCONCLUSIVE, judge
+
+    req = requirement or check_spec(r.id).requirement
+    if r.measured is None:
+        c = judge(r.metric, [], unit=r.unit, requirement=req, details=r.details())
+        c.verdict, c.reason = INCONCLUSIVE, r.reason
+        return c
+    return judge(r.metric, [r.measured], unit=r.unit, requirement=req, details=r.details())

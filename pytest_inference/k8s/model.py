@@ -14,7 +14,6 @@ from typing import Any, Iterable, Iterator
 
 from . import DEFAULT_TAINT_KEY
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 STATIC, LIVE = "static", "live"
 
 #: kinds whose objects carry a pod template (spec.template.spec), and Pod itself
@@ -113,12 +112,17 @@ class Settings:
 
 @dataclass
 class CheckResult:
-    """One check's verdict with its stable id, expected, actual and a remediation line."""
+    """What one check saw: its measured figure and the findings behind it, with expected, actual
+    and a remediation line. No verdict: :func:`pytest_inference.claims.judge` gives it, against the
+    target's requirement for ``metric`` or else the catalog's default (``catalog/checks.toml``).
+
+    ``measured`` None: the check could not measure, ``reason`` says why (the claim is inconclusive).
+    ``cleanup``: what a mutating check could not undo — its test fails whatever the figure.
+    """
 
     id: str
     title: str
     metric: str
-    status: str
     measured: float | None
     expected: str
     actual: str
@@ -127,17 +131,18 @@ class CheckResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     subject: str = ""
+    cleanup: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> bool:
-        return self.status == FAIL
+    def measured_ok(self) -> bool:
+        return self.measured is not None
 
     def details(self) -> dict[str, Any]:
         """What reaches summary.json and Allure with the claim."""
         return {
-            "check": self.id, "title": self.title, "status": self.status, "subject": self.subject,
+            "check": self.id, "title": self.title, "subject": self.subject,
             "expected": self.expected, "actual": self.actual, "remediation": self.remediation,
-            "reason": self.reason, "findings": self.findings,
+            "reason": self.reason, "findings": self.findings, "cleanup_failures": list(self.cleanup),
         }
 
     def line(self) -> str:
@@ -145,7 +150,7 @@ class CheckResult:
         head = f"{self.id} {self.title}"
         if self.subject:
             head += f" [{self.subject}]"
-        if self.status == INCONCLUSIVE:
+        if self.measured is None:
             return f"{head}: cannot judge: {self.reason} (expected {self.expected})"
         return f"{head}: {self.actual} (expected {self.expected}) — fix: {self.remediation}"
 

@@ -18,12 +18,33 @@ from .judge import NFS_PORT, StaleConnection, is_nfs_connection, stale_connectio
 from .parse import (Mount, Route, TcpConnection, mount_for, parse_link_mtu, parse_mountinfo, parse_route_get, parse_ss,
                     sysctl_max)
 
-SYSCTLS = {
-    "rmem_max": "net.core.rmem_max",
-    "wmem_max": "net.core.wmem_max",
-    "tcp_rmem_max": "net.ipv4.tcp_rmem",
-    "tcp_wmem_max": "net.ipv4.tcp_wmem",
-}
+
+@dataclass(frozen=True)
+class NodeSetting:
+    """One node metric and where it comes from. ``field``: the :class:`NodeSnapshot` attribute;
+    ``key`` (the metric's name after ``node.``): the snapshot's ``errors`` key and ``to_dict`` name;
+    ``sysctl``: read as the largest value of this sysctl (None: a probe of its own)."""
+
+    metric: str
+    field: str
+    source: str
+    sysctl: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.metric.split(".", 1)[1]
+
+
+#: node metric -> what the probes read for it: the one table the probes, the node suite and the k8s
+#: suite's K8S-NODE-001 share
+NODE_SETTINGS: dict[str, NodeSetting] = {s.metric: s for s in (
+    NodeSetting("node.mtu", "mtu", "MTU"),  # of the interface that routes to the NFS server
+    NodeSetting("node.rmem_max", "rmem_max", "net.core.rmem_max", "net.core.rmem_max"),
+    NodeSetting("node.wmem_max", "wmem_max", "net.core.wmem_max", "net.core.wmem_max"),
+    NodeSetting("node.tcp_rmem_max", "tcp_rmem_max", "max of net.ipv4.tcp_rmem", "net.ipv4.tcp_rmem"),
+    NodeSetting("node.tcp_wmem_max", "tcp_wmem_max", "max of net.ipv4.tcp_wmem", "net.ipv4.tcp_wmem"),
+    NodeSetting("node.stale_nfs_connections", "stale", "NFS connections below the path MTU"),
+)}
 
 
 @dataclass
@@ -50,11 +71,25 @@ class NodeSnapshot:
     def value(self, name: str) -> Any:
         return getattr(self, name)
 
+    def reading(self, metric: str) -> tuple[int | None, str]:
+        """``(value, "")`` of a :data:`NODE_SETTINGS` metric, or ``(None, why it could not be read)``.
+        No NFS connection at all cannot show a stale one: unknown, not zero."""
+        s = NODE_SETTINGS[metric]
+        if s.key in self.errors:
+            return None, self.errors[s.key]
+        if s.field == "stale":
+            if not self.connections:
+                return None, (f"no established NFS connection on {self.node} to judge "
+                              "(nothing mounted from the server?)")
+            return len(self.stale), ""
+        value = getattr(self, s.field)
+        return (value, "") if value is not None else (None, f"{s.source} not probed")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "node": self.node, "nfs_server": self.nfs_server, "device": self.device, "mtu": self.mtu,
             "route_mtu": self.route.mtu if self.route else None,
-            **{k: getattr(self, k) for k in SYSCTLS},
+            **{s.key: getattr(self, s.field) for s in NODE_SETTINGS.values() if s.sysctl},
             "nfs_connections": [c.to_dict() for c in self.connections],
             "stale_nfs_connections": [s.to_dict() for s in self.stale],
             "errors": dict(self.errors), "notes": list(self.notes),
@@ -116,16 +151,17 @@ class Node:
         try:
             snap.route, snap.mtu = self.path_mtu(route_target)
         except NodeError as exc:
-            snap.errors["mtu"] = str(exc)
-        for attr, name in SYSCTLS.items():
-            try:
-                setattr(snap, attr, self.sysctl_max(name))
-            except (NodeError, ValueError) as exc:
-                snap.errors[attr] = str(exc)
+            snap.errors[NODE_SETTINGS["node.mtu"].key] = str(exc)
+        for s in NODE_SETTINGS.values():
+            if s.sysctl:
+                try:
+                    setattr(snap, s.field, self.sysctl_max(s.sysctl))
+                except (NodeError, ValueError) as exc:
+                    snap.errors[s.key] = str(exc)
         try:
             snap.connections = self.nfs_connections(nfs_server)
         except NodeError as exc:
-            snap.errors["stale_nfs_connections"] = str(exc)
+            snap.errors[NODE_SETTINGS["node.stale_nfs_connections"].key] = str(exc)
         else:
             cache: dict[str, int | None] = {}
 

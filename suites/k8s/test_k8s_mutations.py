@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from pytest_inference.k8s.checks import _unsure, node_tuning_result, scale_out_result
+from pytest_inference.k8s.checks import cannot_measure, node_tuning_result, scale_out_result
 from pytest_inference.k8s.inventory import find_deployment, find_tuner, gpu_nodes
 from pytest_inference.k8s.model import LIVE, namespace_of, name_of, pod_spec
 from pytest_inference.k8s.suite import report
@@ -34,7 +34,7 @@ def test_scale_out(request, k8s_run, k8s_settings, claim):
 
     dep, why = find_deployment(k8s_observation, k8s_settings)
     if dep is None:
-        report(_unsure("K8S-SCALE-001", why, expected="a vLLM Deployment to scale"), claim, mode=LIVE)
+        report(cannot_measure("K8S-SCALE-001", why, expected="a vLLM Deployment to scale"), claim, mode=LIVE)
         return
     res = scale_out(k8s_run.cluster, namespace_of(dep), name_of(dep), to=request.config.getoption("k8s_scale_to"),
                     timeout_s=request.config.getoption("k8s_scale_timeout_s"))

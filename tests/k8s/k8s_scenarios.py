@@ -158,3 +158,49 @@ class Controller:
                             and not (raw.get("status") or {}).get("phase"):
                         self.core.patch_namespaced_pod(name, ns, {"status": {"phase": "Running"}}, _preload_content=False)
             time.sleep(0.05)
+
+
+class Recorder:
+    """What :func:`pytest_inference.k8s.suite.report` asks of the ``claim`` fixture, without a session:
+    each claim judged by the real :func:`pytest_inference.claims.judge` against ``requirements[metric]``
+    (the target's), else the ``default`` report passes (the catalog's). A stand-in for the harness's
+    own fixture (the child-pytest tests in test_k8s_suite.py run the real one)."""
+
+    def __init__(self, requirements: dict[str, Any] | None = None) -> None:
+        self.requirements = dict(requirements or {})
+        self.made: list[Any] = []
+
+    def __call__(self, metric, samples=(), *, default=None, stat=None, unit=None, details=None, parameters=None):
+        from pytest_inference.claims import judge
+
+        c = judge(metric, samples, stat=stat or "value", unit=unit, details=details,
+                  requirement=self.requirements.get(metric) or default)
+        self.made.append(c)
+        return c
+
+    def inconclusive(self, metric, reason, *, default=None, unit=None, details=None, parameters=None):
+        from pytest_inference.claims import INCONCLUSIVE, Claim
+
+        req = self.requirements.get(metric) or default
+        c = Claim(metric=metric, measured=None, unit=unit, stat="value", samples=[], verdict=INCONCLUSIVE,
+                  reason=reason, op=req.op if req else None, threshold=req.threshold if req else None,
+                  details=dict(details or {}))
+        self.made.append(c)
+        return c
+
+    def attach(self, name, body, kind="json") -> None:
+        pass
+
+
+def outcome(result, requirements: dict[str, Any] | None = None) -> tuple[str, str, Any]:
+    """(test outcome "passed"/"failed", the failure line, the claim) of reporting ``result``."""
+    import pytest
+
+    from pytest_inference.k8s.suite import report
+
+    rec = Recorder(requirements)
+    try:
+        report(result, rec, mode="live")
+    except pytest.fail.Exception as exc:
+        return "failed", str(exc), rec.made[-1]
+    return "passed", "", rec.made[-1]

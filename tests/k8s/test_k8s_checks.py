@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inference.k8s.checks import CHECKS, image_pinned, mount_options, run_all, run_check, template_leftovers
+from pytest_inference.claims import FAIL, INCONCLUSIVE, PASS
+from pytest_inference.k8s.checks import (CHECKS, image_pinned, judged, mount_options, run_all, run_check,
+                                         template_leftovers)
 from pytest_inference.k8s.manifests import ManifestError, load_manifests
-from pytest_inference.k8s.model import (FAIL, INCONCLUSIVE, LIVE, PASS, STATIC, Observation, SelectorError, Settings,
-                                        label_selector_matches, parse_selector, selector_matches)
+from pytest_inference.k8s.model import (LIVE, STATIC, Observation, SelectorError, Settings, label_selector_matches,
+                                        parse_selector, selector_matches)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "k8s"
@@ -38,8 +40,13 @@ MV = _make_variants()
 STATIC_IDS = {cid for cid, c in CHECKS.items() if STATIC in c.modes}
 
 
+def verdict(r):
+    """The verdict claims.judge gives a check's result (the catalog's default requirement)."""
+    return judged(r).verdict
+
+
 def statuses(obs, s=SEED_LOAD):
-    return {cid: r.status for cid, r in run_all(obs, s).items()}
+    return {cid: verdict(r) for cid, r in run_all(obs, s).items()}
 
 
 def reference():
@@ -49,7 +56,7 @@ def reference():
 def test_reference_passes_every_static_check():
     res = run_all(reference(), SEED_LOAD)
     assert set(res) == STATIC_IDS and len(STATIC_IDS) == 15
-    bad = {cid: r.line() for cid, r in res.items() if r.status != PASS}
+    bad = {cid: r.line() for cid, r in res.items() if verdict(r) != PASS}
     assert bad == {}
     assert all(r.measured is not None for r in res.values())
 
@@ -58,9 +65,9 @@ def test_reference_passes_every_static_check():
 def test_broken_variant_fails_exactly_its_checks(variant):
     what, expected, _ = MB.VARIANTS[variant]
     res = run_all(load_manifests(FIXTURES / "broken" / variant), SEED_LOAD)
-    failed = {cid for cid, r in res.items() if r.status == FAIL}
+    failed = {cid for cid, r in res.items() if verdict(r) == FAIL}
     assert failed == expected, {cid: res[cid].line() for cid in failed ^ expected}
-    assert all(r.status == PASS for cid, r in res.items() if cid not in expected)
+    assert all(verdict(r) == PASS for cid, r in res.items() if cid not in expected)
     for cid in expected:  # every failure says what, what was expected, and how to fix it
         r = res[cid]
         assert r.id in r.line() and r.actual in r.line() and r.remediation in r.line()
@@ -74,10 +81,10 @@ def test_staging_variant_is_judged_as_declared(variant):
     inconclusive (with what would show it) — never fail."""
     what, expected, _ = MV.VARIANTS[variant]
     res = run_all(load_manifests(FIXTURES / "variants" / variant), SEED_LOAD)
-    got = {cid: r.status for cid, r in res.items() if r.status != PASS}
+    got = {cid: verdict(r) for cid, r in res.items() if verdict(r) != PASS}
     assert got == expected, {cid: res[cid].line() for cid in set(got) | set(expected)}
     r = res["K8S-STORAGE-003"]
-    if r.status == INCONCLUSIVE:
+    if verdict(r) == INCONCLUSIVE:
         assert "init container that downloads into the claim" in r.line() and "model-staged" in r.line()
     else:
         assert r.measured == 0 and ("init container download-model" in r.actual or "declared populated" in r.actual)
@@ -98,18 +105,18 @@ def test_staging_init_container_must_download_and_write():
     dep = next(o for o in obs.objects if o["kind"] == "Deployment")
     init = dep["spec"]["template"]["spec"]["initContainers"][0]
     init["volumeMounts"][0]["readOnly"] = True
-    assert run_check("K8S-STORAGE-003", obs, SEED_LOAD).status == INCONCLUSIVE
+    assert verdict(run_check("K8S-STORAGE-003", obs, SEED_LOAD)) == INCONCLUSIVE
     init["volumeMounts"][0]["readOnly"] = False
     init["command"] = ["/bin/sh", "-c", "ls /models"]
     r = run_check("K8S-STORAGE-003", obs, SEED_LOAD)
-    assert r.status == INCONCLUSIVE and "run no known downloader" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "run no known downloader" in r.reason
 
 
 def test_a_staged_annotation_other_than_true_does_not_count():
     obs = load_manifests(FIXTURES / "variants" / "staged-annotation")
     pvc = next(o for o in obs.objects if o["kind"] == "PersistentVolumeClaim")
     pvc["metadata"]["annotations"]["pytest-inference/model-staged"] = "false"
-    assert run_check("K8S-STORAGE-003", obs, SEED_LOAD).status == INCONCLUSIVE
+    assert verdict(run_check("K8S-STORAGE-003", obs, SEED_LOAD)) == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("variant", sorted(MB.VARIANTS))
@@ -129,22 +136,22 @@ def test_variants_cover_every_static_check():
 def test_seed_startup_budget_passes_without_the_seed_load():
     # the same 240 s budget holds for a 61 s load (mi300x) and fails the seed's 220 s
     obs = load_manifests(FIXTURES / "broken" / "short-startup-budget")
-    assert run_check("K8S-DEPLOY-002", obs, Settings(model_load_s=61)).status == PASS
+    assert verdict(run_check("K8S-DEPLOY-002", obs, Settings(model_load_s=61))) == PASS
     r = run_check("K8S-DEPLOY-002", obs, SEED_LOAD)
-    assert r.status == FAIL and r.measured == pytest.approx(240 - 275)
+    assert verdict(r) == FAIL and r.measured == pytest.approx(240 - 275)
 
 
 def test_startup_budget_without_a_load_time_is_inconclusive():
     r = run_check("K8S-DEPLOY-002", reference(), Settings())
-    assert r.status == INCONCLUSIVE and "--model-load-s" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "--model-load-s" in r.reason
 
 
 def test_margin_and_drain_settings_change_the_verdicts():
     obs = reference()
-    assert run_check("K8S-DEPLOY-002", obs, Settings(model_load_s=220, model_load_margin=2.0)).status == FAIL
+    assert verdict(run_check("K8S-DEPLOY-002", obs, Settings(model_load_s=220, model_load_margin=2.0))) == FAIL
     r = run_check("K8S-DEPLOY-004", obs, Settings(max_drain_s=115))
-    assert r.status == FAIL and r.measured == 0  # 120 s grace vs 5 s sleep + 115 s: no headroom is a fail
-    assert run_check("K8S-DEPLOY-004", obs, Settings(max_drain_s=114)).status == PASS
+    assert verdict(r) == FAIL and r.measured == 0  # 120 s grace vs 5 s sleep + 115 s: no headroom is a fail
+    assert verdict(run_check("K8S-DEPLOY-004", obs, Settings(max_drain_s=114))) == PASS
 
 
 # --------------------------------------------------------------------------- rules on small objects
@@ -165,37 +172,37 @@ def obs_of(*objs, mode=STATIC, **kw):
 
 def test_rollout_defaults_are_flagged():
     r = run_check("K8S-DEPLOY-001", obs_of(dep()), Settings())
-    assert r.status == FAIL and r.measured == 2 and "(the default)" in r.actual
+    assert verdict(r) == FAIL and r.measured == 2 and "(the default)" in r.actual
     r = run_check("K8S-DEPLOY-001", obs_of(dep(strategy={"type": "Recreate"})), Settings())
-    assert r.status == FAIL and "Recreate" in r.actual
+    assert verdict(r) == FAIL and "Recreate" in r.actual
 
 
 def test_no_or_several_deployments_is_inconclusive():
     r = run_check("K8S-DEPLOY-001", obs_of({"kind": "Service", "metadata": {"name": "x"}}), Settings())
-    assert r.status == INCONCLUSIVE and "no Deployment" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "no Deployment" in r.reason
     other = dep()
     other["metadata"]["name"] = "vllm-b"
     r = run_check("K8S-DEPLOY-001", obs_of(dep(), other), Settings())
-    assert r.status == INCONCLUSIVE and "--vllm-deployment" in r.reason
-    assert run_check("K8S-DEPLOY-001", obs_of(dep(), other), Settings(deployment="vllm-b")).status == FAIL
-    assert run_check("K8S-DEPLOY-001", obs_of(dep(), other), Settings(deployment="nope")).status == INCONCLUSIVE
+    assert verdict(r) == INCONCLUSIVE and "--vllm-deployment" in r.reason
+    assert verdict(run_check("K8S-DEPLOY-001", obs_of(dep(), other), Settings(deployment="vllm-b"))) == FAIL
+    assert verdict(run_check("K8S-DEPLOY-001", obs_of(dep(), other), Settings(deployment="nope"))) == INCONCLUSIVE
 
 
 def test_unreadable_kind_is_inconclusive_not_pass():
     obs = obs_of(dep(), mode=LIVE, unavailable={"PodDisruptionBudget": "forbidden (HTTP 403)"})
     r = run_check("K8S-DEPLOY-007", obs, Settings())
-    assert r.status == INCONCLUSIVE and "forbidden" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "forbidden" in r.reason
 
 
 def test_pdb_that_blocks_drains_fails():
     pdb = {"kind": "PodDisruptionBudget", "metadata": {"name": "p", "namespace": "vllm"},
            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "vllm"}}}}
     r = run_check("K8S-DEPLOY-007", obs_of(dep(), pdb), Settings())
-    assert r.status == FAIL and "drains hang" in r.actual
+    assert verdict(r) == FAIL and "drains hang" in r.actual
     pdb["spec"] = {"minAvailable": 1, "selector": {"matchLabels": {"app": "vllm"}}}
-    assert run_check("K8S-DEPLOY-007", obs_of(dep(), pdb), Settings()).status == PASS
+    assert verdict(run_check("K8S-DEPLOY-007", obs_of(dep(), pdb), Settings())) == PASS
     pdb["spec"]["selector"] = {"matchLabels": {"app": "other"}}
-    assert run_check("K8S-DEPLOY-007", obs_of(dep(), pdb), Settings()).status == FAIL
+    assert verdict(run_check("K8S-DEPLOY-007", obs_of(dep(), pdb), Settings())) == FAIL
 
 
 @pytest.mark.parametrize("image, pinned", [
@@ -219,9 +226,9 @@ def test_nfs_version_and_nconnect_bounds():
                      (["vers=4.0", "nconnect=8"], False), (["vers=4.1", "nconnect=4"], False),
                      (["vers=4.1"], False), (["nconnect=8"], False)):
         pv["spec"]["mountOptions"] = opts
-        assert (run_check("K8S-STORAGE-002", obs, Settings()).status == PASS) is ok, opts
+        assert (verdict(run_check("K8S-STORAGE-002", obs, Settings())) == PASS) is ok, opts
     pv["spec"]["mountOptions"] = ["vers=4.1", "nconnect=8"]
-    assert run_check("K8S-STORAGE-002", obs, Settings(nconnect_min=16)).status == FAIL
+    assert verdict(run_check("K8S-STORAGE-002", obs, Settings(nconnect_min=16))) == FAIL
 
 
 def test_non_nfs_volume_is_inconclusive():
@@ -230,7 +237,7 @@ def test_non_nfs_volume_is_inconclusive():
     del pv["spec"]["nfs"]
     pv["spec"]["csi"] = {"driver": "dobs.csi.digitalocean.com", "volumeHandle": "x"}
     r = run_check("K8S-STORAGE-002", obs, Settings())
-    assert r.status == INCONCLUSIVE and "not an NFS volume" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "not an NFS volume" in r.reason
 
 
 def test_keyless_exists_toleration_counts_as_tolerating():
@@ -238,7 +245,7 @@ def test_keyless_exists_toleration_counts_as_tolerating():
     d = obs.get("Deployment", "vllm")
     d["spec"]["template"]["spec"]["tolerations"].append({"operator": "Exists"})
     r = run_check("K8S-TAINT-002", obs, Settings())
-    assert r.status == FAIL and "tolerates every taint" in r.actual
+    assert verdict(r) == FAIL and "tolerates every taint" in r.actual
 
 
 def test_toleration_for_another_effect_is_not_tolerating_the_gate():
@@ -246,7 +253,7 @@ def test_toleration_for_another_effect_is_not_tolerating_the_gate():
     d = obs.get("Deployment", "vllm")
     d["spec"]["template"]["spec"]["tolerations"].append(
         {"key": "node.digitalocean.com/network-not-tuned", "operator": "Exists", "effect": "NoExecute"})
-    assert run_check("K8S-TAINT-002", obs, Settings()).status == PASS
+    assert verdict(run_check("K8S-TAINT-002", obs, Settings())) == PASS
 
 
 def test_tuner_rbac_unknown_role_is_inconclusive_and_no_patch_fails():
@@ -254,18 +261,18 @@ def test_tuner_rbac_unknown_role_is_inconclusive_and_no_patch_fails():
     b = obs.get("ClusterRoleBinding", "network-tuner")
     b["roleRef"]["name"] = "somewhere-else"
     r = run_check("K8S-TUNER-002", obs, Settings())
-    assert r.status == INCONCLUSIVE and "somewhere-else" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "somewhere-else" in r.reason
     obs = reference()
     obs.get("ClusterRole", "network-tuner")["rules"] = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]
     r = run_check("K8S-TUNER-002", obs, Settings())
-    assert r.status == FAIL and "cannot remove the taint" in r.actual
+    assert verdict(r) == FAIL and "cannot remove the taint" in r.actual
 
 
 def test_tuner_without_host_network_fails_coverage():
     obs = reference()
     obs.get("DaemonSet", "network-tuner")["spec"]["template"]["spec"]["hostNetwork"] = False
     r = run_check("K8S-TUNER-001", obs, Settings())
-    assert r.status == FAIL and "hostNetwork" in r.actual
+    assert verdict(r) == FAIL and "hostNetwork" in r.actual
 
 
 def test_tuner_script_without_set_e_is_flagged():
@@ -273,7 +280,7 @@ def test_tuner_script_without_set_e_is_flagged():
     init = obs.get("DaemonSet", "network-tuner")["spec"]["template"]["spec"]["initContainers"][0]
     init["command"][2] = init["command"][2].replace("set -eu\n", "")
     r = run_check("K8S-TUNER-003", obs, Settings())
-    assert r.status == FAIL and "without 'set -e'" in r.actual
+    assert verdict(r) == FAIL and "without 'set -e'" in r.actual
 
 
 def test_prestop_kinds():
@@ -281,12 +288,12 @@ def test_prestop_kinds():
     c = obs.get("Deployment", "vllm")["spec"]["template"]["spec"]["containers"][0]
     c["lifecycle"] = {"preStop": {"sleep": {"seconds": 30}}}
     r = run_check("K8S-DEPLOY-003", obs, Settings())
-    assert r.status == FAIL and "not an exec hook" in r.actual
+    assert verdict(r) == FAIL and "not an exec hook" in r.actual
     c["lifecycle"] = {"preStop": {"exec": {"command": ["/drain.sh"]}}}
     r = run_check("K8S-DEPLOY-003", obs, Settings())
-    assert r.status == INCONCLUSIVE and "does not show" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "does not show" in r.reason
     del c["lifecycle"]
-    assert run_check("K8S-DEPLOY-003", obs, Settings()).status == FAIL
+    assert verdict(run_check("K8S-DEPLOY-003", obs, Settings())) == FAIL
 
 
 def test_template_leftovers_spare_shell_variables_in_scripts():

@@ -3,10 +3,10 @@ snapshots (real NodeSnapshot objects from the node probes' parsers) and of a sca
 
 from pathlib import Path
 
-from pytest_inference.claims import Requirement
-from pytest_inference.k8s.checks import node_tuning_result, scale_out_result
+from k8s_scenarios import outcome
+from pytest_inference.claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Requirement
+from pytest_inference.k8s.checks import judged, node_tuning_result, scale_out_result
 from pytest_inference.k8s.inventory import MANAGED_BY, is_ours
-from pytest_inference.k8s.model import FAIL, INCONCLUSIVE, PASS
 from pytest_inference.k8s.mutate import NodeProbe, ScaleResult, Undo, probe_pod_manifest, probe_pod_name
 from pytest_inference.node.judge import stale_connections
 from pytest_inference.node.parse import parse_ss
@@ -14,6 +14,7 @@ from pytest_inference.node.probes import NodeSnapshot
 
 DATA = Path(__file__).resolve().parents[1] / "node" / "data"
 MiB16 = 16 * 1024 * 1024
+H100 = {"k8s.scale_out_s": Requirement("k8s.scale_out_s", "<=", 30, unit="s")}
 
 
 def test_probe_pod_is_pinned_privileged_host_namespaces_and_self_ending():
@@ -27,6 +28,11 @@ def test_probe_pod_is_pinned_privileged_host_namespaces_and_self_ending():
     assert spec["automountServiceAccountToken"] is False
     assert is_ours(pod) and pod["metadata"]["labels"][MANAGED_BY[0]] == MANAGED_BY[1]
     assert probe_pod_name("gpu-1", "r") == probe_pod_name("gpu-1", "r") != probe_pod_name("gpu-2", "r")
+
+
+def verdict(r, requirement=None):
+    """The verdict claims.judge gives a check's result (the target's requirement, else the catalog's)."""
+    return judged(r, requirement).verdict
 
 
 def snap(node, *, mtu=9000, buf=MiB16, ss="fresh", errors=None):
@@ -47,39 +53,46 @@ def probes(*snaps):
 
 def test_tuned_nodes_pass():
     r = node_tuning_result(probes(snap("gpu-1"), snap("gpu-2")), {})
-    assert r.status == PASS and r.measured == 0 and "2 GPU node(s) tuned" in r.actual
+    assert verdict(r) == PASS and r.measured == 0 and "2 GPU node(s) tuned" in r.actual
 
 
 def test_untuned_and_stale_nodes_fail_by_name():
     r = node_tuning_result(probes(snap("gpu-1", mtu=1500, buf=4194304), snap("gpu-2", ss="stale"),
                                   snap("gpu-3")), {})
-    assert r.status == FAIL and r.measured == 2
+    assert verdict(r) == FAIL and r.measured == 2
     assert "gpu-1: mtu 1500 (needs >= 9000)" in r.actual and "rmem_max 4194304" in r.actual
     assert "gpu-2: stale 1 (needs == 0)" in r.actual
 
 
 def test_target_requirements_replace_the_defaults():
     reqs = {"node.mtu": Requirement("node.mtu", ">=", 1500)}
-    assert node_tuning_result(probes(snap("gpu-1", mtu=1500)), reqs).status == PASS
+    assert verdict(node_tuning_result(probes(snap("gpu-1", mtu=1500)), reqs)) == PASS
 
 
 def test_unreadable_or_unconnected_nodes_are_inconclusive():
     r = node_tuning_result(probes(snap("gpu-1", ss=None)), {})
-    assert r.status == INCONCLUSIVE and "gpu-1: could not read stale" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "gpu-1: could not read stale" in r.reason
     r = node_tuning_result(probes(snap("gpu-1", errors={"mtu": "kubectl: command not found"})), {})
-    assert r.status == INCONCLUSIVE and "command not found" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "command not found" in r.reason
     r = node_tuning_result([NodeProbe("gpu-1", "p", error="probe pod not Running after 180 s")], {})
-    assert r.status == INCONCLUSIVE and "not Running" in r.reason
-    assert node_tuning_result([], {}).status == INCONCLUSIVE
+    assert verdict(r) == INCONCLUSIVE and "not Running" in r.reason
+    assert verdict(node_tuning_result([], {})) == INCONCLUSIVE
 
 
 def test_cleanup_failure_fails_even_a_good_measurement():
     undo = Undo(actions=["created pod kube-system/p"], failures=["could not delete pod kube-system/p: HTTP 500"])
     r = node_tuning_result(probes(snap("gpu-1")), {}, undo)
-    assert r.status == FAIL and "CLEANUP FAILED" in r.actual
+    # the figure itself passes (0 untuned nodes); the test fails because the cluster was left changed
+    test, line, claim = outcome(r)
+    assert verdict(r) == PASS and r.cleanup and test == "failed" and "CLEANUP FAILED" in r.actual
+    assert "CLEANUP FAILED" in line and claim.verdict == PASS
     res = ScaleResult("vllm", "vllm", 1, 3, seconds=21.5)
     res.undo.failures.append("could not restore vllm/vllm to 1 replicas: HTTP 409")
     r = scale_out_result(res)
-    assert r.status == FAIL and r.measured == 21.5 and "CLEANUP FAILED" in r.actual
+    assert outcome(r, H100)[0] == "failed" and r.measured == 21.5 and "CLEANUP FAILED" in r.actual
     ok = scale_out_result(ScaleResult("vllm", "vllm", 1, 3, seconds=21.5))
-    assert ok.status == PASS and ok.actual == "1 -> 3 Ready in 21.5 s"
+    assert verdict(ok, H100["k8s.scale_out_s"]) == PASS and ok.actual == "1 -> 3 Ready in 21.5 s"
+    assert outcome(ok, H100)[0] == "passed" and not ok.cleanup
+    # no target requirement for k8s.scale_out_s (the catalog sets no default): measured only
+    assert verdict(ok) == MEASURED and outcome(ok)[0] == "passed"
+    assert outcome(scale_out_result(ScaleResult("vllm", "vllm", 1, 3, seconds=31)), H100)[0] == "failed"
