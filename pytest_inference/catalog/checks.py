@@ -145,7 +145,9 @@ def _cell(text: str) -> str:
 
 def readme_table() -> str:
     """The README's checks table (markdown), generated from the catalog."""
-    rows = ["| id | check | claim (default requirement) | static | live |", "|---|---|---|---|---|"]
+    rows = ["Generated from `pytest_inference/catalog/checks.toml`. The claim is judged by the target's requirement",
+            "for its metric, else by the default shown here; *mutation*: only with `--k8s-allow-mutations`.", "",
+            "| id | check | claim (default requirement) | static | live |", "|---|---|---|---|---|"]
     for s in _load().values():
         claim = f"`{s.requirement_text()}`" if s.requirement else f"`{s.metric}` (the target's requirement only)"
         live = "mutation" if s.mutates else ("✓" if LIVE in s.modes else "–")
