@@ -49,7 +49,9 @@ from .errors import (
 )
 from .hostload import CpuPressure
 from .http import Origin, ProtocolError, ResponseParser, build_request, header_problem, parse_base_url
-from .results import Progress, RequestResult, RequestSpec, RunResult, token_count_problem
+from .derive import fill_stream_figures, fill_timings
+from .openai_stream import CONTENT, REASONING, ChunkError, StreamDecoder, describe_non_sse, end_problem, error_detail
+from .results import Progress, RequestResult, RequestSpec, RunResult
 from .sse import SSEParser
 
 __all__ = ["StreamClient"]
@@ -147,9 +149,8 @@ class _Conn:
 
 
 class _Req:
-    __slots__ = ("idx", "spec", "data", "res", "parser", "sse", "mode", "reads", "tok_ns",
-                 "first_tok_read", "parts", "rparts", "tparts", "collected", "send_ns",
-                 "stream_error", "retried", "head_seen", "chat", "content_ns", "last_ns", "stall_ns")
+    __slots__ = ("idx", "spec", "data", "res", "parser", "sse", "dec", "mode", "reads", "tok_ns",
+                 "first_tok_read", "collected", "send_ns", "retried", "head_seen", "content_ns", "stall_ns")
 
     def __init__(self, idx: int, spec: RequestSpec, data: bytes, warmup: bool) -> None:
         self.idx = idx
@@ -158,25 +159,20 @@ class _Req:
         self.res = RequestResult(index=idx, warmup=warmup, api=spec.api, model=spec.model,
                                  requested_max_tokens=spec.max_tokens, ignore_eos=spec.ignore_eos)
         self.retried = False
-        self.chat = spec.api == "chat"
         self.reset()
 
     def reset(self) -> None:
         self.parser = ResponseParser()
         self.sse = SSEParser()
+        self.dec = StreamDecoder()
         self.mode = M_SSE
         self.reads = 0
         self.tok_ns: list[int] = []
         self.first_tok_read = 0
-        self.parts: list[str] = []
-        self.rparts: list[str] = []
-        self.tparts: list[str] = []
         self.collected: list[bytes] = []
         self.send_ns = 0
-        self.stream_error: str | None = None
         self.head_seen = False
         self.content_ns = 0
-        self.last_ns = 0
         self.stall_ns = 0
 
 
@@ -642,6 +638,9 @@ class StreamClient:
             self._pending = deque()
             self._active = 0
             self._seq += 1
+            for r in reqs:  # what the cut streams had said so far
+                if r.send_ns:
+                    r.dec.fill(r.res)
             e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
             raise
         return [r.res for r in reqs]
@@ -884,113 +883,32 @@ class StreamClient:
                                        f"but {why}", self._key))
 
     def _on_event(self, c: _Conn, req: _Req, data: bytes, t: int) -> None:
-        res = req.res
-        if data == b"[DONE]":
-            res.done_marker = True
-            return
         try:
-            obj = json.loads(data)
-        except ValueError:
+            kinds = req.dec.feed(data)
+        except ChunkError as e:
             self._discard(c)
-            raise self._not_openai(req, f"a stream event is not JSON: {_snip(data)}") from None
-        if not isinstance(obj, dict):
-            self._discard(c)
-            raise self._not_openai(req, f"a stream event is not a JSON object: {_snip(data)}")
-        try:
-            self._on_chunk(req, obj, data, t)
-        except (AttributeError, TypeError, ValueError):
-            self._discard(c)
-            raise self._not_openai(req, f"a stream event is not an OpenAI chunk: {_snip(data)}") from None
-
-    def _on_chunk(self, req: _Req, obj: dict, data: bytes, t: int) -> None:
-        res = req.res
-        choices = obj.get("choices")
-        if choices is None:
-            err = obj.get("error")
-            if err is not None:
-                req.stream_error = f"error event in the stream: {_err_text(err)}"
-                return
-            if "usage" not in obj:
-                raise TypeError("no choices")
-            choices = ()
-        elif not isinstance(choices, list):
-            raise TypeError("choices is not a list")
-        if res.response_id is None:
-            rid = obj.get("id")
-            if rid:
-                res.response_id = str(rid)
-        usage = obj.get("usage")
-        if usage:
-            ct = usage.get("completion_tokens")
-            if ct is not None:
-                res.usage_reported = True
-                res.output_tokens = int(ct)
-            pt = usage.get("prompt_tokens")
-            if pt is not None:
-                res.prompt_tokens = int(pt)
-        if not choices:
-            return
-        content = reasoning = tool = False
-        for ch in choices:
-            delta = ch.get("delta")
-            if delta is not None:
-                x = delta.get("content")
-                if x:
-                    content = True
-                    req.parts.append(x)
-                x = delta.get("reasoning_content") or delta.get("reasoning")
-                if x:
-                    reasoning = True
-                    req.rparts.append(x)
-                tcs = delta.get("tool_calls")
-                if tcs:
-                    for tc in tcs:
-                        fn = tc.get("function") or {}
-                        x = (fn.get("name") or "") + (fn.get("arguments") or "")
-                        if x:
-                            tool = True
-                            req.tparts.append(x)
-            else:
-                x = ch.get("text")
-                if x:
-                    content = True
-                    req.parts.append(x)
-            fr = ch.get("finish_reason")
-            if fr:
-                res.finish_reason = fr
-        if content or reasoning or tool:
+            raise self._not_openai(req, str(e)) from None
+        if kinds:
             tok = req.tok_ns
             if not tok:
                 req.first_tok_read = req.reads
                 if self._sched is not None:
-                    res.ttft_stall_ms = self._wake_stall_ns / 1e6
+                    req.res.ttft_stall_ms = self._wake_stall_ns / 1e6
             tok.append(t)
             if req.reads == req.first_tok_read:
-                res.first_read_token_events += 1
-            if content and not req.content_ns:
+                req.res.first_read_token_events += 1
+            if kinds & CONTENT and not req.content_ns:
                 req.content_ns = t
-            if reasoning:
-                res.reasoning_events += 1
+            if kinds & REASONING:
+                req.res.reasoning_events += 1
 
     def _fill_times(self, req: _Req, end_ns: int) -> None:
         res = req.res
-        s = req.send_ns
-        tok = req.tok_ns
         res.socket_reads = req.reads
         if self._sched is not None:
             res.client_stall_ms = req.stall_ns / 1e6
-        res.token_times_ms = [(x - s) / 1e6 for x in tok]
-        res.content_events = len(tok)
-        if tok:
-            res.ttft_ms = (tok[0] - s) / 1e6
-            res.itl_ms = [(b - a) / 1e6 for a, b in zip(tok, tok[1:])]
-        if req.content_ns:
-            res.ttft_content_ms = (req.content_ns - s) / 1e6
-        if end_ns:
-            res.e2e_ms = (end_ns - s) / 1e6
-        res.text = "".join(map(str, req.parts))
-        res.reasoning_text = "".join(map(str, req.rparts))
-        res.tool_text = "".join(map(str, req.tparts))
+        fill_timings(res, req.send_ns, req.tok_ns, req.content_ns, end_ns)
+        req.dec.fill(res)
 
     def _finish(self, c: _Conn, req: _Req, t: int) -> None:
         res = req.res
@@ -998,7 +916,7 @@ class StreamClient:
         if req.mode == M_NOT_SSE:
             body = b"".join(req.collected)
             self._discard(c)
-            raise self._not_openai(req, _describe_non_sse(p.headers.get("content-type", ""), body))
+            raise self._not_openai(req, describe_non_sse(p.headers.get("content-type", ""), body))
         if req.mode == M_HTTPERR:
             detail = scrub(self._short(b"".join(req.collected).decode("utf-8", "replace"), p.headers), self._key)
             res.error = str(EndpointHTTPError(f"HTTP {p.status} from {self.base_url}{req.spec.path}: {detail}",
@@ -1012,17 +930,12 @@ class StreamClient:
         self._fill_times(req, t)
         self._timeouts_in_a_row = 0
         if req.mode == M_SSE:
-            n = res.output_tokens
-            res.token_count_problem = token_count_problem(n, len(req.tok_ns))
-            if n is not None and n >= 2 and res.ttft_ms is not None and res.token_count_problem is None:
-                res.tpot_ms = (res.e2e_ms - res.ttft_ms) / (n - 1)  # type: ignore[operator]
-            mt = res.requested_max_tokens
-            if n is not None and mt:
-                res.length_mismatch = n > mt or (res.ignore_eos and n < 0.9 * mt)
-            incomplete = _incomplete(res, p.framing)
-            if req.stream_error:
+            fill_stream_figures(res)
+            incomplete = end_problem(res.done_marker, res.finish_reason, p.framing, res.content_events,
+                                     res.usage_reported)
+            if req.dec.error:
                 res.ok = False
-                res.error = scrub(req.stream_error, self._key)
+                res.error = scrub(req.dec.error, self._key)
             elif incomplete:
                 res.ok = False
                 res.error = incomplete
@@ -1044,70 +957,4 @@ class StreamClient:
 
     @staticmethod
     def _short(text: str, headers: dict[str, str]) -> str:
-        return _error_detail(text, headers.get("content-type", ""))
-
-
-def _incomplete(res: RequestResult, framing: str) -> str | None:
-    """Why a stream the connection delivered did not end the way the protocol ends it, or None.
-
-    Complete: ``data: [DONE]`` was seen, or the HTTP framing itself marked the end (the
-    terminating chunk, or the whole Content-Length) *and* a choice carried a
-    ``finish_reason``. A body framed only by the connection closing ends the same way
-    whether the server finished or was cut, so there only ``[DONE]`` counts.
-    """
-    if res.done_marker:
-        return None
-    if framing in ("chunked", "length") and res.finish_reason:
-        return None
-    how = {"chunked": "the chunked body ended", "length": "the Content-Length body ended",
-           "close": "the server closed the connection (no chunked encoding, no Content-Length)"
-           }.get(framing, "the response ended")
-    return (f"stream ended without [DONE]: {how} after {res.content_events} token events, "
-            f"finish_reason={res.finish_reason}, usage {'reported' if res.usage_reported else 'absent'}")
-
-
-def _snip(data: bytes, n: int = 80) -> str:
-    s = data[:n].decode("utf-8", "replace")
-    return repr(s + ("…" if len(data) > n else ""))
-
-
-def _err_text(err: Any) -> str:
-    if isinstance(err, dict):
-        msg = err.get("message") or err.get("detail") or json.dumps(err)[:200]
-        code = err.get("code") or err.get("type")
-        return f"{msg} ({code})" if code else str(msg)
-    return str(err)[:200]
-
-
-def _error_detail(text: str, ctype: str) -> str:
-    text = text.strip()
-    if not text:
-        return "(empty body)"
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        for k in ("error", "detail", "message"):
-            if k in obj:
-                return " ".join(_err_text(obj[k]).split())[:300]
-    if "html" in ctype.lower() or text.lstrip().lower().startswith(("<!doctype", "<html")):
-        import re
-
-        m = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-        return f"an HTML page ({' '.join(m.group(1).split())[:100]!r})" if m else "an HTML page"
-    return " ".join(text.split())[:300]
-
-
-def _describe_non_sse(ctype: str, body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    ct = ctype or "no content type"
-    if "html" in ct.lower() or text.lower().startswith(("<!doctype", "<html")):
-        return f"with an HTML page ({_error_detail(text, 'text/html')}), not an OpenAI SSE stream"
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return f"with {ct} ({_snip(body)}), not an OpenAI SSE stream"
-    if isinstance(obj, dict) and "choices" in obj:
-        return "with a non-streaming JSON completion: the endpoint ignored stream=true"
-    return f"with JSON of another shape ({_snip(body)}), not an OpenAI SSE stream"
+        return error_detail(text, headers.get("content-type", ""))
