@@ -97,7 +97,8 @@ _IN_MEMORY = "every request's timings stay in memory"
 #: :class:`RunSettings` (tests/core/test_settings.py checks the source for keys missing here).
 SETTINGS: dict[str, Setting] = {
     "model": Setting("str", minimum=1, option="inference_model", flag="--model",
-                     doc="model the target is about (and asked for when the endpoint serves several)"),
+                     doc="model the target is about: asked for when the endpoint serves several, served name of a "
+                     "--model-path server (the embedded tiny model is tiny-llama unless --model)"),
     "accelerator": Setting("str", minimum=1, doc="accelerator the target is about: MI300X, H100, H200, cpu"),
     "warm_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=20, option="inference_warm_requests",
                              flag="--warm-requests", why_max=_IN_MEMORY, doc="measured warm requests"),
@@ -108,7 +109,7 @@ SETTINGS: dict[str, Setting] = {
     "cold_runs": Setting(**_COUNT, maximum=1000, default=3, option="inference_cold_runs", flag="--cold-runs",
                          doc="cold starts measured"),
     "device": Setting("str", minimum=1, default="cpu", option="inference_device", flag="--device",
-                      doc="lock key of the local server's accelerator"),
+                      doc="lock key of the local server's accelerator (the embedded tiny model: cpu unless --device)"),
     "server_args": Setting("str", default="", option="inference_server_args", flag="--server-args", shown=False,
                            doc="extra flags of the local server"),
     "model_path": Setting("str", minimum=1, option="inference_model_path", flag="--model-path",
@@ -155,6 +156,16 @@ def check_option(key: str, value: Any) -> None:
     if problem:
         why = f" ({spec.why_max})" if spec.why_max and problem.startswith("must be at most") else ""
         raise SettingsError(f"{spec.flag} {problem}; got {_num(value)}{why}")
+
+
+def default_text(key: str) -> str:
+    """What an option's help says of its default: ``ini inference_model_path, else the target's
+    model_path, else none`` — from the table, so help and behaviour cannot drift apart."""
+    spec = SETTINGS[key]
+    parts = [f"ini {spec.ini}"] if spec.ini else []
+    parts.append(f"the target's {key}")
+    parts.append("none" if spec.default is None else repr(spec.default) if spec.kind == "str" else _num(spec.default))
+    return ", else ".join(parts)
 
 
 class RunSettings:
@@ -240,3 +251,31 @@ class RunSettings:
 
     def __repr__(self) -> str:
         return f"<RunSettings target={getattr(self.target, 'name', None)}>"
+
+
+def _range(spec: Setting) -> str:
+    if spec.kind == "str":
+        return "text" if not spec.minimum else "non-empty text"
+    low = "" if spec.minimum is None else f"{'>' if spec.exclusive else '≥'} {_num(spec.minimum)}"
+    high = "" if spec.maximum is None else f"≤ {_num(spec.maximum)}"
+    kind = "integer" if spec.kind == "int" else "number"
+    return ", ".join(p for p in (kind, low, high) if p)
+
+
+def readme_table() -> str:
+    """The README's run-settings table (a generated region, like the catalogs' tables)."""
+    lines = [
+        "Every run setting, generated from `pytest_inference/settings.py`: the option wins, then its ini key,",
+        "then the target's `[workload]`, then the default; `summary.json` records each value and its source",
+        "(`run.settings`).",
+        "",
+        "| `[workload]` key | option | type | default | what it is |",
+        "|---|---|---|---|---|",
+    ]
+    for key, spec in SETTINGS.items():
+        option = f"`{spec.flag}`" if spec.flag else "–"
+        if spec.ini:
+            option += f" (ini `{spec.ini}`)"
+        default = "–" if spec.default is None else f"`{spec.default!r}`" if spec.kind == "str" else _num(spec.default)
+        lines.append(f"| `{key}` | {option} | {_range(spec)} | {default} | {spec.doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines)

@@ -18,6 +18,8 @@ from pytest_inference.settings import (
     SettingsError,
     check_option,
     check_workload,
+    default_text,
+    readme_table,
 )
 from pytest_inference.targets import load_target
 
@@ -140,6 +142,20 @@ def test_defaults_fit_their_own_rules():
     for key, spec in SETTINGS.items():
         if spec.default is not None:
             assert spec.check(spec.default) is None, key
+
+
+def test_help_text_of_a_default_comes_from_the_table():
+    assert default_text("max_tokens") == "the target's max_tokens, else 64"
+    assert default_text("device") == "the target's device, else 'cpu'"
+    assert default_text("model_path") == "ini inference_model_path, else the target's model_path, else none"
+    assert default_text("server_start_timeout_s") == "the target's server_start_timeout_s, else 600"
+
+
+def test_readme_table_has_one_row_per_setting():
+    rows = [line for line in readme_table().splitlines() if line.startswith("| `")][1:]  # after the header
+    assert [r.split("`")[1] for r in rows] == list(SETTINGS)
+    assert "| `max_tokens` | `--max-tokens` | integer, ≥ 1 | 64 |" in readme_table()
+    assert "`--model-path` (ini `inference_model_path`)" in readme_table()
 
 
 def _used_keys() -> tuple[set[str], list[str]]:
