@@ -48,7 +48,7 @@ from .errors import (
     scrub,
 )
 from .hostload import CpuPressure
-from .http import Origin, ProtocolError, ResponseParser, build_request, header_problem, parse_base_url
+from .http import Origin, ProtocolError, ResponseParser, build_request, header_problem, parse_base_url, text_or_error
 from .derive import fill_stream_figures, fill_timings
 from .openai_stream import CONTENT, REASONING, ChunkError, StreamDecoder, describe_non_sse, end_problem, error_detail
 from .results import Progress, RequestResult, RequestSpec, RunResult
@@ -388,13 +388,9 @@ class StreamClient:
 
     def get_text(self, path: str) -> str:
         """GET a path from the server root (``"/metrics"``, ``"/health"``) as text;
-        raises :class:`EndpointHTTPError` unless the status is 2xx."""
+        raises :class:`EndpointHTTPError` unless the status is 2xx (:func:`.http.get_text`)."""
         status, headers, body = self.request("GET", path, root=True)
-        text = body.decode("utf-8", "replace")
-        if not 200 <= status < 300:
-            detail = scrub(self._short(text, headers), self._key)  # servers echo keys in error bodies
-            raise EndpointHTTPError(f"HTTP {status} from {self.root_url}/{path.lstrip('/')}: {detail}", status, detail)
-        return text
+        return text_or_error(status, headers, body, f"{self.root_url}/{path.lstrip('/')}", self._key)
 
     # -------------------------------------------------------------- internals
     def _auth_headers(self) -> dict[str, str]:

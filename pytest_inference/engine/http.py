@@ -1,12 +1,16 @@
-"""HTTP/1.1 pieces for the raw-socket client: URL handling, request bytes, and an
+"""HTTP/1.1 pieces for the raw-socket client: URL handling, request bytes, an
 incremental response parser (status line, headers, chunked or Content-Length or
-read-until-close bodies).
+read-until-close bodies), and :func:`get` / :func:`get_text`, the one helper for untimed GETs
+(``/v1/models``, ``/metrics``, ``/health``) with the engine's one-line errors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from .errors import EndpointHTTPError, scrub
+from .openai_stream import error_detail
 
 MAX_HEAD = 64 * 1024
 
@@ -83,10 +87,53 @@ def build_request(method: str, origin: Origin, path: str, body: bytes | None,
         lines.append(f"Content-Length: {len(body or b'')}")
     try:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError as e:  # the request line (path, host): never chain the head, it holds the key
+    except UnicodeEncodeError:  # the request line (path, host): never chain the head, it holds the key
         raise ValueError(f"the request line or Host header ({problem_free(lines[0])}) has a character "
                          "that is not Latin-1") from None
     return head + (body or b"")
+
+
+def get(url: str, *, api_key: str | None = None, timeout_s: float = 10.0, verify: bool | str = True,
+        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One untimed GET of an absolute ``url`` (``http://host:8000/metrics``,
+    ``https://host/v1/models?x=1``) on its own connection: ``(status, headers, body)``, header
+    names lower-case. ``api_key`` is sent as a bearer token and appears in no message.
+
+    Raises, each with one line: :class:`~.errors.EndpointUnreachable` (no connection: refused,
+    unresolvable, timed out, TLS), :class:`~.errors.EndpointAuthError` (401/403),
+    :class:`~.errors.EndpointHTTPError` (no answer within ``timeout_s``, the connection broke),
+    :class:`~.errors.NotOpenAIResponse` (not HTTP), ``ValueError`` (not an http(s) URL).
+    Any other status is returned, not raised: see :func:`get_text`.
+    """
+    from .client import StreamClient  # the client is built on this module
+
+    parts = urlsplit(url.strip())
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    client = StreamClient(url, api_key=api_key, timeout_s=timeout_s, verify=verify)
+    try:
+        return client.request("GET", path, headers=headers, root=True)
+    finally:
+        client.close()
+        client._sel.close()  # noqa: SLF001 - a one-shot client: nothing else will use its selector
+
+
+def get_text(url: str, *, api_key: str | None = None, timeout_s: float = 10.0, verify: bool | str = True,
+             headers: dict[str, str] | None = None) -> str:
+    """:func:`get` as text; a non-2xx status raises :class:`~.errors.EndpointHTTPError` with
+    one line (``HTTP 404 from http://h:8000/metrics: Not Found``; the key scrubbed from the
+    server's text)."""
+    status, hdrs, body = get(url, api_key=api_key, timeout_s=timeout_s, verify=verify, headers=headers)
+    return text_or_error(status, hdrs, body, url, api_key)
+
+
+def text_or_error(status: int, headers: dict[str, str], body: bytes, url: str, api_key: str | None) -> str:
+    """The body of a 2xx answer as text; otherwise :class:`~.errors.EndpointHTTPError`."""
+    text = body.decode("utf-8", "replace")
+    if not 200 <= status < 300:
+        # servers echo keys in error bodies
+        detail = scrub(error_detail(text, headers.get("content-type", "")), api_key)
+        raise EndpointHTTPError(f"HTTP {status} from {scrub(url, api_key)}: {detail}", status, detail)
+    return text
 
 
 # parser states
