@@ -204,3 +204,11 @@ def outcome(result, requirements: dict[str, Any] | None = None) -> tuple[str, st
     except pytest.fail.Exception as exc:
         return "failed", str(exc), rec.made[-1]
     return "passed", "", rec.made[-1]
+
+
+def verdict(result, requirement=None) -> str:
+    """The verdict claims.judge gives a check's result: against ``requirement`` (a target's), else
+    the catalog's default — what the suite records."""
+    from pytest_inference.k8s.checks import judged
+
+    return judged(result, requirement).verdict

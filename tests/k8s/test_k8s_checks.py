@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from k8s_scenarios import verdict
 from pytest_inference.claims import FAIL, INCONCLUSIVE, PASS
-from pytest_inference.k8s.checks import (CHECKS, image_pinned, judged, mount_options, run_all, run_check,
+from pytest_inference.k8s.checks import (CHECKS, image_pinned, mount_options, run_all, run_check,
                                          template_leftovers)
 from pytest_inference.k8s.manifests import ManifestError, load_manifests
 from pytest_inference.k8s.model import (LIVE, STATIC, Observation, SelectorError, Settings, label_selector_matches,
@@ -38,11 +39,6 @@ def _make_variants():
 
 MV = _make_variants()
 STATIC_IDS = {cid for cid, c in CHECKS.items() if STATIC in c.modes}
-
-
-def verdict(r):
-    """The verdict claims.judge gives a check's result (the catalog's default requirement)."""
-    return judged(r).verdict
 
 
 def statuses(obs, s=SEED_LOAD):

@@ -3,9 +3,9 @@ snapshots (real NodeSnapshot objects from the node probes' parsers) and of a sca
 
 from pathlib import Path
 
-from k8s_scenarios import outcome
+from k8s_scenarios import outcome, verdict
 from pytest_inference.claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Requirement
-from pytest_inference.k8s.checks import judged, node_tuning_result, scale_out_result
+from pytest_inference.k8s.checks import node_tuning_result, scale_out_result
 from pytest_inference.k8s.inventory import MANAGED_BY, is_ours
 from pytest_inference.k8s.mutate import NodeProbe, ScaleResult, Undo, probe_pod_manifest, probe_pod_name
 from pytest_inference.node.judge import stale_connections
@@ -28,11 +28,6 @@ def test_probe_pod_is_pinned_privileged_host_namespaces_and_self_ending():
     assert spec["automountServiceAccountToken"] is False
     assert is_ours(pod) and pod["metadata"]["labels"][MANAGED_BY[0]] == MANAGED_BY[1]
     assert probe_pod_name("gpu-1", "r") == probe_pod_name("gpu-1", "r") != probe_pod_name("gpu-2", "r")
-
-
-def verdict(r, requirement=None):
-    """The verdict claims.judge gives a check's result (the target's requirement, else the catalog's)."""
-    return judged(r, requirement).verdict
 
 
 def snap(node, *, mtu=9000, buf=MiB16, ss="fresh", errors=None):

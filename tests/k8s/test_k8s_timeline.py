@@ -4,8 +4,10 @@ timelines are in test_k8s_timeline_properties.py (they need the test extra)."""
 
 from datetime import datetime, timedelta, timezone
 
+from k8s_scenarios import verdict
 from pytest_inference.k8s.checks import run_check
-from pytest_inference.k8s.model import FAIL, INCONCLUSIVE, LIVE, PASS, Observation, Settings, WatchLog, iso
+from pytest_inference.claims import FAIL, INCONCLUSIVE, PASS
+from pytest_inference.k8s.model import LIVE, Observation, Settings, WatchLog, iso
 from pytest_inference.k8s.timeline import (OK, UNKNOWN, VIOLATION, Binding, Instant, NodeTaint, judge_pair,
                                            judge_timeline, node_evidence)
 
@@ -118,14 +120,14 @@ def test_good_cluster_from_join_time_tuner_pods():
     obs = live(node("gpu-1"), node("gpu-2"), tuner_ds(), tuner_pod("gpu-1"), tuner_pod("gpu-2", remove=(20, 21)),
                vllm_pod("vllm-a", "gpu-1", scheduled=16), vllm_pod("vllm-b", "gpu-2", scheduled=40))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == PASS and r.measured == 0, r.line()
+    assert verdict(r) == PASS and r.measured == 0, r.line()
     assert len(r.findings) == 2
 
 
 def test_racy_cluster_pod_bound_one_second_before_removal():
     obs = live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1"), vllm_pod("vllm-a", "gpu-1", scheduled=14))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == FAIL and r.measured == 1
+    assert verdict(r) == FAIL and r.measured == 1
     assert "vllm/vllm-a on node gpu-1" in r.actual and "10:00:14Z" in r.actual and "10:00:15Z" in r.actual
     assert r.findings[0]["verdict"] == "violation"
 
@@ -135,10 +137,10 @@ def test_tuner_pod_of_a_later_rollout_proves_only_an_upper_bound():
     obs = live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1", created=3600, remove=(3605, 3606)),
                vllm_pod("vllm-a", "gpu-1", scheduled=60))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == INCONCLUSIVE and "cannot order them" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "cannot order them" in r.reason
     obs = live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1", created=3600, remove=(3605, 3606)),
                vllm_pod("vllm-a", "gpu-1", scheduled=4000))
-    assert run_check("K8S-TAINT-001", obs, S).status == PASS
+    assert verdict(run_check("K8S-TAINT-001", obs, S)) == PASS
     # a remover that restarted: same, the first run may have removed it earlier
     nodes = node_evidence(live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1", restarts=2)), S, tuner_ds())
     assert nodes["gpu-1"].removed.lo == T0
@@ -147,20 +149,20 @@ def test_tuner_pod_of_a_later_rollout_proves_only_an_upper_bound():
 def test_managed_fields_time_is_the_fallback():
     obs = live(node("gpu-1", managed_taint_at=30), vllm_pod("vllm-a", "gpu-1", scheduled=29))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == FAIL and "managedFields" in r.actual
+    assert verdict(r) == FAIL and "managedFields" in r.actual
 
 
 def test_no_history_is_inconclusive_with_the_way_out():
     obs = live(node("gpu-1"), vllm_pod("vllm-a", "gpu-1", scheduled=29))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == INCONCLUSIVE and "--k8s-watch-s" in r.reason and r.measured is None
+    assert verdict(r) == INCONCLUSIVE and "--k8s-watch-s" in r.reason and r.measured is None
 
 
 def test_taint_still_present_and_tolerating_pod_is_a_violation():
     obs = live(node("gpu-1", tainted=True), tuner_ds(), vllm_pod("vllm-a", "gpu-1", scheduled=29, tolerate=True))
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == FAIL and "still on the node" in r.actual
-    assert run_check("K8S-TAINT-002", live(vllm_pod("x", "gpu-1", tolerate=True)), S).status == FAIL
+    assert verdict(r) == FAIL and "still on the node" in r.actual
+    assert verdict(run_check("K8S-TAINT-002", live(vllm_pod("x", "gpu-1", tolerate=True)), S)) == FAIL
 
 
 def test_scheduler_event_time_beats_the_condition():
@@ -169,7 +171,7 @@ def test_scheduler_event_time_beats_the_condition():
     # condition says 16 (after), the scheduler's own event says 14.5 (before the removal at 15)
     obs = live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1"), vllm_pod("vllm-a", "gpu-1", scheduled=16), events=[ev])
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == FAIL and "Scheduled event" in r.actual
+    assert verdict(r) == FAIL and "Scheduled event" in r.actual
 
 
 def test_watch_evidence_wins_and_catches_untainted_joins():
@@ -177,17 +179,17 @@ def test_watch_evidence_wins_and_catches_untainted_joins():
                  bound={("vllm", "vllm-a"): ("gpu-1", at(4.5))})
     obs = live(node("gpu-1"), vllm_pod("vllm-a", "gpu-1", scheduled=99), watch=w)
     r = run_check("K8S-TAINT-001", obs, S)
-    assert r.status == FAIL and "(watch)" in r.actual
+    assert verdict(r) == FAIL and "(watch)" in r.actual
     w2 = WatchLog(started=at(0), ended=at(10), joined_untainted={"gpu-2"})
     obs = live(node("gpu-2", gpu=False), vllm_pod("vllm-b", "gpu-2", scheduled=9), watch=w2)
     r = run_check("K8S-TAINT-001", obs, Settings(namespace="vllm", gpu_node_selector="pool=gpu"))
-    assert r.status == FAIL and "joined without the taint" in r.actual
+    assert verdict(r) == FAIL and "joined without the taint" in r.actual
 
 
 def test_nothing_to_judge_is_inconclusive():
     r = run_check("K8S-TAINT-001", live(node("cpu-1", gpu=False)), S)
-    assert r.status == INCONCLUSIVE and "no GPU node" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "no GPU node" in r.reason
     r = run_check("K8S-TAINT-001", live(node("gpu-1"), tuner_ds(), tuner_pod("gpu-1")), S)
-    assert r.status == INCONCLUSIVE and "nothing to judge" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "nothing to judge" in r.reason
     r = run_check("K8S-TAINT-001", Observation(mode=LIVE, source="t", unavailable={"Pod": "forbidden (HTTP 403)"}), S)
-    assert r.status == INCONCLUSIVE and "forbidden" in r.reason
+    assert verdict(r) == INCONCLUSIVE and "forbidden" in r.reason

@@ -7,8 +7,9 @@ pytest.importorskip("hypothesis", reason="the property tests need hypothesis: pi
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
+from k8s_scenarios import verdict  # noqa: E402
 from pytest_inference.k8s.checks import run_check  # noqa: E402
-from pytest_inference.k8s.model import FAIL, PASS  # noqa: E402
+from pytest_inference.claims import FAIL, PASS  # noqa: E402
 from pytest_inference.k8s.timeline import Binding, Instant, NodeTaint, judge_timeline  # noqa: E402
 from test_k8s_timeline import S, at, live, node, vllm_pod  # noqa: E402
 
@@ -71,6 +72,6 @@ def test_property_check_counts_violations_from_objects(pairs):
     r = run_check("K8S-TAINT-001", live(*objs), S)
     want = sum(1 for removed, bound in pairs if bound < removed)
     if want:
-        assert r.status == FAIL and r.measured == want
+        assert verdict(r) == FAIL and r.measured == want
     else:
-        assert r.status == PASS and r.measured == 0
+        assert verdict(r) == PASS and r.measured == 0
