@@ -46,13 +46,13 @@ class Target:
     def requirement(self, metric: str) -> Requirement | None:
         return self.requirements.get(metric)
 
-    def setting(self, key: str, default: Any = None) -> Any:
+    def setting(self, key: str) -> Any:
         """The profile's own ``[workload]`` value (validated when the profile loaded), without options
         or defaults: suites read :class:`~pytest_inference.settings.RunSettings` instead. ``key`` must be
         one of :data:`~pytest_inference.settings.SETTINGS`: an unknown key is a programming error."""
         if key not in SETTINGS:
             raise KeyError(f"unknown workload setting {key!r}: add it to pytest_inference.settings.SETTINGS")
-        return self.workload.get(key, default)
+        return self.workload.get(key)
 
     def to_dict(self) -> dict[str, Any]:
         return {
