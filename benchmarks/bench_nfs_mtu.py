@@ -2,7 +2,7 @@
 
     python3 benchmarks/bench_nfs_mtu.py [--rounds 5] [--readers 4] [--weights-mib 256] [--offloads]
 
-The lab (pytest_inference.testing.netlab): nfs-ganesha in one network namespace, the node in
+The lab (pytest_inference.netlab): nfs-ganesha in one network namespace, the node in
 another, a veth pair between them; the userspace reader (one TCP connection per reader) reads
 every weight file, the server's page cache dropped before each round. Rounds alternate the MTU
 (both veth ends) so the machine's noise hits both alike. veth offloads are off unless --offloads
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_inference.storage.probe import drop_file_cache, read_url  # noqa: E402
-from pytest_inference.testing.netlab import LabUnavailable, NetLab  # noqa: E402
+from pytest_inference.netlab import LabUnavailable, NetLab  # noqa: E402
 
 
 def main() -> int:

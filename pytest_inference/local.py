@@ -75,10 +75,10 @@ _UNOWNED_GRACE_S = 60.0
 
 def _start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (clock ticks since boot): tells a pid from a reused one."""
-    # one reader of it: the lab's (a stdlib-only module its guardian runs as `python -I -S`)
-    from .testing.netlab import _proc_start_time
+    # one reader of it: the supervisor's (stdlib-only, its guardian runs as `python -I -S`)
+    from .supervise import start_time
 
-    return _proc_start_time(pid)
+    return start_time(pid)
 
 
 def new_run_dir(state_dir: Path, prefix: str) -> Path:

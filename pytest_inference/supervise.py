@@ -58,6 +58,7 @@ __all__ = [
     "kill_group",
     "wait_group_gone",
     "process_gone",
+    "resolve_group",
     "signal_and_wait",
     "kill_wait",
     "parent_gone",
@@ -199,7 +200,7 @@ def wait_group_gone(pgid: int, timeout_s: float, interval_s: float = 0.05) -> bo
         time.sleep(interval_s)
 
 
-def _resolve_group(target: int, group: bool | None) -> bool:
+def resolve_group(target: int, group: bool | None) -> bool:
     if group is None:  # a process group id: its leader's pid, or members still carry it
         st = proc_stat(target)
         group = (st is not None and st.pgrp == target) or bool(group_members(target))
@@ -225,9 +226,9 @@ def signal_and_wait(target: int, sig: int = signal.SIGTERM, *, group: bool | Non
     Returns ``(seconds from the signal to the last exit, or None if something outlived
     exit_timeout_s; killed)``. With ``kill_after`` a survivor gets SIGKILL (to the waited group)
     and ``killed`` is True."""
-    group = _resolve_group(target, group)
+    group = resolve_group(target, group)
     if wait_pgid is not None:
-        _resolve_group(wait_pgid, True)
+        resolve_group(wait_pgid, True)
     w_target, w_group = (wait_pgid, True) if wait_pgid is not None else (target, group)
     t0 = time.monotonic()
     try:

@@ -25,13 +25,14 @@ written to a fresh ``O_EXCL | O_NOFOLLOW`` temporary file and renamed into place
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from ..supervise import pid_alive, read_json, write_json_atomic
 
 __all__ = ["DeviceLock", "DeviceLockError", "DeviceLockTimeout", "DeviceLockUnsafe", "default_lock_dir"]
 
@@ -131,16 +132,6 @@ def _open_lock_file(path: Path) -> int:
     return fd
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class DeviceLock:
     """Exclusive, cross-process lock of one device (``"cpu"``, ``"gpu0"``...)."""
 
@@ -156,23 +147,11 @@ class DeviceLock:
     # ------------------------------------------------------------------ holder info
     def holder(self) -> dict[str, Any] | None:
         """What the current holder wrote (pid, pgid, since, command), plus ``alive``; None if unknown."""
-        try:
-            fd = os.open(self.owner_path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                info = json.loads(f.read(65536))
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
+        info = read_json(self.owner_path, limit=65536)
         if not isinstance(info, dict):
             return None
         pid = info.get("pid")
-        info["alive"] = isinstance(pid, int) and _pid_alive(pid)
+        info["alive"] = isinstance(pid, int) and pid_alive(pid)
         return info
 
     def describe_holder(self) -> str:
@@ -190,21 +169,11 @@ class DeviceLock:
         """Record who holds the lock (call while holding it)."""
         data = {"pid": os.getpid(), "device": self.device,
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **info}
-        tmp = self.owner_path.with_name(self.owner_path.name + f".{os.getpid()}.{time.monotonic_ns()}.tmp")
         try:
             # a fresh file (O_EXCL, no symlink followed), readable by all: never a chmod of someone else's
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+            write_json_atomic(self.owner_path, data, mode=0o644, indent=None)
         except OSError:
-            return  # best effort: the owner file only improves the waiting message
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(data))
-            os.replace(tmp, self.owner_path)
-        except OSError:
-            try:
-                tmp.unlink()  # ours: created above
-            except OSError:
-                pass
+            pass  # best effort: the owner file only improves the waiting message
 
     # ------------------------------------------------------------------ acquire / release
     def _open(self) -> int:

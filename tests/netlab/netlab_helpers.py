@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inference.testing.netlab import LabUnavailable, NetLab
+from pytest_inference.netlab import LabUnavailable, NetLab
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -115,8 +115,8 @@ def offloads(ns: str, dev: str) -> dict[str, str]:
 
 
 def pid_running(pid: int) -> bool:
-    """The process exists and is not a zombie (the project's own test: drain.process_gone)."""
-    from pytest_inference.server.drain import process_gone
+    """The process exists and is not a zombie (the project's own test: supervise.process_gone)."""
+    from pytest_inference.supervise import process_gone
 
     return not process_gone(pid, group=False)
 

@@ -23,7 +23,7 @@ from netlab_helpers import (
     sha256_file,
 )
 
-from pytest_inference.testing.netlab import LabError, NetLab
+from pytest_inference.netlab import LabError, NetLab
 
 WEIGHTS_MIB, SHARDS = 32, 4
 

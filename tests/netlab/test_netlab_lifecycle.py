@@ -30,7 +30,8 @@ from netlab_helpers import (
     wait_for,
 )
 
-from pytest_inference.testing.netlab import LabError, LabUnavailable, NetLab
+from pytest_inference.netlab import LabError, LabUnavailable, NetLab
+from pytest_inference.netlab.ganesha import Ganesha
 
 HOST_KEYS = ("net.core.rmem_max", "net.core.wmem_max")
 LOCK_DIR = Path(os.environ.get("PYTEST_INFERENCE_LOCK_DIR") or "/tmp/pytest-inference-locks")
@@ -109,7 +110,7 @@ def test_untuned_lab_and_full_restore_at_stop(available):
 
 CHILD = r"""
 import json, sys, time
-from pytest_inference.testing.netlab import NetLab
+from pytest_inference.netlab import NetLab
 lab = NetLab(tuned=True, weights_mib=2, shards=2).start()
 print(json.dumps(lab.info()), flush=True)
 time.sleep(120)
@@ -149,7 +150,7 @@ def test_guardian_cleans_up_after_owner_is_sigkilled(available, caplog):
 
 EXITS = r"""
 import json, sys
-from pytest_inference.testing.netlab import NetLab
+from pytest_inference.netlab import NetLab
 lab = NetLab(tuned=False, weights_mib=1, shards=1).start()
 print(json.dumps(lab.info()), flush=True)
 sys.exit(0)  # no stop(): the atexit handler stops the lab
@@ -165,13 +166,17 @@ def test_lab_left_running_is_stopped_at_exit(available):
     assert_all_gone(info, set())
 
 
-class BrokenConfigLab(NetLab):
+class BrokenConfig(Ganesha):
     """A real ganesha that refuses its configuration (an unterminated block)."""
 
-    def _write_conf(self):
+    def write_conf(self):
         conf = self.tmpdir / "ganesha.conf"
-        conf.write_text("NFS_CORE_PARAM { Bind_addr = %s; NFS_Port = 2049;\n" % self.server_addr)
+        conf.write_text("NFS_CORE_PARAM { Bind_addr = %s; NFS_Port = 2049;\n" % self.addr)
         return conf
+
+
+class BrokenConfigLab(NetLab):
+    ganesha_class = BrokenConfig
 
 
 def test_failed_start_cleans_up(available):
@@ -222,7 +227,7 @@ def make_orphan() -> tuple[dict, int]:
 
 def test_cli_up_and_down(available):
     """`up` runs a lab until SIGTERM; `down` tears down a lab whose owner and guardian both died."""
-    up = subprocess.Popen([sys.executable, "-m", "pytest_inference.testing.netlab", "up", "--untuned",
+    up = subprocess.Popen([sys.executable, "-m", "pytest_inference.netlab", "up", "--untuned",
                            "--weights-mib", "1", "--shards", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=child_env())
     try:
@@ -234,7 +239,7 @@ def test_cli_up_and_down(available):
     assert_all_gone(info, {up.pid})
 
     info, pid = make_orphan()
-    cp = subprocess.run([sys.executable, "-m", "pytest_inference.testing.netlab", "down"], capture_output=True,
+    cp = subprocess.run([sys.executable, "-m", "pytest_inference.netlab", "down"], capture_output=True,
                         text=True, env=child_env(), timeout=180)
     assert cp.returncode == 0, cp.stderr
     print(cp.stdout)  # "lab …: torn down" — unless another process's lab start reaped it first

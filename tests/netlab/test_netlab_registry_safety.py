@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pytest_inference.testing import netlab
+from pytest_inference.netlab import LabError, registry
 
 OTHER_UID = 54321
 
@@ -42,8 +42,8 @@ def test_a_registry_folder_owned_by_another_user_is_refused(lock_dir, tmp_path):
     (reg / "evil.json").write_text(json.dumps(_planted(victim)))
     os.chown(reg / "evil.json", OTHER_UID, OTHER_UID)
     os.chown(reg, OTHER_UID, OTHER_UID)
-    with pytest.raises(netlab.LabError) as exc:
-        netlab._reap_orphans()
+    with pytest.raises(LabError) as exc:
+        registry.reap_orphans()
     assert "unsafe lab registry" in str(exc.value) and "\n" not in str(exc.value)
     assert (victim / "precious").read_text() == "keep me"
 
@@ -57,7 +57,7 @@ def test_a_record_planted_by_another_user_in_our_registry_is_ignored(lock_dir, t
     planted = reg / "evil.json"
     planted.write_text(json.dumps(_planted(victim)))
     os.chown(planted, OTHER_UID, OTHER_UID)
-    assert netlab._reap_orphans() == []
+    assert registry.reap_orphans() == []
     assert (victim / "precious").read_text() == "keep me"
 
 
@@ -69,7 +69,7 @@ def test_a_symlinked_record_is_not_followed(lock_dir, tmp_path):
     reg = lock_dir / "netlab"
     reg.mkdir(mode=0o700)
     (reg / "evil.json").symlink_to(elsewhere)
-    assert netlab._reap_orphans() == []
+    assert registry.reap_orphans() == []
     assert victim.is_dir()
 
 
@@ -80,6 +80,6 @@ def test_our_own_orphan_record_is_still_reaped(lock_dir, tmp_path):
     reg = lock_dir / "netlab"
     reg.mkdir(mode=0o700)
     (reg / "mine.json").write_text(json.dumps(_planted(victim)))
-    lines = netlab._reap_orphans()
+    lines = registry.reap_orphans()
     assert len(lines) == 1 and "torn down" in lines[0]
     assert not victim.exists()

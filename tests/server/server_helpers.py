@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from pytest_inference.server import ServerSpec
-from pytest_inference.server.watchdog import group_members
+from pytest_inference.supervise import group_members
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CMD = ("{python} -m pytest_inference.testing.fake_openai --host {host} --port {port} --model {model} "
@@ -59,8 +59,8 @@ def wait_for(pred, timeout_s: float, interval_s: float = 0.05):
 
 
 def pid_running(pid: int) -> bool:
-    """The process exists and is not a zombie (the project's own test: drain.process_gone)."""
-    from pytest_inference.server.drain import process_gone
+    """The process exists and is not a zombie (the project's own test: supervise.process_gone)."""
+    from pytest_inference.supervise import process_gone
 
     return not process_gone(pid, group=False)
 

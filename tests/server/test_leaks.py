@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from pytest_inference.server import DeviceLock, DeviceLockTimeout, launch
-from pytest_inference.server.watchdog import group_members
+from pytest_inference import supervise
+from pytest_inference.supervise import group_members
+
+SUPERVISE = supervise.__file__  # the guardian runs as a file: python -I -S, standard library only
 
 from server_helpers import ROOT, child_env, fake_spec, pid_running, wait_file, wait_for, wait_group_gone
 
@@ -267,7 +270,7 @@ def test_watchdog_cli_kills_the_group_when_the_parent_goes(tmp_path: Path, child
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     assert wait_for(lambda: len(group_members(server.pid)) == 3, 5.0)
-    wd = subprocess.Popen([sys.executable, "-m", "pytest_inference.server.watchdog", "--parent", str(parent.pid),
+    wd = subprocess.Popen([sys.executable, "-I", "-S", SUPERVISE, "--parent", str(parent.pid),
                            "--pgid", str(server.pid), "--grace", "0.5", "--cleanup", str(scratch)],
                           env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     procs.append(wd)
@@ -285,7 +288,7 @@ def test_watchdog_cli_exits_when_the_group_is_gone(children) -> None:
     procs, pgids = children
     server = subprocess.Popen(["sleep", "60"], start_new_session=True)
     procs.append(server)
-    wd = subprocess.Popen([sys.executable, "-m", "pytest_inference.server.watchdog", "--parent", str(os.getpid()),
+    wd = subprocess.Popen([sys.executable, "-I", "-S", SUPERVISE, "--parent", str(os.getpid()),
                            "--pgid", str(server.pid), "--poll", "0.05"], env=child_env())
     procs.append(wd)
     time.sleep(0.3)

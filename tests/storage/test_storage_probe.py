@@ -174,7 +174,7 @@ def test_without_the_binding_the_reader_says_what_to_install():
 
 
 def test_without_the_binding_the_lab_skip_says_what_to_install():
-    code = WITHOUT_LIBNFS + ("from pytest_inference.testing.netlab import NetLab, LabUnavailable\n"
+    code = WITHOUT_LIBNFS + ("from pytest_inference.netlab import NetLab, LabUnavailable\n"
                              "try:\n    NetLab.check_available()\nexcept LabUnavailable as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
     if "libnfs" not in out:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_inference.node import NetnsBackend, Node
 from pytest_inference.node.judge import REMOUNT
-from pytest_inference.server.drain import process_gone
+from pytest_inference.supervise import process_gone
 from pytest_inference.fixtures.storage import hold_connection
 from pytest_inference.storage.probe import drop_file_cache, read_url
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lab_or_skip():
-    from pytest_inference.testing.netlab import LabUnavailable, NetLab
+    from pytest_inference.netlab import LabUnavailable, NetLab
 
     try:
         NetLab.check_available()
