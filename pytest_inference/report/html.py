@@ -7,7 +7,10 @@ Allure 3 is Node only (no Java).  Install it once, at the repository root::
 
 then ``render_html("reports/allure-results", "reports/html")`` writes
 ``reports/html/index.html``: the Awesome report as one self-contained file (scripts, styles,
-results, attachments and charts inlined as base64), opened straight from disk.
+results, attachments and charts inlined as base64), opened straight from disk.  The charts are
+the ones the Allure sink drew for each claim: its samples chart and the figures its details carry
+(:mod:`.figures`); a claim's figure data are also in ``summary.json``, so
+:func:`.figures.redraw_summary` can draw them again without Allure.
 
 The CLI is looked for, in order: ``$PYTEST_INFERENCE_ALLURE`` (a path or a command line),
 ``node_modules/.bin/allure`` under the current directory, then under the repository root,

@@ -92,7 +92,7 @@ def _python(code: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_report_modules_import_neither_matplotlib_nor_allure():
     proc = _python(
         "import sys, pytest_inference.report.allure_sink, pytest_inference.report.charts, "
-        "pytest_inference.report.html\n"
+        "pytest_inference.report.figures, pytest_inference.report.html\n"
         "heavy = sorted(m for m in ('matplotlib', 'allure', 'allure_commons') if m in sys.modules)\n"
         "assert not heavy, heavy"
     )

@@ -198,3 +198,25 @@ def test_without_matplotlib_no_chart_same_verdicts_said_once(pytester, monkeypat
     assert {a["name"] for a in attached_hidden} >= {"economics.breakeven_swing claim", "crossover table"}
     assert out.count(CHARTS_NOTE) == 1, out
     assert CHARTS_NOTE not in with_mpl.stdout.str()
+
+
+def test_probes_never_draw():
+    """Probes return observations: no probe module imports matplotlib or the drawing side of the
+    report (charts, figures, the Allure sink), at the top or inside a function."""
+    import ast
+
+    drawing = {"matplotlib", "charts", "figures", "allure_sink", "allure"}
+    modules = sorted([*(ROOT / "pytest_inference" / "probes").glob("*.py"),
+                      *(ROOT / "pytest_inference" / "storage").glob("*.py")])
+    assert any(p.name == "coldstart.py" for p in modules) and any(p.name == "read.py" for p in modules)
+    offenders = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module or ''}.{a.name}" for a in node.names]
+            else:
+                continue
+            offenders += [f"{path.name}: {n}" for n in names if drawing & set(n.split("."))]
+    assert not offenders, offenders

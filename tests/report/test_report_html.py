@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -150,3 +151,38 @@ def test_cli_renders_with_relative_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["report"]) == 0
     assert (tmp_path / "reports" / "html" / "index.html").stat().st_size > 100_000
+
+
+FIGURE_MODULE = '''
+from pytest_inference.claims import judge
+from pytest_inference.report.allure_sink import attach_claim
+from pytest_inference.report.figures import timeline, with_figures
+
+
+def test_cold():
+    rows = [["weights_load", 2.0, 30.0], ["launch → first token", 0.0, 41.2]]
+    c = judge("coldstart.total_s", [41.2], unit="s",
+              details=with_figures({}, timeline(rows, "cold start 1", name="cold start 1 timeline chart")))
+    assert attach_claim(c, "coldstart", None)
+'''
+
+
+def test_html_report_shows_the_figures_a_claim_carries(allure_cli, tmp_path):
+    """A figure is data in the claim; the Allure sink draws it and the HTML report embeds the PNG."""
+    (tmp_path / "test_figure_module.py").write_text(FIGURE_MODULE)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:inference", "-p", "no:cacheprovider", "-q",
+                           "--rootdir", str(tmp_path), f"--alluredir={tmp_path / 'results'}", "test_figure_module.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = embedded_files(render_html(tmp_path / "results", tmp_path / "html"))
+    [result] = [json.loads(v) for k, v in files.items() if k.startswith("data/test-results/")]
+    [step] = result["steps"]  # the claim's step holds its attachments (Allure 3: sub-steps of type attachment)
+    links = [s["link"] for s in step["steps"] if s.get("type") == "attachment"]
+    assert [(a["name"], a["contentType"]) for a in links] == [
+        ("coldstart.total_s claim", "application/json"), ("cold start 1 timeline chart", "image/png")]
+    png = files[f"data/attachments/{links[1]['id']}.png"]
+    assert png.startswith(b"\x89PNG")
+    # one sample: no samples chart, the timeline only
+    assert [k for k in files if k.startswith("data/attachments/") and k.endswith(".png")] == [
+        f"data/attachments/{links[1]['id']}.png"]
