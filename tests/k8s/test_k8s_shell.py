@@ -4,7 +4,7 @@ import pytest
 
 from pytest_inference.k8s.shell import (drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts,
                                         stops_on_error, unguarded_commands)
-from pytest_inference.server.drain import PRESTOP_HOOK
+from pytest_inference.server.prestop import PRESTOP_HOOK
 
 
 @pytest.mark.parametrize("argv, index", [
