@@ -26,6 +26,14 @@ def test_every_node_metric_has_a_field_a_catalog_entry_and_a_k8s_default():
         assert find(metric) is not None, metric
     # K8S-NODE-001 judges exactly these, each with a default requirement when the target sets none
     assert set(check("K8S-NODE-001").inputs) == set(NODE_SETTINGS)
+    # ... the same bars every shipped target sets (the catalog only stands in for a target without them)
+    from pytest_inference.targets import load_target
+
+    for name in ("cpu-local", "h100", "mi300x"):
+        t = load_target(name)
+        for metric, default in check("K8S-NODE-001").inputs.items():
+            req = t.requirement(metric)
+            assert req is not None and (req.op, req.threshold) == (default.op, default.threshold), (name, metric)
 
 
 def test_readings_of_a_recorded_node(tmp_path):
