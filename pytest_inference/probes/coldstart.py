@@ -101,11 +101,12 @@ class ColdStartRun:
         """
         rows: list[tuple[str, float, float]] = []
         for phase, depth in _with_depth(self.phases):
-            if phase.start_s is None or phase.end_s is None or phase.end_s < phase.start_s:
+            start, end = _opt_float(phase.start_s), _opt_float(phase.end_s)
+            if start is None or end is None or end < start:
                 continue
             # labels are right-aligned on the chart: depth shows as a longer branch, "└── " under "└ "
             label = ("└" + "──" * (depth - 1) + " " if depth else "") + phase.name
-            rows.append((label, float(phase.start_s), float(phase.end_s)))
+            rows.append((label, start, end))
         for attr, label in MILESTONES:
             t = _opt_float(getattr(self, attr))
             if t is not None and t >= 0:

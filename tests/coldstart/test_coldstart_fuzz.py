@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_inference.probes.coldstart import ColdStartRun, timeline_json
+from pytest_inference.report.figures import timeline
 from pytest_inference.vllm.startup_log import HIERARCHY, parse_log
 from test_coldstart_vllm_log import PREFIXES, WORDINGS
 
@@ -127,4 +128,5 @@ def test_run_json_and_rows_from_any_log(pairs, first_token):
     run = ColdStartRun.from_log(pairs, first_token_s=first_token)
     rows = run.timeline_rows()
     assert all(start <= end for _, start, end in rows)
+    assert timeline(rows, "any log")["rows"] == [list(r) for r in rows]  # the suite's figure: never a FigureError
     timeline_json(run)  # allow_nan=False: raises on a NaN anywhere
