@@ -1,6 +1,8 @@
 """PNG charts for the reports: one claim's samples, a phase timeline, a line chart.
 
-matplotlib is imported inside the functions, never at module import, so loading the
+The report side draws: :mod:`.figures` turns the figure data a claim carries into these charts
+for the sinks; probes and suites never call this module.  matplotlib is optional (the
+``charts`` extra) and imported inside the functions, never at module import, so loading the
 plugin stays fast.  The figures are built with the object-oriented API on an Agg canvas
 (no pyplot, no global figure registry, no backend switch in the host process) under
 matplotlib's default style, so the output does not depend on a user's matplotlibrc.
