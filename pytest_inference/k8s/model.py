@@ -133,10 +133,6 @@ class CheckResult:
     subject: str = ""
     cleanup: list[str] = field(default_factory=list)
 
-    @property
-    def measured_ok(self) -> bool:
-        return self.measured is not None
-
     def details(self) -> dict[str, Any]:
         """What reaches summary.json and Allure with the claim."""
         return {
