@@ -75,6 +75,7 @@ def check(cid: str):
                                             f"({type(exc).__name__}: {text})"))
 
         guarded.__name__, guarded.__doc__, guarded.__wrapped__ = fn.__name__, fn.__doc__, fn
+        guarded.spec = spec  # type: ignore[attr-defined]
         if cid in CHECKS:
             raise RuntimeError(f"check {cid} is implemented twice")
         CHECKS[cid] = Check(spec, guarded)
@@ -933,8 +934,8 @@ def node_tuning_result(probes: list[Any], requirements: dict[str, Any], undo: An
     from ..claims import FAIL, PASS, fmt, judge
     from ..node.probes import NODE_SETTINGS
 
-    spec = check_spec("K8S-NODE-001")
-    reqs = {m: requirements.get(m) or spec.inputs[m] for m in NODE_SETTINGS}
+    defaults = node_tuning_result.spec.inputs  # type: ignore[attr-defined]
+    reqs = {m: requirements.get(m) or defaults[m] for m in NODE_SETTINGS}
     expected = "every GPU node: " + ", ".join(f"{NODE_SETTINGS[m].key} {r.op} {fmt(r.threshold)}"
                                               for m, r in reqs.items())
     findings, unknown = [], []
