@@ -26,78 +26,48 @@ class Sample:
     value: float
 
 
-def _parse_value(s: str) -> float:
-    s = s.strip()
-    low = s.lower()
-    if low in ("+inf", "inf"):
-        return math.inf
-    if low == "-inf":
-        return -math.inf
-    if low == "nan":
-        return math.nan
-    return float(s)
+#: what the text parser raises on a malformed page (it is a third-party parser: anything
+#: but a clean parse means "not Prometheus text")
+_PARSE_ERRORS = (ValueError, IndexError, KeyError, TypeError, AttributeError)
 
 
-def _parse_labels(s: str, i: int) -> tuple[dict[str, str], int]:
-    """Parse ``{a="x",b="y"}`` starting at s[i] == '{'; return labels and index after '}'."""
-    labels: dict[str, str] = {}
-    i += 1
-    n = len(s)
-    while True:
-        while i < n and s[i] in " \t,":
-            i += 1
-        if i >= n:
-            raise ValueError("unterminated label set")
-        if s[i] == "}":
-            return labels, i + 1
-        j = s.index("=", i)
-        name = s[i:j].strip()
-        i = j + 1
-        while s[i] in " \t":
-            i += 1
-        if s[i] != '"':
-            raise ValueError(f"label {name!r} value not quoted")
-        i += 1
-        buf = []
-        while True:
-            ch = s[i]
-            if ch == "\\":
-                nxt = s[i + 1]
-                buf.append({"n": "\n", "\\": "\\", '"': '"'}.get(nxt, "\\" + nxt))
-                i += 2
-            elif ch == '"':
-                i += 1
-                break
-            else:
-                buf.append(ch)
-                i += 1
-        labels[name] = "".join(buf)
+def _families(text: str):  # -> Iterator[prometheus_client.Metric]
+    # lazily imported: never on the timed path, and not imported with the engine
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        raise ImportError("reading /metrics needs prometheus-client (pip install prometheus-client)") from None
+
+    return text_string_to_metric_families(text)
 
 
 def parse(text: str) -> list[Sample]:
-    """All samples of a Prometheus (or OpenMetrics) text exposition. Comments, ``# HELP``
-    and ``# TYPE`` lines are skipped; malformed lines raise ``ValueError``."""
-    out: list[Sample] = []
+    """All samples of a Prometheus text exposition, read by ``prometheus_client``'s parser
+    (histogram/summary samples keep their ``_bucket``/``_sum``/``_count`` names; ``+Inf`` and
+    ``NaN`` are floats). A page the parser rejects raises ``ValueError`` with one line naming
+    the first line it cannot read."""
+    try:
+        return [Sample(s.name, dict(s.labels), float(s.value)) for fam in _families(text) for s in fam.samples]
+    except _PARSE_ERRORS as e:
+        raise ValueError(_first_bad_line(text, e)) from None
+
+
+def _why(e: BaseException) -> str:
+    return " ".join(str(e).split())[:120] or f"{type(e).__name__} from the parser"
+
+
+def _first_bad_line(text: str, err: BaseException) -> str:
+    """One line for a rejected page: the first line that does not parse on its own."""
     for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+        if not raw.strip():
             continue
         try:
-            brace = line.find("{")
-            space = line.find(" ")
-            if brace != -1 and (space == -1 or brace < space):
-                name = line[:brace]
-                labels, i = _parse_labels(line, brace)
-                rest = line[i:].split()
-            else:
-                parts = line.split()
-                name, labels, rest = parts[0], {}, parts[1:]
-            if not rest:
-                raise ValueError("no value")
-            out.append(Sample(name.strip(), labels, _parse_value(rest[0])))
-        except (ValueError, IndexError) as e:
-            raise ValueError(f"line {lineno}: cannot parse {raw[:120]!r}: {e}") from None
-    return out
+            for fam in _families(raw + "\n"):
+                for s in fam.samples:
+                    float(s.value)
+        except _PARSE_ERRORS as e:
+            return f"line {lineno}: cannot parse {raw[:120]!r}: {_why(e)}"
+    return f"cannot parse the page: {_why(err)}"
 
 
 def _match(labels: dict[str, str], where: dict[str, str] | None) -> bool:

@@ -105,3 +105,27 @@ def test_recorded_real_vllm_page():
     assert les == synthetic
     for name in prom.TPOT_METRICS[:1] + prom.TPOT_METRICS[2:]:
         assert prom.has_metric(real, name)
+
+
+@pytest.mark.parametrize("page, where", [
+    ("a 1\n# TYPE x counterish\nx 1\n", "line 2: cannot parse '# TYPE x counterish': Invalid metric type: counterish"),
+    ("ok 1\nok{a=\"1\",a=\"2\"} 3\n", "line 2: cannot parse 'ok{a=\"1\",a=\"2\"} 3'"),
+    ("a 1 not-a-timestamp\n", "line 1: cannot parse 'a 1 not-a-timestamp'"),
+    ("<!DOCTYPE html><html><title>Login</title></html>", "line 1: cannot parse '<!DOCTYPE html>"),
+])
+def test_a_rejected_page_is_one_line_naming_the_line(page, where):
+    with pytest.raises(ValueError) as ei:
+        prom.parse(page)
+    assert str(ei.value).startswith(where) and "\n" not in str(ei.value)
+    check = prom.cross_check(page, page)
+    assert check.present and check.problem.startswith("GET /metrics answered ") and check.ttft_mean_ms is None
+
+
+def test_the_text_parser_is_not_imported_with_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest_inference.engine as e; from pytest_inference.engine import prometheus; "
+            "assert 'prometheus_client' not in sys.modules; prometheus.parse('a 1\\n'); "
+            "assert 'prometheus_client' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
