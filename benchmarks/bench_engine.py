@@ -10,7 +10,8 @@ Prints, per client and concurrency:
 * starved = samples where the client's own run-queue wait in the wake that stamped the
   first token exceeded 0.3 ms (engine only; a loaded machine, not a slow server);
 then the client CPU time (``time.process_time`` of this process) per streamed 32-token
-request against a zero-delay server, and the requests/s one client process sustains.
+request against a zero-delay server, and the requests/s one client process sustains; last,
+the cost of decoding one chunk on the timed path (``StreamDecoder.feed``, no server).
 
 The comparison client is the openai SDK used plainly: ``AsyncOpenAI`` streaming, built
 once outside the timed region, stamping ``perf_counter_ns`` right before ``create`` and
@@ -26,12 +27,14 @@ import os
 import statistics
 import sys
 import time
+import timeit
 from pathlib import Path
 from time import perf_counter_ns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pytest_inference.engine import RequestSpec, StreamClient  # noqa: E402
+from pytest_inference.engine.openai_stream import StreamDecoder  # noqa: E402
 from pytest_inference.stats import percentile  # noqa: E402
 from pytest_inference.testing.fake_openai import FakeOpenAIServer  # noqa: E402
 
@@ -138,6 +141,34 @@ def sdk_cpu(server: FakeOpenAIServer, conc: int, n: int) -> dict | None:
     return {"cpu_ms": cpu / n * 1e3, "rps": n / wall, "reads": float("nan")}
 
 
+def vllm_chat_payloads(tokens: int = 64) -> list[bytes]:
+    """The ``data:`` payloads of a vLLM chat stream: role chunk, one per token, usage, [DONE]."""
+    import json
+
+    def ev(obj: dict) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    out = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
+    out += [ev({**base, "choices": [{"index": 0, "delta": {"content": f" tok{i}"}, "finish_reason": None}]})
+            for i in range(tokens)]
+    out.append(ev({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": tokens}}))
+    return out + [b"[DONE]"]
+
+
+def decode_cost_ns(repeat: int = 300) -> float:
+    """Best-of-``repeat`` ns per chunk of :meth:`StreamDecoder.feed` over a 64-token stream."""
+    payloads = vllm_chat_payloads()
+
+    def one() -> None:
+        feed = StreamDecoder().feed
+        for p in payloads:
+            feed(p)
+
+    best = min(timeit.repeat(one, number=5, repeat=repeat)) / 5
+    return best / len(payloads) * 1e9
+
+
 def fmt(x: float | None, spec: str = "8.3f") -> str:
     return format(x, spec) if x is not None else " " * (int(spec.split(".")[0]) - 1) + "-"
 
@@ -184,6 +215,8 @@ def main() -> None:
         n = max(20, int(200 * scale))
         r = engine_cpu(s, 1, n)
         print(f"{'engine':<12}{1:>5}{n:>6}{r['cpu_ms']:>12.3f}{r['rps']:>9.0f}{r['reads']:>11.1f}")
+    print(f"\nChunk decoding on the timed path: {decode_cost_ns():.0f} ns per chunk "
+          "(StreamDecoder.feed, 64-token vLLM chat stream, best of 300)")
     print("\nNote: on a 2-core box the fake server shares the CPUs with the client; req/s is bounded by both.")
 
 

@@ -7,8 +7,11 @@ OpenAI-compatible streaming requests close to the socket.
                          concurrency=4, warmup=2)
         run.ttft_ms()
 
-See :mod:`.results` for the metric definitions, :mod:`.burst` for burst detection and
-:mod:`.prometheus` for server-side cross-checks.
+``client.progress()`` (a :class:`Progress`) may be read from another thread while ``run`` runs.
+See :mod:`.results` for the metric definitions, :mod:`.openai_stream` for how a chunk becomes
+token events (and the ``[DONE]`` rule), :mod:`.derive` for the figures computed from the
+timestamps, :mod:`.burst` for burst detection, :mod:`.prometheus` for server-side cross-checks
+and :func:`.http.get` for untimed GETs (``/v1/models``, ``/metrics``, ``/health``).
 """
 
 from .burst import mark_bursts

@@ -178,7 +178,8 @@ class _Req:
 
 class StreamClient:
     """Measuring client for one OpenAI-compatible endpoint (one run at a time: not
-    thread-safe; the garbage collector is paused while a run is in progress).
+    thread-safe, except :meth:`progress`; the garbage collector is paused while a run is in
+    progress).
 
     ``base_url`` is the API base (``http://host:port/v1``); ``api_key`` is sent as a
     bearer token and appears in no message, repr or result. ``timeout_s`` bounds a
@@ -251,8 +252,9 @@ class StreamClient:
 
     def progress(self, min_tokens: int = 1) -> Progress:
         """Where the current run stands, readable from another thread while :meth:`run` runs
-        (zeros between runs): requests in flight that received ``min_tokens`` token events or
-        more, requests in flight, requests not sent yet (counts from one consistent moment).
+        (zeros between runs; warm-up requests count while they run): requests in flight that
+        received ``min_tokens`` token events or more, requests in flight, requests not sent yet
+        (counts from one consistent moment).
 
         Lock-free: the loop never waits for a reader and does no extra work per token.
         """
