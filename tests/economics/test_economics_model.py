@@ -331,3 +331,24 @@ def test_an_output_count_the_stream_contradicts_is_not_a_measurement():
     m = measurement_from_results("warm_run", [
         result(1000, "usage.completion_tokens 1000 > 8 x 32 token events"), result(32), result(32)])
     assert m.output_tokens_mean == 32 and len(m.output_tokens) == 2
+
+
+def test_published_token_counts_round_trip():
+    """What the warm/serverless suites publish (token_data) is what the economics suite reads back
+    (measurement_from_data); a figure of another shape under the same name is not guessed at."""
+    from pytest_inference.economics import TOKEN_MEASUREMENTS, measurement_from_data, token_data
+    from pytest_inference.engine.results import RequestResult
+
+    results = [RequestResult(index=i, ok=True, prompt_tokens=10 + i, output_tokens=32) for i in range(3)]
+    results.append(RequestResult(index=3, ok=False, prompt_tokens=99, output_tokens=1))
+    data = token_data(results)
+    assert data == {"requests": 3, "prompt_tokens": [10, 11, 12], "output_tokens": [32, 32, 32]}
+    m = measurement_from_data("warm.tokens", data)
+    assert (m.source, m.requests, m.input_tokens_mean, m.output_tokens_mean) == ("warm.tokens", 3, 11, 32)
+    assert token_data([RequestResult(index=0, ok=True)]) is None
+    assert TOKEN_MEASUREMENTS == ("warm.tokens", "serverless.tokens")
+    for bad in (None, 12, [1, 2], {"prompt_tokens": []}, {"prompt_tokens": [1, "2"], "output_tokens": []},
+                {"prompt_tokens": [1, True], "output_tokens": []}, {"prompt_tokens": [1], "output_tokens": [0]},
+                {"prompt_tokens": [1]}):
+        assert measurement_from_data("warm.tokens", bad) is None, bad
+    assert measurement_from_data("x", {"prompt_tokens": [5], "output_tokens": []}).output_tokens_mean is None

@@ -140,3 +140,37 @@ def test_bad_pricing_file_is_a_usage_error(pytester):
     res = pytester.runpytest_subprocess("--pricing", str(bad), "-p", "no:cacheprovider")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines([f"*argument --pricing: pricing file {bad}: gpu_usd_per_hour must be greater than 0*"])
+
+
+def test_xdist_controller_gets_every_workers_token_counts(pytester):
+    """Under -n 2 each worker that ran the warm suite publishes its warm.tokens; the controller's
+    summary.json has every one, and each economics claim used its own worker's (or said it had none)."""
+    pytest.importorskip("xdist")
+    import re
+
+    with FakeOpenAIServer(ttft_ms=2, token_ms=1, tokens=8, model="openai/gpt-oss-120b") as srv:
+        res, claims, report = run_suite(pytester, "--endpoint", srv.url, "--target", "mi300x", "--input-tokens", "80",
+                                        "--warm-requests", "5", "--warm-warmup", "1", "--max-tokens", "8",
+                                        "-n", "2", "-v", "-p", "no:randomly", paths=(SUITE, SERVING))
+    assert res.ret in (0, 1), res.stdout.str()  # warm claims of the fake server may fail the mi300x target
+    ran = {}  # node id -> worker
+    for line in res.stdout.lines:
+        m = re.match(r"\[(gw\d+)\] \[\s*\d+%\] \w+ (\S+)", line)
+        if m:
+            ran[m.group(2)[m.group(2).index("suites/"):]] = m.group(1)  # shown relative to the child's cwd
+    warm_workers = {w for nodeid, w in ran.items() if nodeid.startswith("suites/warm/")}
+    assert warm_workers, res.stdout.str()
+    measurements = json.loads((report / "summary.json").read_text())["measurements"]
+    tokens = [m for m in measurements if m["name"] == "warm.tokens"]
+    assert {m["id"].split("-")[0] for m in tokens} == warm_workers and len(tokens) == len(warm_workers)
+    for m in tokens:
+        assert m["unit"] == "tokens" and m["data"]["requests"] == 5
+        assert m["data"]["prompt_tokens"] == [12] * 5 and m["data"]["output_tokens"] == [8] * 5
+        assert ran[m["source"]] == m["id"].split("-")[0]  # published during a warm test of that worker
+    for metric in METRICS:
+        d = claims[metric]["details"]
+        worker = ran[claims[metric]["test"]]
+        if worker in warm_workers:
+            assert d["input_tokens"] == 12 and "(warm.tokens)" in d["input_tokens_source"]
+        else:
+            assert d["input_tokens"] == 80 and d["input_tokens_source"].startswith("given: option --input-tokens")
