@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..storage.read import read_bandwidth, weight_bytes
-from .coldstart import ColdStartRun, floor_ratio, floor_s, spread_s
 from ..vllm.startup_log import VllmLogParser
+from .coldstart import ColdStartRun, floor_ratio, floor_s, spread_s
 
 
 @dataclass
