@@ -65,8 +65,11 @@ def test_three_cold_starts_judged_on_mi300x(tmp_path):
     # Allure: the timeline as JSON and as a chart
     results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
     first = next(r for r in results if r["name"] == "test_cold_start_to_first_token")
-    names = [a["name"] for a in first.get("attachments", [])]
+    # the timeline JSON at test level; the charts drawn by the sink from the claim's figures, in its step
+    names = [a["name"] for a in first.get("attachments", [])
+             + [a for st in first.get("steps", []) for a in st.get("attachments", [])]]
     assert "cold start 1 timeline" in names and "cold start 3 timeline chart" in names
+    assert [f["name"] for f in total["details"]["figures"]] == [f"cold start {i} timeline chart" for i in (1, 2, 3)]
     # mi300x: three restarts within 1 s (seed: 60.8-61.4 s); a shared 2-core box may or may not hold it
     spread = claims["coldstart.spread_s"]
     assert spread["samples"] == 3 and spread["verdict"] in ("pass", "fail")
