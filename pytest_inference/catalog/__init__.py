@@ -1,4 +1,5 @@
-"""The catalogs: what every metric is (``metrics.toml``), as data.
+"""The catalogs, as data: what every metric is (``metrics.toml``, read here) and what every
+Kubernetes check is (``checks.toml``, read by :mod:`.checks`).
 
 A target profile says what it *requires* of a metric (``op``, ``threshold``); the catalog says what
 the metric *is*: its unit, the statistic the suite reports, which direction is better, one line of
@@ -137,8 +138,8 @@ def find(name: str) -> Metric | None:
 def suggest(name: str) -> str | None:
     """The closest catalog name to a misspelt one (a family as its pattern), or None."""
     names = [m.name for m in metrics()]
-    for m in metrics():
-        names += [m.name.replace("{" + _PLACEHOLDER.findall(m.name)[0] + "}", v) for v in m.values] if m.values else []
+    for m in metrics():  # a family with listed members: each member by name
+        names += [_PLACEHOLDER.sub(v, m.name) for v in m.values]
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
     return close[0] if close else None
 
