@@ -117,7 +117,10 @@ def _requirement(path: Path, metric: str, spec: Any) -> Requirement:
     if missing:
         raise TargetError(f"{where} lacks {' and '.join(sorted(missing))}")
     # what the metric is comes from the catalog; the profile says only what it requires
-    known = catalog.find(metric)
+    try:
+        known = catalog.find(metric)
+    except catalog.CatalogError as exc:  # a broken install: still one line, not a traceback
+        raise TargetError(str(exc)) from None
     if known is None:
         close = catalog.suggest(metric)
         hint = f" (did you mean {close!r}?)" if close else ""

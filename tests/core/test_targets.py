@@ -120,3 +120,24 @@ def test_shipped_profiles_state_only_requirements():
         for metric, spec in tomllib.loads(path.read_text()).get("claims", {}).items():
             assert "unit" not in spec, f"{path.name}: {metric} repeats its unit"
             assert spec.get("stat") != catalog.metric(metric).stat, f"{path.name}: {metric} repeats its stat"
+
+
+def test_a_broken_catalog_is_one_line(tmp_path, monkeypatch):
+    from pytest_inference import catalog
+
+    bad = tmp_path / "metrics.toml"
+    bad.write_text('[[metric]]\nname = "warm.x_ms"\nunit = "ms"\nstat = "p77"\nbetter = "lower"\ndescription = "d"\n')
+    monkeypatch.setattr(catalog, "METRICS_FILE", bad)
+    catalog._load.cache_clear()
+    try:
+        with pytest.raises(TargetError) as e:
+            load_target("mi300x")
+        assert "warm.x_ms stat 'p77' is not one of" in str(e.value) and "\n" not in str(e.value)
+        monkeypatch.setattr(catalog, "METRICS_FILE", tmp_path / "missing.toml")
+        catalog._load.cache_clear()
+        with pytest.raises(TargetError, match="cannot read .*missing.toml"):
+            load_target("mi300x")
+    finally:
+        monkeypatch.undo()
+        catalog._load.cache_clear()
+    assert load_target("mi300x").requirements["coldstart.total_s"].unit == "s"
