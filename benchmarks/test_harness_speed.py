@@ -24,7 +24,7 @@ from pytest_inference import claims, stats
 from pytest_inference.engine import prometheus
 from pytest_inference.engine.sse import SSEParser
 from pytest_inference.node import parse as node_parse
-from pytest_inference.probes import vllm_log
+from pytest_inference.vllm import startup_log as vllm_log
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests"
