@@ -250,6 +250,19 @@ def test_plain_sigterm_cuts_the_fake_servers_streams(tmp_path: Path) -> None:
     assert exit_s is not None and not killed
 
 
+def test_streams_that_were_never_all_in_flight_are_described_not_judged() -> None:
+    """A server serving 2 at a time: 4 streams are never all streaming, so the stop lands on what it
+    lands on and the result says so (outcome "not in flight"); no verdict comes from the probe."""
+    with FakeOpenAIServer(token_ms=10, max_running=2) as s:
+        res = probe.measure_drop(s.base_url, "fake-model", lambda: None, n_streams=4, max_tokens=20,
+                                 read_timeout_s=5.0, start_timeout_s=10.0)
+    assert not res.all_streaming and res.streaming_at_stop < 4
+    assert res.outcome == "not in flight"
+    d = res.to_dict()
+    assert d["outcome"] == "not in flight" and "verdict" not in d and not hasattr(res, "verdict")
+    assert res.completed == 4 and res.dropped == 0  # the figure stays what was measured
+
+
 def test_a_frozen_server_hangs_the_streams_until_the_read_timeout() -> None:
     with FakeOpenAIServer(token_ms=25) as s:
         res = probe.measure_drop(s.base_url, "fake-model", lambda: os.kill(s.proc.pid, signal.SIGSTOP), n_streams=4,
