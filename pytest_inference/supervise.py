@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable
 
 __all__ = [
     "ProcStat",
+    "parse_stat",
     "proc_stat",
     "start_time",
     "same_process",
@@ -76,29 +77,35 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DEAD = ("Z", "X", "x")
 
 #: One line of ``/proc/PID/stat``: state letter, parent pid, process group, command name (``comm``,
-#: at most 15 characters), start time in clock ticks since boot (with the pid: a process's identity).
-ProcStat = namedtuple("ProcStat", "state ppid pgrp comm start")
+#: at most 15 characters), CPU ticks used (utime + stime + cutime + cstime), start time in clock ticks
+#: since boot (with the pid: a process's identity).
+ProcStat = namedtuple("ProcStat", "state ppid pgrp comm ticks start")
 
 
-# --------------------------------------------------------------------------- /proc
+def parse_stat(data: bytes | str) -> ProcStat | None:
+    """One ``/proc/PID/stat`` line parsed (the command name may hold spaces and parentheses: the
+    fields follow the *last* ``)``), or None when it is not one."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    i = data.rfind(b")")
+    j = data.find(b"(")
+    if i < 0 or j < 0 or j > i:
+        return None
+    comm = data[j + 1:i].decode("utf-8", "replace")
+    rest = data[i + 2:].split()
+    try:
+        return ProcStat(rest[0].decode(), int(rest[1]), int(rest[2]), comm,
+                        int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14]), int(rest[19]))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def proc_stat(pid: int | str) -> ProcStat | None:
-    """``/proc/PID/stat`` parsed (the command name may hold spaces and parentheses: the fields
-    follow the *last* ``)``), or None when the process is gone or the line is unreadable."""
+    """``/proc/PID/stat`` of a process (:func:`parse_stat`), or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+            return parse_stat(f.read())
     except OSError:
-        return None
-    i = data.rfind(b")")
-    if i < 0:
-        return None
-    comm = data[data.find(b"(") + 1:i].decode("utf-8", "replace")
-    rest = data[i + 2:].split()
-    try:
-        return ProcStat(rest[0].decode(), int(rest[1]), int(rest[2]), comm, int(rest[19]))
-    except (IndexError, ValueError):
         return None
 
 

@@ -3,7 +3,8 @@
 ``DeviceLock("cpu").acquire(progress=...)`` takes ``<lock_dir>/cpu.lock`` with the same
 ``flock`` primitive as the ``filelock`` package (``filelock.lock_descriptor`` on a
 descriptor this module owns, so the launcher can hand that descriptor to the server's
-watchdog: the lock then outlives a SIGKILLed holder until its server is really gone).
+watchdog, the guardian of :mod:`pytest_inference.supervise`: the lock then outlives a SIGKILLed holder
+until its server is really gone).
 The kernel drops an ``flock`` when its last holder dies, so a crash never leaves a stale
 lock behind.
 

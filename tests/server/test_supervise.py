@@ -87,6 +87,17 @@ def test_the_guardian_wants_exactly_one_job() -> None:
 # --------------------------------------------------------------------------- /proc
 
 
+def test_parse_stat_takes_the_fields_after_the_last_parenthesis() -> None:
+    line = ("4242 (a) b (c) 9 Z) S 17 4242 4242 0 -1 4194560 100 0 0 0 7 5 3 2 20 0 1 0 123456 "
+            "1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
+    st = sv.parse_stat(line)
+    assert st == sv.ProcStat("S", 17, 4242, "a) b (c) 9 Z", 7 + 5 + 3 + 2, 123456)
+    assert sv.parse_stat(line.encode()) == st
+    for bad in ("", "4242 no parenthesis S 1 2", "4242 (x) S 1", "4242 (x) S one 2 3 4 5 6 7 8 9 10 11 12 13 "
+                "14 15 16 17 18 19 20", "4242 )x( S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"):
+        assert sv.parse_stat(bad) is None, bad
+
+
 def test_proc_stat_reads_a_hostile_command_name(procs) -> None:
     name = "a) b (c) 9 Z"  # spaces, parentheses and what looks like fields: the comm is 15 bytes max
     p = subprocess.Popen([sys.executable, "-c", f"open('/proc/self/comm', 'w').write({name!r}); "
