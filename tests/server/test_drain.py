@@ -526,7 +526,7 @@ def test_real_vllm_drain_helper_drops_nothing(tmp_path: Path, tiny_model: Path, 
 def test_real_vllm_shutdown_timeout_drains_on_plain_sigterm(tmp_path: Path, tiny_model: Path,
                                                             record_property) -> None:
     """vLLM's own --shutdown-timeout: a plain SIGTERM to the server's main process (no hook)
-    finishes all 32 streams, then the server exits: detected as a safe drain."""
+    finishes all 32 streams, then the server exits: every stream completed."""
     h, spec = real_server(tmp_path, tiny_model, f"--shutdown-timeout {SHUTDOWN_TIMEOUT_S}")
     try:
         res = probe.measure_drop(h.base_url, spec.model,
