@@ -30,28 +30,34 @@ def test_every_stream_completes(warm_run, claim):
     claim("warm.failed_requests", [warm_run.failed], details={"errors": warm_run.errors}, parameters=_params(warm_run))
 
 
+def _client_timed(claim, run, metric, samples, *, stat, unit="ms", counts=False, **kw):
+    """A claim on the client's per-request timings, or inconclusive with why it cannot be judged."""
+    if why := _cannot_judge(run, counts=counts):
+        return claim.inconclusive(metric, why, unit=unit, details=run.details(), parameters=_params(run))
+    return claim(metric, samples, stat=stat, unit=unit, contaminated=run.contaminated, details=run.details(),
+                 parameters=_params(run), **kw)
+
+
 def test_ttft_median(warm_run, claim):
-    if why := _cannot_judge(warm_run):
-        claim.inconclusive("warm.ttft_median_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
-        return
-    claim("warm.ttft_median_ms", warm_run.ttft_ms, stat="median", unit="ms",
-          contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
+    _client_timed(claim, warm_run, "warm.ttft_median_ms", warm_run.ttft_ms, stat="median")
 
 
 def test_ttft_spread(warm_run, claim):
-    if why := _cannot_judge(warm_run):
-        claim.inconclusive("warm.ttft_spread_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
-        return
-    claim("warm.ttft_spread_ms", warm_run.ttft_ms, stat="spread", unit="ms", min_samples=warm_run.requests,
-          contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
+    _client_timed(claim, warm_run, "warm.ttft_spread_ms", warm_run.ttft_ms, stat="spread",
+                  min_samples=warm_run.requests)
+
+
+def test_ttft_p99(warm_run, claim):
+    """A p99 needs enough requests to support it (>= 459 with no miss at 99 %): fewer is inconclusive."""
+    _client_timed(claim, warm_run, "warm.ttft_p99_ms", warm_run.ttft_ms, stat="p99")
 
 
 def test_tpot_median(warm_run, claim):
-    if why := _cannot_judge(warm_run, counts=True):
-        claim.inconclusive("warm.tpot_median_ms", why, unit="ms", details=warm_run.details(), parameters=_params(warm_run))
-        return
-    claim("warm.tpot_median_ms", warm_run.tpot_ms, stat="median", unit="ms",
-          contaminated=warm_run.contaminated, details=warm_run.details(), parameters=_params(warm_run))
+    _client_timed(claim, warm_run, "warm.tpot_median_ms", warm_run.tpot_ms, stat="median", counts=True)
+
+
+def test_tpot_p99(warm_run, claim):
+    _client_timed(claim, warm_run, "warm.tpot_p99_ms", warm_run.tpot_ms, stat="p99", counts=True)
 
 
 def test_output_tokens_per_second(warm_run, claim):
