@@ -46,8 +46,15 @@ def metrics_table() -> str:
     return "\n".join(lines)
 
 
+def settings_table() -> str:
+    """The README's run-settings table, from :data:`pytest_inference.settings.SETTINGS`."""
+    from .. import settings
+
+    return settings.readme_table()
+
+
 #: region name -> what writes it (always present)
-REGIONS: dict[str, Callable[[], str]] = {"metrics": metrics_table}
+REGIONS: dict[str, Callable[[], str]] = {"metrics": metrics_table, "settings": settings_table}
 
 
 def regions() -> dict[str, Callable[[], str]]:
