@@ -111,7 +111,7 @@ def _text(node: ast.AST) -> str | None:
 
 def _reported_metrics() -> dict[str, list[tuple[str, str | None, str | None]]]:
     """metric (holes as {x}) -> [(where, stat=..., unit=...)] from the suites' and the plugin's source:
-    metric-shaped first arguments of calls (claim, claim.inconclusive, judge, a metric -> field table's
+    metric-shaped positional arguments of calls (claim, claim.inconclusive, judge, a metric -> field table's
     rows; not a published measurement's name), ``metric=`` keywords, ``metric = ...`` assignments, and
     dicts keyed only by metrics."""
     found: dict[str, list[tuple[str, str | None, str | None]]] = {}
@@ -123,8 +123,8 @@ def _reported_metrics() -> dict[str, list[tuple[str, str | None, str | None]]]:
             names: list[tuple[str | None, ast.Call | None]] = []
             if isinstance(node, ast.Call):
                 fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
-                if fn not in NOT_METRIC_CALLS and node.args:
-                    names.append((_text(node.args[0]), node))
+                if fn not in NOT_METRIC_CALLS:  # any metric-shaped positional (a helper may take it third)
+                    names += [(_text(a), node) for a in node.args]
                 names += [(_text(k.value), None) for k in node.keywords if k.arg == "metric"]
             elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "metric" for t in node.targets):
                 names.append((_text(node.value), None))
