@@ -193,7 +193,7 @@ class StreamClient:
                  pause_gc: bool = True, stop_early: bool = True) -> None:
         self._origin: Origin = parse_base_url(base_url)
         # stop a run whose requests time out in a row (a dead endpoint); off where hung streams are
-        # the outcome being measured (server.drain.measure_drop)
+        # the outcome being measured (probes.drain.measure_drop)
         self.stop_early = stop_early
         self.base_url = self._origin.base_url
         self.root_url = self._origin.root_url
@@ -241,6 +241,9 @@ class StreamClient:
         for c in list(self._conns):
             self._discard(c)
         self._idle.clear()
+        if self._sel is not None:  # its epoll descriptor too (a client is reused: a new one on demand)
+            self._sel.close()
+            self._sel = None
 
     def connections(self) -> list[socket.socket]:
         """The pool's open sockets (for inspection: TCP_NODELAY, peer address...)."""
@@ -529,6 +532,8 @@ class StreamClient:
         c.measured_open = self._measuring
         self._conns.append(c)
         self.connections_opened_total += 1
+        if self._sel is None:
+            self._sel = selectors.DefaultSelector()
         self._sel.register(s, _EVW, c)
         c.mask = _EVW
         return c
@@ -703,6 +708,8 @@ class StreamClient:
     def _poll(self, timeout: float) -> None:
         sched = self._sched
         rd0 = sched.read() if sched is not None else 0
+        if self._sel is None:
+            self._sel = selectors.DefaultSelector()
         events = self._sel.select(timeout)
         if not events:
             return
