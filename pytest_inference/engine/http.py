@@ -113,8 +113,7 @@ def get(url: str, *, api_key: str | None = None, timeout_s: float = 10.0, verify
     try:
         return client.request("GET", path, headers=headers, root=True)
     finally:
-        client.close()
-        client._sel.close()  # noqa: SLF001 - a one-shot client: nothing else will use its selector
+        client.close()  # its sockets and its selector's descriptor
 
 
 def get_text(url: str, *, api_key: str | None = None, timeout_s: float = 10.0, verify: bool | str = True,

@@ -154,8 +154,10 @@ def queue_depth(root_url: str, *, timeout_s: float = 5.0, api_key: str | None = 
     ``/v1`` base URL works too: ``/metrics`` is read from the root). Raises
     :class:`EndpointUnreachable` when nothing listens, :class:`EndpointError` for a non-2xx
     answer, :class:`MetricsMissing` when the gauges are absent."""
-    with StreamClient(root_url, api_key=api_key, timeout_s=timeout_s) as c:
-        return parse_queue_depth(c.get_text("/metrics"))
+    from ..engine import http as ehttp
+
+    root = ehttp.parse_base_url(root_url).root_url
+    return parse_queue_depth(ehttp.get_text(root + "/metrics", api_key=api_key, timeout_s=timeout_s))
 
 
 # --------------------------------------------------------------------------- drain, then stop
