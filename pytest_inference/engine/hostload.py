@@ -101,15 +101,12 @@ def read_host_busy_ticks(path: str = "/proc/stat") -> tuple[int, int] | None:
 
 
 def parse_proc_stat(text: str) -> tuple[int, int] | None:
-    """``(ppid, utime + stime + cutime + cstime)`` of one ``/proc/PID/stat`` line, or None."""
-    _, sep, rest = text.rpartition(")")
-    fields = rest.split()
-    if not sep or len(fields) < 15:
-        return None
-    try:
-        return int(fields[1]), int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    except ValueError:
-        return None
+    """``(ppid, utime + stime + cutime + cstime)`` of one ``/proc/PID/stat`` line, or None
+    (the supervisor's one parser of the line)."""
+    from ..supervise import parse_stat
+
+    st = parse_stat(text)
+    return None if st is None else (st.ppid, st.ticks)
 
 
 #: more processes whose trees belong to the measurement (comma-separated pids), e.g. a test that starts a
