@@ -24,13 +24,13 @@ def safe_registry(create: bool) -> Path | None:
     names (namespaces, a temp folder, host sysctls), so a record planted by another user in the
     shared lock folder must never be read. The folder is private (0700), a real directory, owned by
     us or root (the same checks as the device lock's folder); None when it does not exist."""
-    from pytest_inference.server.lock import DeviceLockUnsafe, _ensure_dir
+    from pytest_inference.server.lock import DeviceLockUnsafe, ensure_dir
 
     reg = registry_dir()
     if not create and not os.path.lexists(reg):
         return None
     try:
-        _ensure_dir(reg, shared=False)
+        ensure_dir(reg, shared=False)
         st = os.lstat(reg)
     except (DeviceLockUnsafe, OSError) as e:
         raise LabError(f"netlab: unsafe lab registry: {e}") from None

@@ -77,7 +77,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def _ensure_dir(path: Path, shared: bool) -> None:
+def ensure_dir(path: Path, shared: bool) -> None:
     """Create the lock directory with a safe mode, or check the one that is there."""
     try:
         if shared:
@@ -179,7 +179,7 @@ class DeviceLock:
     # ------------------------------------------------------------------ acquire / release
     def _open(self) -> int:
         # the default directory is shared by every user of the machine (sticky 1777); any other is ours
-        _ensure_dir(self.lock_dir, shared=self.lock_dir == Path("/tmp/pytest-inference-locks"))
+        ensure_dir(self.lock_dir, shared=self.lock_dir == Path("/tmp/pytest-inference-locks"))
         return _open_lock_file(self.path)
 
     def acquire(self, timeout_s: float | None = None,
