@@ -37,6 +37,8 @@ META_CARRIER = "pytest_inference.meta"
 MEASUREMENT_CARRIER = "pytest_inference.measurement"
 #: xdist's workeroutput key: measurements a worker published after its last report
 WORKER_MEASUREMENTS = "pytest_inference.measurements"
+#: xdist's workerinput key: the run's measurement exchange folder (every process's publications)
+WORKER_EXCHANGE = "pytest_inference.exchange"
 SCHEMA = 1
 REDACTED = "***"
 #: the key variable peers (OpenAI SDK, LangChain, …) read; the default of --api-key-env for an --endpoint
@@ -188,6 +190,11 @@ class InferenceSession:
         self._outbox: list[Measurement] = []  # published here, not yet carried on a report
         self._published = 0
         self._running: pytest.Item | None = None
+        # under xdist: a private folder of the controller's where every process also drops what it
+        # publishes, so a worker reads the others' measurements too (see publish / measurements)
+        exchange = getattr(config, "workerinput", {}).get(WORKER_EXCHANGE)
+        self._exchange: Path | None = Path(exchange) if exchange else None
+        self._own_exchange = False
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -434,13 +441,49 @@ class InferenceSession:
         m = Measurement(name, data, unit, source, id=f"{worker}-{os.getpid()}-{self._published}")
         self._measurements[m.id] = m
         self._outbox.append(m)
+        self._drop(m)
         self.config.hook.pytest_inference_measurement(measurement=m, config=self.config)
         return m
 
     def measurements(self, name: str | None = None) -> list[Measurement]:
-        """The measurements named ``name`` (all without one) this process knows, oldest first: its own,
-        and in the controller every worker's that reached it. An xdist worker sees only its own."""
+        """The measurements named ``name`` (all without one) this process knows, oldest first: its own
+        and, under xdist, every other process's published before this call (a worker's in the controller
+        arrive with its reports). A publisher running at the same time on another worker may not be
+        seen yet: order readers after publishers (the ``inference_reads`` marker) and say what was used."""
+        if self._exchange is not None:
+            self._pick_up()
         return [m for m in self._measurements.values() if name is None or m.name == name]
+
+    def _drop(self, m: Measurement) -> None:
+        """Write ``m`` into the exchange folder (atomically: a reader never sees half a file)."""
+        if self._exchange is None:
+            return
+        import tempfile
+
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self._exchange, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(m.to_dict(), fh, default=str)
+            os.replace(tmp, self._exchange / f"{m.id}.json")
+        except OSError:
+            pass  # the report route still carries it to the controller
+
+    def _pick_up(self) -> None:
+        try:
+            entries = sorted((e.stat().st_mtime_ns, e.name, e) for e in os.scandir(self._exchange)
+                             if e.name.endswith(".json") and e.is_file(follow_symlinks=False))
+        except OSError:
+            return
+        for _, filename, entry in entries:
+            if filename[:-5] in self._measurements:
+                continue
+            try:
+                with open(entry.path) as fh:
+                    m = Measurement.from_dict(json.load(fh))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                continue  # not a measurement: ignored
+            if m.id == filename[:-5]:
+                self._receive(m)
 
     def _receive(self, m: Measurement) -> None:
         self._measurements.setdefault(m.id, m)
@@ -541,6 +584,16 @@ class InferenceSession:
         return report
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        """xdist (controller): every worker gets the run's measurement exchange folder (ours, 0700)."""
+        if self._exchange is None:
+            import tempfile
+
+            self._exchange = Path(tempfile.mkdtemp(prefix="pytest-inference-measurements-"))
+            self._own_exchange = True
+        node.workerinput[WORKER_EXCHANGE] = str(self._exchange)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
         """xdist (controller): measurements a worker published after its last report."""
         for data in json.loads(getattr(node, "workeroutput", {}).get(WORKER_MEASUREMENTS, "[]")):
@@ -588,6 +641,10 @@ class InferenceSession:
         # after every sink (JUnit, allure-pytest) wrote its files, whatever the run recorded
         if not self.is_worker and self.secrets():
             self.redact_outputs()
+        if self._own_exchange and self._exchange is not None:
+            import shutil
+
+            shutil.rmtree(self._exchange, ignore_errors=True)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:

@@ -9,8 +9,8 @@ any — the serverless endpoint's own count first, since it bills by it — else
 Those runs publish their counts to the session (``warm.tokens``, ``serverless.tokens``); this
 suite reads them with ``inference_session.measurements(name)``.  Its tests carry the
 ``inference_reads`` marker, so they run after every other test of the session.  Under
-pytest-xdist a worker reads only the measurements it published itself (the controller's
-summary.json holds every worker's); the claims say which input tokens they used.
+pytest-xdist a worker reads every worker's counts published before its read (a warm run still
+going on another worker is not waited for); the claims say which input tokens they used.
 """
 
 from __future__ import annotations

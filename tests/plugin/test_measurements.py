@@ -103,3 +103,37 @@ def test_the_controller_gets_every_workers_measurements(pytester):
     assert late == ["gw0", "gw1", "main"]
     assert all(m["source"] == "sessionfinish" for m in ms if m["name"] == "demo.late")
     assert len(summary["claims"]) == 4
+
+
+CROSS_PUBLISH = '''
+def test_publish(inference_session):
+    inference_session.publish("cross.value", {"pid": __import__("os").getpid()})
+'''
+
+CROSS_READ = '''
+import os
+import time
+
+def test_read(inference_session):
+    deadline = time.monotonic() + 60
+    while not inference_session.measurements("cross.value") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the other worker's test may not have run yet
+    (m,) = inference_session.measurements("cross.value")
+    assert m.data["pid"] != os.getpid() and m.source == "test_cross_publish.py::test_publish"
+    import glob, tempfile
+    assert glob.glob(os.path.join(tempfile.gettempdir(), "pytest-inference-measurements-*", m.id + ".json"))
+'''
+
+
+def test_a_worker_reads_another_workers_measurements(pytester, monkeypatch, tmp_path):
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the controller makes the exchange folder
+    pytester.makepyfile(test_cross_publish=CROSS_PUBLISH, test_cross_read=CROSS_READ)
+    res = pytester.runpytest_subprocess("--inference-report", "report", "-p", "no:cacheprovider", "-p", "no:randomly",
+                                        "-n", "2", "--dist", "loadfile", "-v", "--inference-allow-unmeasured")
+    res.assert_outcomes(passed=2)
+    workers = {line.split()[-1]: line.split()[0] for line in res.stdout.lines if line.startswith("[gw") and "PASSED" in line}
+    assert workers["test_cross_publish.py::test_publish"] != workers["test_cross_read.py::test_read"]
+    _, ms = summary_of(pytester)
+    assert [m["name"] for m in ms] == ["cross.value"]  # carried once, although read on the other worker
+    assert not list(tmp_path.glob("pytest-inference-measurements-*"))  # removed at the end
