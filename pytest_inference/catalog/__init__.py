@@ -63,17 +63,26 @@ class Metric:
         return LOWER if self.better == ZERO else self.better
 
 
-def _entry(i: int, raw: Any) -> Metric:
-    where = f"{METRICS_FILE.name}: metric[{i}]"
+def entry_head(file: str, kind: str, i: int, raw: Any, key: str, pattern: Any, like: str, fields: set[str],
+               error: type[Exception]) -> tuple[str, str]:
+    """``(key's value, where)`` of a catalog file's ``i``-th ``[[kind]]`` entry once it is a table whose
+    ``key`` matches ``pattern`` and which has no field outside ``fields``; else ``error`` in one line."""
+    where = f"{file}: {kind}[{i}]"
     if not isinstance(raw, dict):
-        raise CatalogError(f"{where} is not a table")
-    name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise CatalogError(f"{where} name {name!r} is not like 'suite.metric_unit'")
-    where = f"{METRICS_FILE.name}: {name}"
-    unknown = set(raw) - _FIELDS
+        raise error(f"{where} is not a table")
+    value = raw.get(key)
+    if not isinstance(value, str) or not pattern.match(value):
+        raise error(f"{where} {key} {value!r} is not like {like!r}")
+    where = f"{file}: {value}"
+    unknown = set(raw) - fields
     if unknown:
-        raise CatalogError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}")
+        raise error(f"{where} has unknown field(s) {', '.join(sorted(unknown))}")
+    return value, where
+
+
+def _entry(i: int, raw: Any) -> Metric:
+    name, where = entry_head(METRICS_FILE.name, "metric", i, raw, "name", _NAME, "suite.metric_unit", _FIELDS,
+                             CatalogError)
     missing = {"unit", "stat", "better", "description"} - set(raw)
     if missing:
         raise CatalogError(f"{where} lacks {', '.join(sorted(missing))}")

@@ -70,16 +70,9 @@ def _requirement(where: str, metric: str, raw: Any) -> Requirement | None:
 
 
 def _entry(i: int, raw: Any) -> CheckSpec:
-    where = f"{CHECKS_FILE.name}: check[{i}]"
-    if not isinstance(raw, dict):
-        raise CheckCatalogError(f"{where} is not a table")
-    cid = raw.get("id")
-    if not isinstance(cid, str) or not _ID.match(cid):
-        raise CheckCatalogError(f"{where} id {cid!r} is not like 'K8S-AREA-001'")
-    where = f"{CHECKS_FILE.name}: {cid}"
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise CheckCatalogError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}")
+    from . import entry_head
+
+    cid, where = entry_head(CHECKS_FILE.name, "check", i, raw, "id", _ID, "K8S-AREA-001", _FIELDS, CheckCatalogError)
     for key in ("title", "metric", "concern", "remediation"):
         if not isinstance(raw.get(key), str) or not raw[key].strip() or "\n" in raw[key]:
             raise CheckCatalogError(f"{where} {key} must be one non-empty line")
