@@ -65,6 +65,7 @@ __all__ = [
     "parent_gone",
     "ParentWatch",
     "write_json_atomic",
+    "write_text_atomic",
     "read_json",
     "guard",
     "guardian_command",
@@ -340,17 +341,17 @@ class ParentWatch:
 # --------------------------------------------------------------------------- JSON files
 
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any, *, mode: int = 0o600, indent: int | None = 1) -> None:
-    """Write ``data`` as JSON to a fresh temporary file next to ``path`` (``O_EXCL | O_NOFOLLOW``:
-    never a planted symlink or someone else's file), then rename it into place: a reader sees the
-    old file or the new one, never half of one. Raises OSError (the temporary file is removed)."""
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> None:
+    """Write ``text`` to a fresh temporary file next to ``path`` (``O_EXCL | O_NOFOLLOW``: never a
+    planted symlink or someone else's file), then rename it into place: a reader sees the old file or
+    the new one, never half of one. Raises OSError (the temporary file is removed)."""
     path = os.fspath(path)
     d, name = os.path.split(path)
     tmp = os.path.join(d, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=indent))
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -358,6 +359,11 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, mode: int = 0o
         except OSError:
             pass
         raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, mode: int = 0o600, indent: int | None = 1) -> None:
+    """``data`` as JSON through :func:`write_text_atomic`."""
+    write_text_atomic(path, json.dumps(data, indent=indent), mode=mode)
 
 
 def read_json(path: str | os.PathLike[str], *, trusted_only: bool = False, limit: int = 1 << 20) -> Any:

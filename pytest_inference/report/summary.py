@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..supervise import write_text_atomic
 
 
 def json_safe(obj: Any, where: str = "", notes: list[str] | None = None) -> Any:
@@ -37,17 +37,7 @@ def write_summary_json(path: Path, summary: dict[str, Any]) -> Path:
         clean["notes"] = list(clean.get("notes") or []) + notes
     text = json.dumps(clean, indent=2, default=str, allow_nan=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".summary-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, text + "\n", mode=0o644)  # the supervisor's one atomic writer
     return path
 
 
