@@ -128,17 +128,23 @@ def same_process(pid: int | None, start: int | None) -> bool:
     return bool(pid) and start is not None and start_time(pid) == start
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie does not; a process we may not signal does)."""
-    if not pid or pid < 0:
-        return False
+def _signal0(kill: Any, target: int) -> bool:
+    """Whether signal 0 reaches ``target`` through ``kill`` (``os.kill``/``os.killpg``); a target we
+    may not signal exists."""
     try:
-        os.kill(pid, 0)
+        kill(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
+        return True
     except OSError:
+        return False
+    return True
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs (a zombie does not; a process we may not signal does)."""
+    if not pid or pid < 0 or not _signal0(os.kill, pid):
         return False
     if not os.path.isdir("/proc/self"):
         return True  # no /proc: kill(0) is all we have
@@ -167,13 +173,7 @@ def group_members(pgid: int, *, zombies: bool = False) -> list[tuple[int, str, s
 
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except OSError:
+    if not _signal0(os.killpg, pgid):
         return False
     if not os.path.isdir("/proc/self"):
         return True  # no /proc: the cheap answer (counts zombies) is all we have
