@@ -18,17 +18,10 @@ from pathlib import Path
 import pytest
 
 from pytest_inference import supervise as sv
+from server_helpers import wait_for
 
 SUPERVISE = Path(sv.__file__)
 
-
-def wait_for(pred, timeout_s: float, interval_s: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(interval_s)
 
 
 @pytest.fixture
