@@ -52,6 +52,8 @@ INCONCLUSIVE_MODES = ("fail", "xfail")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from .settings import default_text as _d  # stdlib only: help states the defaults the settings table uses
+
     group = parser.getgroup("inference", "pytest-inference (claims about LLM-inference infrastructure)")
     group.addoption(
         "--target",
@@ -135,7 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="streamed requests the warm suite measures, 1 to 100000 (default: the target's warm_requests, 20).",
+        help=f"streamed requests the warm suite measures, 1 to 100000 (default: {_d('warm_requests')}).",
     )
     group.addoption(
         "--warm-warmup",
@@ -143,7 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="uncounted warm-up requests before the measured ones (default: the target's warm_warmup).",
+        help=f"uncounted warm-up requests before the measured ones (default: {_d('warm_warmup')}).",
     )
     group.addoption(
         "--max-tokens",
@@ -151,7 +153,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="output tokens asked per request, with ignore_eos (default: the target's max_tokens).",
+        help=f"output tokens asked per request, with ignore_eos (default: {_d('max_tokens')}).",
     )
     group.addoption(
         "--model-path",
@@ -204,7 +206,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         default=None,
         help="parallel readers of the storage suite's weight read, as a parallel weight loader "
-        "(default: the target's read_readers, else 4).",
+        f"(default: {_d('read_readers')}).",
     )
     group.addoption(
         "--read-rounds",
@@ -212,7 +214,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="timed reads of all weight files, page cache excluded before each (default: the target's read_rounds, else 3).",
+        help=f"timed reads of all weight files, page cache excluded before each (default: {_d('read_rounds')}).",
     )
     group.addoption(
         "--server-cmd",
@@ -235,7 +237,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="inference_server_args",
         metavar="ARGS",
         default=None,
-        help="extra server flags for {args}, e.g. '--enforce-eager --max-model-len 512'.",
+        help="extra server flags for {args}, e.g. '--enforce-eager --max-model-len 512' "
+        f"(default: {_d('server_args')}).",
     )
     group.addoption(
         "--cold-runs",
@@ -243,7 +246,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="cold starts the coldstart suite measures (default: the target's cold_runs, else 3).",
+        help=f"cold starts the coldstart suite measures (default: {_d('cold_runs')}).",
     )
     group.addoption(
         "--cache-state",
@@ -259,7 +262,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         metavar="S",
         default=None,
-        help="seconds a server may take to answer its first token before the start fails (default 600).",
+        help=f"seconds a server may take to answer its first token before the start fails (default: {_d('server_start_timeout_s')}).",
     )
     group.addoption(
         "--device",
@@ -297,7 +300,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         metavar="S",
         default=None,
-        help="seconds the serverless endpoint is left idle before the cold probe (default: the target's, else 60).",
+        help=f"seconds the serverless endpoint is left idle before the cold probe (default: {_d('serverless_idle_s')}).",
     )
     # --- economics options (pytest_inference.economics; suites/economics) -------------------------
     # Each value is checked as it is parsed: a bad one is a pytest usage error naming the option.
