@@ -24,23 +24,8 @@ from .fixtures.node import inference_node, node_snapshot  # noqa: F401
 from .fixtures.session import claim, inference_api_key, inference_session, inference_target  # noqa: F401
 from .fixtures.storage import inference_netlab, model_storage, storage_reads  # noqa: F401
 
-MARKERS = {
-    "coldstart": "cold-start suite: launch an inference server and time it to its first token",
-    "warm": "warm-latency suite: TTFT, TPOT and throughput of a running endpoint",
-    "drain": "drain suite: a server stopped the preStop way drops no in-flight stream",
-    "serverless": "serverless suite: a remote OpenAI-compatible endpoint, idle-then-probe and warm",
-    "economics": "economics suite: cost crossover between a GPU and a serverless endpoint",
-    "storage": "storage suite: the model path's file system and its read throughput",
-    "node": "node suite: network tuning of the host (MTU, TCP buffers, stale NFS connections)",
-    "k8s": "Kubernetes suite: taint gate, tuner, HA and storage checks of a deployment",
-    "api": "API suite: OpenAI-compatible API behaviour of an endpoint",
-}
-#: markers that are no suite (session.suite_of reads MARKERS only)
-READS_MARKER = "inference_reads"
-OTHER_MARKERS = {
-    READS_MARKER: "inference_reads(*names): the test reads measurements other tests publish "
-    "(inference_session.measurements(name)); it runs after every test without this marker",
-}
+from .markers import MARKERS, OTHER_MARKERS, READS_MARKER
+
 #: the shipped sinks: hook implementations (hookspec.py) registered under these names (-p no:NAME removes one)
 SINKS = {
     "inference-terminal": "pytest_inference.report.terminal",

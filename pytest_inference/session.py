@@ -753,7 +753,7 @@ def _contains(text: str, secret: str) -> bool:
 
 
 def _suite_names() -> tuple[str, ...]:
-    from .plugin import MARKERS
+    from .markers import MARKERS
 
     return tuple(MARKERS)
 
