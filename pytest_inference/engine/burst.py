@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from statistics import median
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from .results import RequestResult
+if TYPE_CHECKING:  # the results module calls this one: no import circle at run time
+    from .results import RequestResult
 
 MIN_EVENTS = 4
 SAME_READ_SHARE = 0.8
