@@ -631,3 +631,328 @@ def chart_data(
         # a short label: several crossovers can lie close together on a linear axis
         marks.append((f"{be:.2f} req/s" if len(curves) == 1 else f"{be:.2f}", be, c.crossover_usd_per_hour))
     return series, marks
+
+
+# --- capacity: ⌈R / C⌉ GPUs (issue 12 item 5) ----------------------------------------------------
+#: the session measurement the load suite publishes: ``{"rps": 12.0, "bracket": [12, 14], "slo": {...}}``
+CAPACITY_MEASUREMENT = "capacity.max_rps_at_slo"
+FIELD_TEXT["capacity_rps"] = "requests/s one GPU serves within the SLO"
+FIELD_OPTION["capacity_rps"] = "--capacity-rps"
+#: crossings listed in full up to this many (the count is always reported)
+MAX_LISTED_CROSSINGS = 1000
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Requests/s one GPU holds at the SLO: ``given`` (an option) or ``measured`` (a published
+    ``capacity.max_rps_at_slo``), with where it came from and, when measured, its bracket and SLO."""
+
+    rps: float
+    kind: str  # "given" | "measured"
+    source: str
+    bracket: tuple[float, float] | None = None
+    slo: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rps", _positive("capacity_rps", self.rps))
+        if self.kind not in ("given", "measured"):
+            raise EconomicsError(f"capacity kind must be 'given' or 'measured'; got {self.kind!r}")
+
+    def describe(self) -> str:
+        text = f"{self.kind}: {self.rps:g} req/s per GPU ({self.source})"
+        if self.bracket is not None:
+            text += f", bracket [{self.bracket[0]:g}, {self.bracket[1]:g}] req/s"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rps": self.rps, "kind": self.kind, "source": self.source,
+                "bracket": list(self.bracket) if self.bracket else None, "slo": self.slo, "text": self.describe()}
+
+
+#: what a claim's details say when neither a measurement nor an option gave a capacity
+NO_CAPACITY = ("capacity not given: one GPU is assumed to serve any rate (pass --capacity-rps or run a load "
+               "suite that publishes capacity.max_rps_at_slo)")
+
+
+def capacity_from_data(data: Any, source: str = CAPACITY_MEASUREMENT) -> Capacity:
+    """A published ``capacity.max_rps_at_slo`` as a measured :class:`Capacity`; one line saying why not
+    (no ``rps``, not a positive number, a bracket that is not ``[lo, hi]`` around it)."""
+    where = f"{source}: "
+    if not isinstance(data, Mapping):
+        raise EconomicsError(f"{where}data must be a table with rps; got {type(data).__name__}")
+    rps = data.get("rps")
+    if rps is None:
+        raise EconomicsError(f"{where}no rps (the search found no rate that held the SLO)")
+    rps = _positive("rps", rps, where)
+    bracket = data.get("bracket")
+    if bracket is not None:
+        if (not isinstance(bracket, (list, tuple)) or len(bracket) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bracket)):
+            raise EconomicsError(f"{where}bracket must be [highest rate that passed, lowest that failed]; got {bracket!r}")
+        lo, hi = float(bracket[0]), float(bracket[1])
+        if not lo <= rps <= hi:
+            raise EconomicsError(f"{where}rps {rps:g} lies outside its bracket [{lo:g}, {hi:g}]")
+        bracket = (lo, hi)
+    return Capacity(rps, "measured", source, bracket, data.get("slo"))
+
+
+def choose_capacity(measured: Iterable[tuple[str, Any]], given: float | None,
+                    given_source: str = "option --capacity-rps") -> tuple[Capacity | None, list[str]]:
+    """The capacity to use and notes for the claims' details.
+
+    ``measured``: ``(source, data)`` of each published ``capacity.max_rps_at_slo``, oldest first; the
+    latest usable one wins over a given number (as measured prompt tokens do); one that cannot be used
+    is a note, never a capacity.  ``given``: the option's value (None: not given)."""
+    notes: list[str] = []
+    chosen: Capacity | None = None
+    for source, data in measured:
+        try:
+            chosen = capacity_from_data(data, source)
+        except EconomicsError as exc:
+            notes.append(f"not used: {exc}")
+    if chosen is not None:
+        if given is not None:
+            notes.append(f"given {given:g} req/s ({given_source}) not used: a measured capacity wins")
+        return chosen, notes
+    if given is not None:
+        return Capacity(given, "given", given_source), notes
+    return None, notes
+
+
+def gpus_needed(requests_per_second: float, capacity_rps: float | None) -> int:
+    """⌈R / C⌉ GPUs for a rate R at a capacity C per GPU, at least 1 (a self-hosted deployment keeps
+    one GPU however idle); 1 at any rate when the capacity is unknown (None)."""
+    r = requests_per_second
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+        raise EconomicsError(f"requests_per_second must be a finite number >= 0; got {r!r}")
+    if capacity_rps is None:
+        return 1
+    c = _positive("capacity_rps", capacity_rps)
+    n = max(1, math.ceil(r / c))
+    # the float quotient may land one step off: n is the least count with n × C >= R
+    while n > 1 and (n - 1) * c >= r:
+        n -= 1
+    while n * c < r:
+        n += 1
+    return n
+
+
+def self_hosted_usd_per_hour(pricing: Pricing, requests_per_second: float, capacity_rps: float | None) -> float:
+    """⌈R / C⌉ GPUs × the GPU's $/h (one GPU when the capacity is unknown)."""
+    return gpus_needed(requests_per_second, capacity_rps) * pricing.gpu_usd_per_hour
+
+
+def self_hosted_usd_per_m_output(pricing: Pricing, capacity_rps: float, output_tokens: float) -> float:
+    """USD per 1M output tokens of one GPU serving its capacity (every request inside the SLO)."""
+    c = _positive("capacity_rps", capacity_rps)
+    o = _tokens("output_tokens", output_tokens)
+    return _finite_result(pricing.gpu_usd_per_hour / (c * SECONDS_PER_HOUR * o) * TOKENS_PER_PRICE_UNIT,
+                          "the self-hosted cost per 1M output tokens")
+
+
+def serverless_usd_per_m_output(pricing: Pricing, input_tokens: float, output_tokens: float) -> float:
+    """Serverless USD per 1M output tokens, the input tokens' bill included (to compare with the GPU's)."""
+    return cost_per_request(pricing, input_tokens, output_tokens) / float(output_tokens) * TOKENS_PER_PRICE_UNIT
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A rate where the cheaper option changes: above ``rps`` the ``cheaper`` one ("gpu" or "serverless")."""
+
+    rps: float
+    cheaper: str
+    gpus: int  # GPUs needed just above the crossing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rps": self.rps, "cheaper_above": self.cheaper, "gpus": self.gpus}
+
+
+@dataclass(frozen=True)
+class StepBreakeven:
+    """The crossover with ⌈R / C⌉ GPUs against serverless' line.
+
+    ``first_rps``: below it serverless is cheaper (None: serverless is cheaper, or as cheap, at every
+    rate); ``gpu_cheaper_above_rps``: above it the GPU(s) are cheaper at every rate (the last crossing);
+    ``crossings``: every change of the cheaper option, in rate order (the first
+    :data:`MAX_LISTED_CROSSINGS`; ``crossings_total`` counts them all).
+    """
+
+    capacity_rps: float | None
+    breakeven_rps: float  # one GPU at any rate: GPU $/h ÷ serverless $/h per req/s
+    first_rps: float | None
+    gpu_cheaper_above_rps: float | None
+    crossings: list[Crossing]
+    crossings_total: int
+
+    @property
+    def gpus_at_gpu_cheaper(self) -> int | None:
+        """GPUs running just above the rate where the GPU becomes cheaper for good."""
+        if self.gpu_cheaper_above_rps is None:
+            return None
+        return gpus_needed(self.gpu_cheaper_above_rps, self.capacity_rps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"capacity_rps": self.capacity_rps, "breakeven_rps_one_gpu": self.breakeven_rps,
+                "first_breakeven_rps": self.first_rps, "gpu_cheaper_above_rps": self.gpu_cheaper_above_rps,
+                "gpus_at_gpu_cheaper": self.gpus_at_gpu_cheaper,
+                "crossings": [c.to_dict() for c in self.crossings], "crossings_total": self.crossings_total,
+                "crossings_listed": len(self.crossings)}
+
+
+def step_breakeven(pricing: Pricing, input_tokens: float, output_tokens: float,
+                   capacity_rps: float | None) -> StepBreakeven:
+    """Every rate where serverless' line crosses the step curve ⌈R / C⌉ × GPU $/h.
+
+    With P the GPU's $/h and s serverless' $/h per req/s, step k (rates in ((k−1)C, kC]) costs kP.
+    The line crosses it upwards at kP / s when that rate lies in the step; and at the end of step k
+    serverless is cheaper again, just above kC, when s·kC < (k+1)P.  That happens for
+    k < P / (sC − P) only, so past the last such step the GPUs stay cheaper.  When s·C <= P (one GPU
+    at capacity costs at least what serverless charges for C req/s) serverless is never dearer.
+    Without a capacity: today's single crossing at P / s.
+    """
+    P = pricing.gpu_usd_per_hour
+    s = SECONDS_PER_HOUR * cost_per_request(pricing, input_tokens, output_tokens)
+    be = _finite_result(P / s, "the break-even rate")
+    if capacity_rps is None:
+        return StepBreakeven(None, be, be, be, [Crossing(be, "gpu", 1)], 1)
+    C = _positive("capacity_rps", capacity_rps)
+    if s * C <= P:  # serverless at C req/s costs no more than a GPU: never dearer at any step
+        return StepBreakeven(C, be, None, None, [], 0)
+    # steps k = 1 .. K where serverless is cheaper again just above kC: s·kC < (k+1)P  <=>  k(sC − P) < P
+    k_max = math.ceil(P / (s * C - P)) - 1
+    while k_max >= 1 and not s * k_max * C < (k_max + 1) * P:
+        k_max -= 1
+    while s * (k_max + 1) * C < (k_max + 2) * P:
+        k_max += 1
+    total = 1 + 2 * k_max
+    crossings = [Crossing(be, "gpu", 1)]
+    for k in range(1, k_max + 1):
+        if len(crossings) >= MAX_LISTED_CROSSINGS:
+            break
+        crossings.append(Crossing(k * C, "serverless", k + 1))
+        if len(crossings) >= MAX_LISTED_CROSSINGS:
+            break
+        crossings.append(Crossing((k + 1) * P / s, "gpu", k + 1))
+    last = (k_max + 1) * P / s
+    return StepBreakeven(C, be, be, last, crossings, total)
+
+
+def cheaper_at(pricing: Pricing, input_tokens: float, output_tokens: float, requests_per_second: float,
+               capacity_rps: float | None) -> str:
+    """"gpu", "serverless" or "same" at one rate (the brute-force check of :func:`step_breakeven`)."""
+    g = self_hosted_usd_per_hour(pricing, requests_per_second, capacity_rps)
+    s = serverless_usd_per_hour(pricing, input_tokens, output_tokens, requests_per_second)
+    return "gpu" if g < s else "serverless" if s < g else "same"
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    """A crossover row with the capacity taken into account."""
+
+    base: CrossoverRow
+    capacity_rps: float | None
+    steps: StepBreakeven
+    self_hosted_usd_per_m_output: float | None
+    serverless_usd_per_m_output: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.base.to_dict(), "capacity_rps": self.capacity_rps, **self.steps.to_dict(),
+                "gpus_needed": self.steps.gpus_at_gpu_cheaper,
+                "self_hosted_usd_per_m_output_at_slo": self.self_hosted_usd_per_m_output,
+                "serverless_usd_per_m_output": self.serverless_usd_per_m_output}
+
+
+def capacity_row(pricing: Pricing, name: str, input_tokens: float, output_tokens: float,
+                 capacity_rps: float | None) -> CapacityRow:
+    base = crossover_row(pricing, name, input_tokens, output_tokens)
+    return CapacityRow(
+        base=base,
+        capacity_rps=capacity_rps,
+        steps=step_breakeven(pricing, input_tokens, output_tokens, capacity_rps),
+        self_hosted_usd_per_m_output=(None if capacity_rps is None
+                                      else self_hosted_usd_per_m_output(pricing, capacity_rps, output_tokens)),
+        serverless_usd_per_m_output=serverless_usd_per_m_output(pricing, input_tokens, output_tokens),
+    )
+
+
+def capacity_table(pricing: Pricing, input_tokens: float, output_lengths: Mapping[str, float] | None,
+                   capacity_rps: float | None) -> list[CapacityRow]:
+    lengths = validate_output_lengths(DEFAULT_OUTPUT_LENGTHS if output_lengths is None else output_lengths)
+    _tokens("input_tokens", input_tokens)
+    return [capacity_row(pricing, name, input_tokens, out, capacity_rps) for name, out in lengths.items()]
+
+
+def _rate(x: float | None) -> str:
+    return "never" if x is None else _num(x, 2)
+
+
+def format_capacity_table(rows: list[CapacityRow], pricing: Pricing | None = None,
+                          capacity: Capacity | None = None) -> str:
+    """The crossover table with "GPUs needed" and the cost per 1M output tokens at the SLO."""
+    if capacity is None:
+        return format_table([r.base for r in rows], pricing).rstrip("\n") + f"\n{NO_CAPACITY}\n"
+    head = ["length", "input tok", "output tok", "$/request", "break-even req/s", "GPU cheaper above req/s",
+            "GPUs needed", "crossings", "self-hosted $/1M out at SLO", "serverless $/1M out"]
+    body = [
+        [r.base.name, fmt_tokens(r.base.input_tokens), fmt_tokens(r.base.output_tokens), f"{r.base.usd_per_request:.6f}",
+         _rate(r.steps.first_rps), _rate(r.steps.gpu_cheaper_above_rps),
+         "-" if r.steps.gpus_at_gpu_cheaper is None else str(r.steps.gpus_at_gpu_cheaper),
+         str(r.steps.crossings_total), f"{r.self_hosted_usd_per_m_output:.4f}", f"{r.serverless_usd_per_m_output:.4f}"]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = []
+    if pricing is not None:
+        lines.append(
+            f"GPU ${_usd(pricing.gpu_usd_per_hour)}/h vs serverless ${_usd(pricing.usd_per_m_input)} / "
+            f"${_usd(pricing.usd_per_m_output)} per 1M input / output tokens"
+        )
+    lines.append(f"capacity {capacity.describe()}; self-hosted cost at R req/s = ceil(R / capacity) GPUs x GPU $/h")
+    for i, row in enumerate([head, *body]):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("below the break-even serverless is cheaper; above 'GPU cheaper above' the GPUs are at every rate; "
+                 "between them serverless is cheaper again just past each step of capacity")
+    lines.append("GPUs needed: at the rate above which the GPUs stay cheaper")
+    for r in rows:
+        many = [c for c in r.steps.crossings]
+        if len(many) > 1:
+            shown = ", ".join(f"{c.rps:.2f} {c.cheaper}" for c in many[:8])
+            more = f", ... ({r.steps.crossings_total} in all)" if r.steps.crossings_total > 8 else ""
+            lines.append(f"{r.base.name} crossings (rate, cheaper above): {shown}{more}")
+    return "\n".join(lines) + "\n"
+
+
+def step_chart_data(pricing: Pricing, input_tokens: float, output_tokens: float, capacity_rps: float,
+                    label: str = "", max_steps: int = 60
+                    ) -> tuple[dict[str, tuple[list[float], list[float]]], list[tuple[str, float, float]]]:
+    """Series (the GPU step curve, serverless' line) and a mark at each listed crossing, for a "lines"
+    figure.  Drawn to twice the last crossing (or three capacities when the GPUs never win), at most
+    ``max_steps`` steps."""
+    C = _positive("capacity_rps", capacity_rps)
+    steps = step_breakeven(pricing, input_tokens, output_tokens, C)
+    end = 2 * steps.gpu_cheaper_above_rps if steps.gpu_cheaper_above_rps is not None else 3 * C
+    end = min(max(end, 2 * C), max_steps * C)
+    n = gpus_needed(end, C)
+    xs: list[float] = [0.0]
+    ys: list[float] = [pricing.gpu_usd_per_hour]
+    for k in range(1, n + 1):
+        right = min(k * C, end)
+        xs += [right]
+        ys += [k * pricing.gpu_usd_per_hour]
+        if right < end:
+            xs.append(right)
+            ys.append((k + 1) * pricing.gpu_usd_per_hour)
+    per_request = cost_per_request(pricing, input_tokens, output_tokens)
+    tag = f", {label}" if label else ""
+    series = {
+        f"self-hosted: ceil(R / {C:g}) GPUs x ${_usd(pricing.gpu_usd_per_hour)}/h": (xs, ys),
+        f"serverless{tag} ({fmt_tokens(output_tokens)} out + {fmt_tokens(input_tokens)} in tokens)":
+            ([0.0, end], [0.0, end * SECONDS_PER_HOUR * per_request]),
+    }
+    marks = [(f"{c.rps:.2f}", c.rps, c.gpus * pricing.gpu_usd_per_hour if c.cheaper == "gpu" else
+              c.rps * SECONDS_PER_HOUR * per_request)
+             for c in steps.crossings if c.rps <= end][:20]
+    return series, marks
