@@ -4,7 +4,8 @@
     pytest-inference report [--results DIR] [--out DIR]
                                                render allure-results to one offline HTML file
     pytest-inference crossover --gpu-hourly USD --price-in USD_PER_1M --price-out USD_PER_1M
-                               --input-tokens N [--output-lengths 30,220,1200] [--pricing FILE] [--json]
+                               --input-tokens N [--output-lengths 30,220,1200] [--pricing FILE]
+                               [--capacity-rps C] [--json]
                                                GPU vs serverless break-even table (no server needed)
 """
 
@@ -40,7 +41,8 @@ def _report(args: argparse.Namespace) -> int:
 
 # --- crossover (pytest_inference.economics) ---------------------------------------------------------
 def _crossover(args: argparse.Namespace) -> int:
-    from .economics import EconomicsError, crossover_table, format_table, resolve_settings, swing
+    from .economics import (NO_CAPACITY, Capacity, EconomicsError, capacity_table, format_capacity_table,
+                            resolve_settings, swing)
 
     options = {
         "gpu_usd_per_hour": args.gpu_hourly,
@@ -51,14 +53,18 @@ def _crossover(args: argparse.Namespace) -> int:
     }
     try:
         settings = resolve_settings(options, args.pricing)
-        rows = crossover_table(settings.pricing, settings.input_tokens, settings.output_lengths)
+        capacity = None if args.capacity_rps is None else Capacity(args.capacity_rps, "given", "option --capacity-rps")
+        rows = capacity_table(settings.pricing, settings.input_tokens, settings.output_lengths,
+                              None if capacity is None else capacity.rps)
     except EconomicsError as exc:
         print(f"pytest-inference crossover: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({**settings.to_dict(), "rows": [r.to_dict() for r in rows], "swing": swing(rows)}, indent=2))
+        print(json.dumps({**settings.to_dict(), "capacity": capacity.to_dict() if capacity else None,
+                          "capacity_note": None if capacity else NO_CAPACITY,
+                          "rows": [r.to_dict() for r in rows], "swing": swing([r.base for r in rows])}, indent=2))
     else:
-        print(format_table(rows, settings.pricing), end="")
+        print(format_capacity_table(rows, settings.pricing, capacity), end="")
     return 0
 
 
@@ -88,6 +94,9 @@ def _add_crossover(sub) -> None:
     p.add_argument("--pricing", type=argparse_type("pricing_file"), metavar="FILE",
                    help="TOML/JSON file with any of gpu_usd_per_hour, usd_per_m_input, usd_per_m_output, input_tokens, "
                    "output_lengths; options win over it")
+    p.add_argument("--capacity-rps", type=argparse_type("capacity_rps"), metavar="C",
+                   help="requests/s one GPU serves within the SLO: self-hosted cost at R req/s is ceil(R / C) GPUs x "
+                   "$/h (default: one GPU at any rate)")
     p.add_argument("--json", action="store_true", help="print the settings and the rows as JSON")
     p.set_defaults(func=_crossover, on_error=one_line)
 
