@@ -925,34 +925,38 @@ def format_capacity_table(rows: list[CapacityRow], pricing: Pricing | None = Non
     return "\n".join(lines) + "\n"
 
 
-def step_chart_data(pricing: Pricing, input_tokens: float, output_tokens: float, capacity_rps: float,
-                    label: str = "", max_steps: int = 60
+def step_chart_data(pricing: Pricing, input_tokens: float, output_lengths: Mapping[str, float], capacity_rps: float,
+                    max_steps: int = 60
                     ) -> tuple[dict[str, tuple[list[float], list[float]]], list[tuple[str, float, float]]]:
-    """Series (the GPU step curve, serverless' line) and a mark at each listed crossing, for a "lines"
-    figure.  Drawn to twice the last crossing (or three capacities when the GPUs never win), at most
-    ``max_steps`` steps."""
+    """Series — the GPUs' step curve ⌈R / C⌉ × $/h and serverless' line per response length — and a
+    mark at each crossing, for a "lines" figure.  Drawn to twice the last crossing (three capacities
+    when the GPUs never win), at most ``max_steps`` steps; at most 20 marks per length."""
     C = _positive("capacity_rps", capacity_rps)
-    steps = step_breakeven(pricing, input_tokens, output_tokens, C)
-    end = 2 * steps.gpu_cheaper_above_rps if steps.gpu_cheaper_above_rps is not None else 3 * C
-    end = min(max(end, 2 * C), max_steps * C)
-    n = gpus_needed(end, C)
+    lengths = validate_output_lengths(output_lengths)
+    steps = {name: step_breakeven(pricing, input_tokens, out, C) for name, out in lengths.items()}
+    ends = [2 * st.gpu_cheaper_above_rps if st.gpu_cheaper_above_rps is not None else 3 * C for st in steps.values()]
+    end = min(max(*ends, 2 * C), max_steps * C)
+    P = pricing.gpu_usd_per_hour
     xs: list[float] = [0.0]
-    ys: list[float] = [pricing.gpu_usd_per_hour]
-    for k in range(1, n + 1):
+    ys: list[float] = [P]
+    for k in range(1, gpus_needed(end, C) + 1):
         right = min(k * C, end)
-        xs += [right]
-        ys += [k * pricing.gpu_usd_per_hour]
-        if right < end:
+        xs.append(right)
+        ys.append(k * P)
+        if right < end:  # the jump to the next GPU
             xs.append(right)
-            ys.append((k + 1) * pricing.gpu_usd_per_hour)
-    per_request = cost_per_request(pricing, input_tokens, output_tokens)
-    tag = f", {label}" if label else ""
-    series = {
-        f"self-hosted: ceil(R / {C:g}) GPUs x ${_usd(pricing.gpu_usd_per_hour)}/h": (xs, ys),
-        f"serverless{tag} ({fmt_tokens(output_tokens)} out + {fmt_tokens(input_tokens)} in tokens)":
-            ([0.0, end], [0.0, end * SECONDS_PER_HOUR * per_request]),
-    }
-    marks = [(f"{c.rps:.2f}", c.rps, c.gpus * pricing.gpu_usd_per_hour if c.cheaper == "gpu" else
-              c.rps * SECONDS_PER_HOUR * per_request)
-             for c in steps.crossings if c.rps <= end][:20]
+            ys.append((k + 1) * P)
+    series: dict[str, tuple[list[float], list[float]]] = {
+        f"self-hosted: ceil(R / {C:g} req/s) GPUs x ${_usd(P)}/h": (xs, ys)}
+    marks: list[tuple[str, float, float]] = []
+    for name, out in lengths.items():
+        per_request = cost_per_request(pricing, input_tokens, out)
+        st = steps[name]
+        above = "never cheaper" if st.gpu_cheaper_above_rps is None else f"GPUs cheaper above {st.gpu_cheaper_above_rps:.2f} req/s"
+        series[f"serverless, {name} ({fmt_tokens(out)} out + {fmt_tokens(input_tokens)} in tokens): {above}"] = (
+            [0.0, end], [0.0, end * SECONDS_PER_HOUR * per_request])
+        shown = [c for c in st.crossings if c.rps <= end][:20]
+        for c in shown:
+            label = f"{c.rps:.2f}" if len(lengths) > 1 or len(shown) > 1 else f"{c.rps:.2f} req/s"
+            marks.append((label, c.rps, c.rps * SECONDS_PER_HOUR * per_request))
     return series, marks

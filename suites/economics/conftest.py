@@ -11,6 +11,10 @@ suite reads them with ``inference_session.measurements(name)``.  Its tests carry
 ``inference_reads`` marker, so they run after every other test of the session.  Under
 pytest-xdist a worker reads every worker's counts published before its read (a warm run still
 going on another worker is not waited for); the claims say which input tokens they used.
+
+Capacity per GPU (requests/s one GPU serves inside the SLO) comes the same way: a
+``capacity.max_rps_at_slo`` a load run published to the session ("measured"), else
+``--capacity-rps`` ("given"), else none — one GPU at any rate, as before — and the claims say which.
 """
 
 from __future__ import annotations
@@ -60,10 +64,19 @@ class EconomicsInputs:
     input_source: str = ""
     measurement: econ.TokenMeasurement | None = None
     measurements: list[econ.TokenMeasurement] = field(default_factory=list)
+    capacity: econ.Capacity | None = None
+    capacity_notes: list[str] = field(default_factory=list)
+
+    @property
+    def capacity_rps(self) -> float | None:
+        return None if self.capacity is None else self.capacity.rps
 
     def details(self) -> dict[str, Any]:
         s = self.settings
         return {
+            "capacity": self.capacity.to_dict() if self.capacity else None,
+            "capacity_source": self.capacity.describe() if self.capacity else econ.NO_CAPACITY,
+            "capacity_notes": list(self.capacity_notes),
             "input_tokens": self.input_tokens,
             "input_tokens_source": self.input_source,
             "input_tokens_given": s.input_tokens if s else None,
@@ -79,10 +92,13 @@ def economics_inputs(request: pytest.FixtureRequest, inference_session) -> Econo
     measurements = [t for name in econ.TOKEN_MEASUREMENTS for m in inference_session.measurements(name)
                     if (t := econ.measurement_from_data(name, m.data)) is not None]
     measured = econ.choose_measurement(measurements)
+    published = [(f"{econ.CAPACITY_MEASUREMENT} from {m.source or 'this session'}", m.data)
+                 for m in inference_session.measurements(econ.CAPACITY_MEASUREMENT)]
+    capacity, notes = econ.choose_capacity(published, request.config.getoption("inference_capacity_rps"))
     try:
         settings = _resolve(request.config, require_input_tokens=measured is None)
     except econ.EconomicsError as exc:
-        return EconomicsInputs(error=str(exc), measurements=measurements)
+        return EconomicsInputs(error=str(exc), measurements=measurements, capacity=capacity, capacity_notes=notes)
     if measured is not None:
         tokens = measured.input_tokens_mean
         source = (f"measured: mean server-reported prompt tokens of {measured.requests} requests ({measured.source})"
@@ -92,4 +108,4 @@ def economics_inputs(request: pytest.FixtureRequest, inference_session) -> Econo
         tokens = settings.input_tokens
         source = f"given: {settings.sources['input_tokens']} (this session measured no prompt tokens)"
     return EconomicsInputs(settings=settings, input_tokens=tokens, input_source=source,
-                           measurement=measured, measurements=measurements)
+                           measurement=measured, measurements=measurements, capacity=capacity, capacity_notes=notes)

@@ -1,9 +1,14 @@
-"""Economics: "short responses (~30 tokens) break even at ~18 req/s, medium (~220) ~3, long (~1,200) < 1".
+"""Economics: "short responses (~30 tokens) break even at ~18 req/s, medium (~220) ~3, long (~1,200) < 1" —
+and "given what one GPU really carries" when a capacity per GPU is known.
 
 Seed article A's cost model: a GPU billed per hour against a serverless endpoint billed per
 token.  break-even requests/hour = GPU $/h / (input tokens x $/1M in + output tokens x $/1M out) x 1M;
 below it serverless is cheaper, above it the GPU.  No server is needed: the inputs are prices,
 the response lengths and the input tokens this session measured (or the given ones).
+
+With a capacity C per GPU (a published ``capacity.max_rps_at_slo``, else ``--capacity-rps``) the
+self-hosted cost at R req/s is ceil(R / C) GPUs x $/h: a step curve against serverless' line, which can
+cross it many times; every crossing is in the claims' details.
 """
 
 import json
@@ -14,21 +19,43 @@ from pytest_inference import economics as econ
 from pytest_inference.report.figures import lines, with_figures
 
 # the token counts it reads are published by the warm and serverless suites: run after them
-pytestmark = [pytest.mark.economics, pytest.mark.inference_reads(*econ.TOKEN_MEASUREMENTS)]
+pytestmark = [pytest.mark.economics,
+              pytest.mark.inference_reads(*econ.TOKEN_MEASUREMENTS, econ.CAPACITY_MEASUREMENT)]
 
 UNIT = "req/s"
+USD_PER_M = "USD/Mtok"
 
 
 def _params(inputs, **extra):
     p = inputs.settings.pricing
     return {"gpu_usd_per_hour": p.gpu_usd_per_hour, "usd_per_m_input": p.usd_per_m_input,
-            "usd_per_m_output": p.usd_per_m_output, "input_tokens": round(inputs.input_tokens, 2), **extra}
+            "usd_per_m_output": p.usd_per_m_output, "input_tokens": round(inputs.input_tokens, 2),
+            **({"capacity_rps": inputs.capacity_rps} if inputs.capacity is not None else {}), **extra}
 
 
 def _chart(inputs, lengths, title, name):
-    """The cost-per-hour vs request-rate chart as data: it travels with the claim; the report draws it."""
-    series, marks = econ.chart_data(inputs.settings.pricing, inputs.input_tokens, lengths)
+    """The cost-per-hour vs request-rate chart as data: it travels with the claim; the report draws it.
+    With a capacity: the GPUs' step curve against serverless' line(s)."""
+    if inputs.capacity is not None:
+        series, marks = econ.step_chart_data(inputs.settings.pricing, inputs.input_tokens, lengths, inputs.capacity_rps)
+        title += f", capacity {inputs.capacity_rps:g} req/s per GPU ({inputs.capacity.kind})"
+    else:
+        series, marks = econ.chart_data(inputs.settings.pricing, inputs.input_tokens, lengths)
     return lines(series, title, "requests per second", "USD per hour", marks, name=name)
+
+
+def _never(inputs, row):
+    """The reason there is no break-even at this capacity (serverless never dearer)."""
+    c = inputs.capacity
+    at_capacity = econ.serverless_usd_per_hour(inputs.settings.pricing, inputs.input_tokens, row.base.output_tokens, c.rps)
+    return (f"no break-even at capacity {c.rps:g} req/s per GPU ({c.kind}): serverless is cheaper at every rate "
+            f"({row.base.name}: {c.rps:g} req/s cost ${at_capacity:.4g}/h serverless, "
+            f"one GPU ${inputs.settings.pricing.gpu_usd_per_hour:g}/h)")
+
+
+def _row(inputs, length):
+    out = inputs.settings.output_lengths[length]
+    return out, econ.capacity_row(inputs.settings.pricing, length, inputs.input_tokens, out, inputs.capacity_rps)
 
 
 def test_breakeven_rps(length, economics_inputs, claim):
@@ -38,15 +65,53 @@ def test_breakeven_rps(length, economics_inputs, claim):
     if inputs.error:
         claim.inconclusive(metric, inputs.error, unit=UNIT)
         return
-    out = inputs.settings.output_lengths[length]
-    row = econ.crossover_row(inputs.settings.pricing, length, inputs.input_tokens, out)
+    out, crow = _row(inputs, length)
+    row = crow.base
     details = {**inputs.details(), "output_tokens": out, "usd_per_request": row.usd_per_request,
                "breakeven_requests_per_hour": row.breakeven_requests_per_hour,
-               "output_tokens_source": inputs.settings.sources["output_lengths"]}
+               "output_tokens_source": inputs.settings.sources["output_lengths"], "steps": crow.steps.to_dict()}
     chart = _chart(inputs, {length: out},
                    f"Cost per hour: GPU vs serverless, {length} ({econ.fmt_tokens(out)} output tokens)",
                    f"cost per hour vs request rate ({length})")
-    claim(metric, [row.breakeven_requests_per_second], unit=UNIT, details=with_figures(details, chart),
+    details = with_figures(details, chart)
+    if crow.steps.first_rps is None:
+        claim.inconclusive(metric, _never(inputs, crow), unit=UNIT, details=details)
+        return
+    # below it serverless is cheaper; with a capacity at or above it, the same rate as one GPU's
+    claim(metric, [crow.steps.first_rps], unit=UNIT, details=details, parameters=_params(inputs, output_tokens=out))
+
+
+def test_gpu_cheaper_above_rps(length, economics_inputs, claim):
+    """economics.gpu_cheaper_above_rps.<length>: above this rate the ceil(R / C) GPUs cost less than serverless
+    at every rate (serverless may be cheaper again just past each step below it: every crossing in details)."""
+    metric = f"economics.gpu_cheaper_above_rps.{length}"
+    inputs = economics_inputs
+    if inputs.error:
+        claim.inconclusive(metric, inputs.error, unit=UNIT)
+        return
+    out, crow = _row(inputs, length)
+    details = {**inputs.details(), "output_tokens": out, **crow.to_dict()}
+    if crow.steps.gpu_cheaper_above_rps is None:
+        claim.inconclusive(metric, _never(inputs, crow), unit=UNIT, details=details)
+        return
+    claim(metric, [crow.steps.gpu_cheaper_above_rps], unit=UNIT, details=details,
+          parameters=_params(inputs, output_tokens=out))
+
+
+def test_self_hosted_usd_per_m_output(length, economics_inputs, claim):
+    """economics.self_hosted_usd_per_m_output.<length>: USD per 1M output tokens of one GPU serving its
+    capacity inside the SLO (no capacity: inconclusive, since one GPU at any rate has no such cost)."""
+    metric = f"economics.self_hosted_usd_per_m_output.{length}"
+    inputs = economics_inputs
+    if inputs.error:
+        claim.inconclusive(metric, inputs.error, unit=USD_PER_M)
+        return
+    out, crow = _row(inputs, length)
+    details = {**inputs.details(), "output_tokens": out, **crow.to_dict()}
+    if inputs.capacity is None:
+        claim.inconclusive(metric, econ.NO_CAPACITY, unit=USD_PER_M, details=details)
+        return
+    claim(metric, [crow.self_hosted_usd_per_m_output], unit=USD_PER_M, details=details,
           parameters=_params(inputs, output_tokens=out))
 
 
@@ -57,9 +122,10 @@ def test_crossover_table(economics_inputs, claim):
         claim.inconclusive("economics.breakeven_swing", inputs.error, unit="x")
         return
     s = inputs.settings
-    rows = econ.crossover_table(s.pricing, inputs.input_tokens, s.output_lengths)
-    table = {**inputs.details(), "output_lengths": s.output_lengths, "rows": [r.to_dict() for r in rows],
-             "swing": econ.swing(rows), "text": econ.format_table(rows, s.pricing)}
+    crows = econ.capacity_table(s.pricing, inputs.input_tokens, s.output_lengths, inputs.capacity_rps)
+    rows = [r.base for r in crows]
+    table = {**inputs.details(), "output_lengths": s.output_lengths, "rows": [r.to_dict() for r in crows],
+             "swing": econ.swing(rows), "text": econ.format_capacity_table(crows, s.pricing, inputs.capacity)}
     m = inputs.measurement
     if m is not None and m.output_tokens_mean:
         # the workload this session ran (its output length is what the suite asked for, max_tokens)
