@@ -30,13 +30,14 @@ import errno
 import gc
 import json
 import os
+import select
 import selectors
 import socket
 import ssl
 import time
 from collections import deque
 from time import perf_counter_ns
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import (
     EndpointAuthError,
@@ -54,11 +55,22 @@ from .openai_stream import CONTENT, REASONING, ChunkError, StreamDecoder, descri
 from .results import Progress, RequestResult, RequestSpec, RunResult
 from .sse import SSEParser
 
+if TYPE_CHECKING:
+    from .openloop import OpenLoopResult
+
 __all__ = ["StreamClient"]
 
 RECV_SIZE = 256 * 1024
 CHECK_INTERVAL_S = 0.1
 PROGRESS_INTERVAL_S = 2.0
+#: open loop: epoll sleeps in whole milliseconds (rounded up), so the last stretch before a
+#: scheduled send is waited for with select() on the epoll descriptor (microseconds)
+FINE_WAIT_NS = 2_000_000
+#: open loop: the default start is this long after the run's set-up (its first sends on time)
+START_LEAD_NS = 2_000_000
+#: open loop: the measuring thread's timer slack during the run (default 50 µs: every timed wake
+#: for a scheduled send would be that much late)
+OPEN_LOOP_TIMER_SLACK_NS = 1_000
 COLLECT_LIMIT = 64 * 1024
 #: a TLS handshake with no answer for this long: check whether the port speaks plain HTTP
 TLS_STALL_PROBE_S = 2.0
@@ -102,6 +114,23 @@ def _os_reason(err: int | BaseException) -> str:
     if err == errno.ETIMEDOUT:
         return "connection timed out"
     return (errno.errorcode.get(err, str(err)) + ": " + os.strerror(err)).lower()
+
+
+def _timer_slack(ns: int | None) -> int | None:
+    """Set this thread's timer slack (Linux prctl; the kernel may end a timed wait this much
+    late, 50 µs by default) and return the previous value; None where it cannot be done."""
+    if ns is None:
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        old = libc.prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK
+        if old < 0 or libc.prctl(29, int(ns), 0, 0, 0) != 0:  # PR_SET_TIMERSLACK
+            return None
+        return int(old)
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 class _SchedStat:
@@ -150,15 +179,18 @@ class _Conn:
 
 class _Req:
     __slots__ = ("idx", "spec", "data", "res", "parser", "sse", "dec", "mode", "reads", "tok_ns",
-                 "first_tok_read", "collected", "send_ns", "retried", "head_seen", "content_ns", "stall_ns")
+                 "first_tok_read", "collected", "send_ns", "retried", "head_seen", "content_ns", "stall_ns",
+                 "sched_ns")
 
-    def __init__(self, idx: int, spec: RequestSpec, data: bytes, warmup: bool) -> None:
+    def __init__(self, idx: int, spec: RequestSpec, data: bytes, warmup: bool,
+                 result_type: type[RequestResult] = RequestResult) -> None:
         self.idx = idx
         self.spec = spec
         self.data = data
-        self.res = RequestResult(index=idx, warmup=warmup, api=spec.api, model=spec.model,
-                                 requested_max_tokens=spec.max_tokens, ignore_eos=spec.ignore_eos)
+        self.res = result_type(index=idx, warmup=warmup, api=spec.api, model=spec.model,
+                               requested_max_tokens=spec.max_tokens, ignore_eos=spec.ignore_eos)
         self.retried = False
+        self.sched_ns = 0  # open loop: the scheduled send time, the origin of every latency
         self.reset()
 
     def reset(self) -> None:
@@ -340,6 +372,162 @@ class StreamClient:
     def run_one(self, spec: RequestSpec, *, deadline_s: float | None = None) -> RequestResult:
         """One measured request (no warm-up)."""
         return self.run([spec], concurrency=1, warmup=0, deadline_s=deadline_s).results[0]
+
+    def run_open_loop(self, specs: Sequence[RequestSpec], offsets: Sequence[float], *,
+                      deadline_s: float | None = None, connections: int | None = None, warmup: int = 0,
+                      start_ns: int | None = None, max_lag_ms: float | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> "OpenLoopResult":
+        """Open loop: send ``specs[i]`` at ``start + offsets[i]`` seconds, whatever is in flight
+        (see :mod:`.openloop` for the figures and the saturation rule). Results come back in
+        submission order, as :class:`~.openloop.OpenLoopRequestResult` whose latencies run from
+        the *scheduled* send time.
+
+        ``connections`` (default ``min(n, 64)``) are opened before the start, outside any
+        timing; when every one is busy at a request's time, another is opened and the request
+        waits for it: that wait is dispatch lag. ``warmup`` unmeasured requests go first in
+        closed loop. ``start_ns`` (a ``perf_counter_ns`` time) is the common start; default
+        right after the connections are open (a worker process gets its from the caller).
+        Errors as :meth:`run`.
+        """
+        from .openloop import MAX_LAG_MS, OpenLoopRequestResult, OpenLoopResult, summarize
+
+        specs = list(specs)
+        offs = [float(x) for x in offsets]
+        if len(offs) != len(specs):
+            raise ValueError(f"open loop needs one offset per request: {len(specs)} requests, {len(offs)} offsets")
+        if not specs:
+            raise ValueError("open loop needs at least one request")
+        if any(not (x >= 0) or x == float("inf") for x in offs) or any(b < a for a, b in zip(offs, offs[1:])):
+            raise ValueError("open-loop offsets must be finite, >= 0 and non-decreasing (seconds from the start)")
+        lag_bound = MAX_LAG_MS if max_lag_ms is None else float(max_lag_ms)
+        if not lag_bound > 0:
+            raise ValueError(f"max_lag_ms must be > 0, not {max_lag_ms!r}")
+        self._deadline_s = deadline_s if deadline_s is not None else self.request_deadline_s
+        if self._deadline_s is not None and not self._deadline_s > 0:
+            raise ValueError(f"deadline_s must be > 0, not {self._deadline_s!r}")
+        n_conn = max(1, int(connections)) if connections is not None else min(len(specs), 64)
+        warm_reqs = [_Req(i, specs[i % len(specs)], self._request_bytes(specs[i % len(specs)]), True)
+                     for i in range(warmup)]
+        reqs = [_Req(i, s, self._request_bytes(s), False, OpenLoopRequestResult) for i, s in enumerate(specs)]
+        gc_was = gc.isenabled()
+        if self._pause_gc:
+            gc.collect()
+            gc.disable()
+        self._sched = _SchedStat()
+        if self._sched.fd is None:
+            self._sched = None
+        load0 = os.getloadavg()[0]
+        slack0 = _timer_slack(OPEN_LOOP_TIMER_SLACK_NS)
+        try:
+            self._poll(0)
+            if warm_reqs:
+                self._ensure(min(n_conn, len(warm_reqs)))
+                self._drive(warm_reqs, n_conn)
+            self._ensure(n_conn)
+            self._measuring = True
+            opened0 = self.connections_opened_total
+            psi = CpuPressure()
+            runq0 = self._sched.read() if self._sched is not None else None
+            cpu0 = time.process_time()
+            t_start = perf_counter_ns() + START_LEAD_NS if start_ns is None else int(start_ns)
+            for r, off in zip(reqs, offs):
+                r.sched_ns = r.res.scheduled_ns = t_start + round(off * 1e9)  # type: ignore[attr-defined]
+            results = self._drive_open(reqs, progress)
+            t_end = perf_counter_ns()
+            cpu = time.process_time() - cpu0
+            runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
+            pressure = psi.window()
+        finally:
+            _timer_slack(slack0)
+            self._measuring = False
+            if self._sched is not None:
+                self._sched.close()
+                self._sched = None
+            if gc_was:
+                gc.enable()
+        for r in reqs:
+            res = r.res
+            if r.send_ns:
+                res.dispatch_lag_ms = res.queue_ms = (r.send_ns - r.sched_ns) / 1e6  # type: ignore[attr-defined]
+        figures = summarize(results, max_lag_ms=lag_bound)  # type: ignore[arg-type]
+        return OpenLoopResult(results=results, warmup_results=[r.res for r in warm_reqs],
+                              wall_s=max(0, t_end - t_start) / 1e9, concurrency=len(self._conns),
+                              connections_opened=self.connections_opened_total - opened0, client_cpu_s=cpu,
+                              loadavg_before=load0, loadavg_after=os.getloadavg()[0], client_runq_ms=runq,
+                              cpu_pressure=pressure, max_lag_ms=lag_bound, start_ns=t_start, **figures)
+
+    def _drive_open(self, reqs: list[_Req], progress: Callable[[int, int], None] | None) -> list[RequestResult]:
+        """Send each request at its ``sched_ns`` (sorted); a due request with no idle connection
+        waits in ``_pending`` (and a connection is opened for it)."""
+        n = len(reqs)
+        i = 0
+        self._seq += 1
+        self._pending = deque()
+        self._active = 0
+        self._seq += 1
+        pending = self._pending
+        idle = self._idle
+        next_check = time.monotonic() + CHECK_INTERVAL_S
+        next_progress = time.monotonic() + PROGRESS_INTERVAL_S
+        pc = perf_counter_ns
+        fine_ns = FINE_WAIT_NS
+        try:
+            while i < n or pending or self._active:
+                now_ns = pc()
+                while i < n and reqs[i].sched_ns <= now_ns:
+                    self._seq += 1
+                    pending.append(reqs[i])
+                    self._seq += 1
+                    i += 1
+                while pending and idle:
+                    c = idle.popleft()
+                    self._seq += 1
+                    req = pending.popleft()
+                    self._active += 1
+                    self._seq += 1
+                    self._send(c, req)
+                if pending:
+                    opening = sum(1 for c in self._conns if c.state in (CONNECTING, HANDSHAKE))
+                    for _ in range(len(pending) - opening):
+                        self._open()
+                now = time.monotonic()
+                if now >= next_check:
+                    self._check_deadlines()
+                    next_check = now + CHECK_INTERVAL_S
+                    if progress is not None and now >= next_progress:
+                        progress(i - len(pending) - self._active, n)
+                        next_progress = now + PROGRESS_INTERVAL_S
+                if not (i < n or pending or self._active):
+                    break
+                wait_s = next_check - now
+                if i < n:
+                    left_ns = reqs[i].sched_ns - pc()
+                    if left_ns <= 0:
+                        continue
+                    if left_ns < wait_s * 1e9:
+                        if left_ns <= fine_ns:
+                            # epoll waits in whole milliseconds: the last stretch with select's µs
+                            if self._sel is None:
+                                self._sel = selectors.DefaultSelector()
+                            if select.select([self._sel.fileno()], [], [], left_ns / 1e9)[0]:
+                                self._poll(0)
+                            continue
+                        wait_s = (left_ns - fine_ns) / 1e9
+                self._poll(max(0.0, wait_s))
+        except EndpointError as e:
+            for c in list(self._conns):
+                if c.state != IDLE:
+                    self._discard(c)
+            self._seq += 1
+            self._pending = deque()
+            self._active = 0
+            self._seq += 1
+            for r in reqs:
+                if r.send_ns:
+                    r.dec.fill(r.res)
+            e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
+            raise
+        return [r.res for r in reqs]
 
     def request(self, method: str, path: str, body: bytes | str | dict | None = None,
                 headers: dict[str, str] | None = None, *, root: bool = False
@@ -912,7 +1100,7 @@ class StreamClient:
         res.socket_reads = req.reads
         if self._sched is not None:
             res.client_stall_ms = req.stall_ns / 1e6
-        fill_timings(res, req.send_ns, req.tok_ns, req.content_ns, end_ns)
+        fill_timings(res, req.sched_ns or req.send_ns, req.tok_ns, req.content_ns, end_ns)
         req.dec.fill(res)
 
     def _finish(self, c: _Conn, req: _Req, t: int) -> None:

@@ -1,0 +1,110 @@
+"""Arrival schedules for open-loop load (pure: numbers in, send offsets out).
+
+A schedule is a list of send offsets in seconds from a common start, non-decreasing, the first at
+0.0 (the first request goes at the start; each next one a gap later). Shapes:
+
+* ``constant``: every gap is ``1 / rate``;
+* ``poisson``: exponential gaps with mean ``1 / rate`` (seeded);
+* ``gamma``: gamma-distributed gaps with mean ``1 / rate`` and coefficient of variation ``cv``
+  (seeded): ``cv = 1`` is Poisson, ``cv > 1`` burstier (clumps and lulls), ``cv < 1`` smoother
+  (shape ``k = 1 / cv**2``, scale ``1 / (rate * k)``, as ``vllm bench serve --burstiness`` with
+  burstiness = ``1 / cv**2``).
+
+Length by count (``n`` requests) or by ``duration_s`` (every arrival with offset < duration).
+Bad input is one ``ValueError`` line.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable
+
+__all__ = ["SHAPES", "constant", "poisson", "gamma", "schedule", "offered_rate", "MAX_REQUESTS"]
+
+SHAPES = ("constant", "poisson", "gamma")
+#: the most arrivals one schedule may hold (a typo such as rate 1e9 must not eat the memory)
+MAX_REQUESTS = 2_000_000
+
+
+def _check(rate: float, n: int | None, duration_s: float | None) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"arrival rate must be a finite number > 0 requests/s, not {rate!r}")
+    if (n is None) == (duration_s is None):
+        raise ValueError("give the schedule's length as exactly one of n (requests) or duration_s (seconds)")
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"request count n must be an integer >= 1, not {n!r}")
+        if n > MAX_REQUESTS:
+            raise ValueError(f"request count n={n} is more than {MAX_REQUESTS} arrivals in one schedule")
+    else:
+        if (isinstance(duration_s, bool) or not isinstance(duration_s, (int, float))
+                or not math.isfinite(duration_s) or duration_s <= 0):
+            raise ValueError(f"duration_s must be a finite number of seconds > 0, not {duration_s!r}")
+        if rate * duration_s > MAX_REQUESTS:
+            raise ValueError(f"rate {rate:g}/s for {duration_s:g} s is more than {MAX_REQUESTS} arrivals "
+                             "in one schedule")
+
+
+def _build(gap: Callable[[], float], n: int | None, duration_s: float | None) -> list[float]:
+    out = [0.0]
+    t = 0.0
+    if n is not None:
+        for _ in range(n - 1):
+            t += gap()
+            out.append(t)
+        return out
+    while True:
+        t += gap()
+        if t >= duration_s or len(out) >= MAX_REQUESTS:  # type: ignore[operator]
+            return out
+        out.append(t)
+
+
+def constant(rate: float, *, n: int | None = None, duration_s: float | None = None) -> list[float]:
+    """Offsets ``0, 1/rate, 2/rate, ...`` (computed as ``i / rate``: no drift from summing)."""
+    _check(rate, n, duration_s)
+    if n is None:
+        n = max(1, math.ceil(duration_s * rate - 1e-9))  # type: ignore[operator]
+    return [i / rate for i in range(n)]
+
+
+def poisson(rate: float, *, n: int | None = None, duration_s: float | None = None, seed: int = 0) -> list[float]:
+    """A Poisson process: exponential gaps of mean ``1 / rate``, reproducible from ``seed``."""
+    _check(rate, n, duration_s)
+    rng = random.Random(seed)
+    return _build(lambda: rng.expovariate(rate), n, duration_s)
+
+
+def gamma(rate: float, cv: float = 1.0, *, n: int | None = None, duration_s: float | None = None,
+          seed: int = 0) -> list[float]:
+    """Gamma gaps of mean ``1 / rate`` and coefficient of variation ``cv`` (> 0; 1 = Poisson)."""
+    if isinstance(cv, bool) or not isinstance(cv, (int, float)) or not math.isfinite(cv) or not 0.01 <= cv <= 100:
+        raise ValueError(f"burstiness cv (the gaps' coefficient of variation) must be a number in "
+                         f"[0.01, 100] (1 = Poisson, > 1 burstier), not {cv!r}")
+    _check(rate, n, duration_s)
+    k = 1.0 / (cv * cv)
+    theta = 1.0 / (rate * k)
+    rng = random.Random(seed)
+    return _build(lambda: rng.gammavariate(k, theta), n, duration_s)
+
+
+def schedule(shape: str, rate: float, *, n: int | None = None, duration_s: float | None = None,
+             seed: int = 0, cv: float = 1.0) -> list[float]:
+    """The schedule of a named ``shape`` (one of :data:`SHAPES`)."""
+    if shape == "constant":
+        return constant(rate, n=n, duration_s=duration_s)
+    if shape == "poisson":
+        return poisson(rate, n=n, duration_s=duration_s, seed=seed)
+    if shape == "gamma":
+        return gamma(rate, cv, n=n, duration_s=duration_s, seed=seed)
+    raise ValueError(f"arrival shape must be one of {', '.join(SHAPES)}, not {shape!r}")
+
+
+def offered_rate(offsets: list[float] | tuple[float, ...]) -> float | None:
+    """The rate a schedule asks for: ``(n - 1) / (last - first)`` arrivals per second (None for
+    fewer than 2 arrivals or a zero span)."""
+    if len(offsets) < 2:
+        return None
+    span = offsets[-1] - offsets[0]
+    return (len(offsets) - 1) / span if span > 0 else None
