@@ -816,7 +816,7 @@ def step_breakeven(pricing: Pricing, input_tokens: float, output_tokens: float,
     if capacity_rps is None:
         return StepBreakeven(None, be, be, be, [Crossing(be, "gpu", 1)], 1)
     C = _positive("capacity_rps", capacity_rps)
-    if s * C <= P:  # serverless at C req/s costs no more than a GPU: never dearer at any step
+    if s * C - P <= 1e-12 * P:  # serverless at C req/s costs no more than a GPU (within rounding): never dearer
         return StepBreakeven(C, be, None, None, [], 0)
     # steps k = 1 .. K where serverless is cheaper again just above kC: s·kC < (k+1)P  <=>  k(sC − P) < P
     k_max = math.ceil(P / (s * C - P)) - 1
