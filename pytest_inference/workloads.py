@@ -48,6 +48,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
+from pytest_inference.settings import MAX_REQUESTS
+
 if TYPE_CHECKING:  # the engine is imported when specs() is called
     from pytest_inference.engine.results import RequestSpec
 
@@ -129,7 +131,7 @@ def parse_lengths(text: str, what: str = "length") -> Lengths:
     """``220`` / ``fixed(220)`` / ``uniform(100,300)`` / ``lognormal(512,0.5)`` → :class:`Lengths`."""
     s = str(text).strip()
     if re.fullmatch(r"\d+", s):
-        return Lengths("fixed", float(int(s)))
+        return _lengths(what, text, "fixed", float(int(s)))
     m = _DIST.match(s)
     if not m:
         raise ValueError(f"{what} {text!r} is not N, fixed(N), uniform(a,b) or lognormal(median,sigma)")
@@ -142,12 +144,19 @@ def parse_lengths(text: str, what: str = "length") -> Lengths:
     if kind == "fixed":
         if fb is not None:
             raise ValueError(f"{what} {text!r}: fixed takes one number")
-        return Lengths("fixed", fa)
+        return _lengths(what, text, "fixed", fa)
     if fb is None:
         raise ValueError(f"{what} {text!r}: {kind} takes two numbers")
     if not (math.isfinite(fa) and math.isfinite(fb)):
         raise ValueError(f"{what} {text!r}: numbers must be finite")
-    return Lengths(kind, fa, fb)
+    return _lengths(what, text, kind, fa, fb)
+
+
+def _lengths(what: str, text: str, kind: str, a: float, b: float = 0.0) -> Lengths:
+    try:
+        return Lengths(kind, a, b)
+    except ValueError as e:
+        raise ValueError(f"{what} {text!r}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------
@@ -318,8 +327,8 @@ def shared_prefix(prefix: int, input: Lengths | str | int, output: Lengths | str
 
 
 def _check_n_seed(n: Any, seed: Any) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1_000_000:
-        raise ValueError(f"n must be an integer in 1..1000000, not {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_REQUESTS:
+        raise ValueError(f"n must be an integer in 1..{MAX_REQUESTS}, not {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, not {seed!r}")
 
@@ -369,6 +378,8 @@ def load_jsonl(path: str | os.PathLike[str], ignore_eos: bool = True) -> Workloa
                 raise ValueError(f"{where}: \"messages\" must be a non-empty list of "
                                  "{\"role\": ..., \"content\": ...} objects")
             reqs.append(Request(messages=tuple(msgs), max_tokens=mt))
+        if len(reqs) > MAX_REQUESTS:
+            raise ValueError(f"workload file {p}: more than {MAX_REQUESTS} requests")
     if not reqs:
         raise ValueError(f"workload file {p}: empty (no request lines)")
     return Workload("file", {"path": p}, None, reqs, ignore_eos)
