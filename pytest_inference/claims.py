@@ -161,7 +161,8 @@ class Claim:
         text = f"{head}; {req}"
         if self.verdict == PASS:
             text += " — pass"
-        if self.reason and self.verdict == FAIL and self.stat in stats.QUANTILE_STATS:
+        if self.reason and self.verdict == FAIL and (self.stat in stats.QUANTILE_STATS
+                                                     or self.stat in stats.BINOMIAL_STATS):
             text += f" ({self.reason})"
         if self.verdict == FAIL and self.details.get("explain"):
             # what the figure is made of, for a failing claim: e.g. the stale connection itself
@@ -209,7 +210,8 @@ def judge(
     ``samples`` are the per-observation values; ``measured`` defaults to ``stat`` over them
     (pass ``measured`` for figures that are not a statistic of the samples, e.g. tokens/s
     over a run's wall time). Quantile statistics (median, p90, p99, …) are judged on the
-    share of samples beyond the threshold with a binomial test at ``confidence``; every
+    share of samples beyond the threshold with a binomial test at ``confidence``; a rate over
+    0/1 samples (``attainment``) on its one-sided binomial bounds at ``confidence``; every
     other statistic is judged on its value once ``min_samples`` samples exist.
     """
     xs = [float(x) for x in samples]
@@ -297,8 +299,44 @@ def judge(
                 )
         return claim
 
+    if stat in stats.BINOMIAL_STATS and requirement.op in ("<", "<=", ">", ">=") and xs:
+        _judge_rate(claim, requirement, stat, confidence)
+        return claim
+
     claim.verdict = PASS if requirement.holds(claim.measured) else FAIL
     return claim
+
+
+def _judge_rate(claim: Claim, requirement: Requirement, stat: str, confidence: float) -> None:
+    """A rate over 0/1 samples (``attainment``: 1 = the request met every SLO bound) judged on
+    its one-sided binomial (Clopper–Pearson) bounds at ``confidence``: ``>= t`` passes only when
+    the lower bound is >= t, fails when the upper bound is below t, else is inconclusive with
+    how many requests would decide it at the observed rate."""
+    xs = claim.samples
+    n = len(xs)
+    met = int(sum(1 for x in xs if x == 1.0))
+    lo = stats.rate_lower_bound(met, n, confidence)
+    hi = stats.rate_upper_bound(met, n, confidence)
+    op, t = requirement.op, float(requirement.threshold)
+    claim.details.update({"met": met, "n": n, "lower_bound": lo, "upper_bound": hi})
+    evidence = stats.rate_evidence(met, n, op, t, confidence)
+    bounds = (f"{met} of {n} met; {confidence:.0%} bounds {fmt(lo)} .. {fmt(hi)}")
+    if evidence == "supported":
+        claim.verdict = PASS
+        claim.reason = bounds
+    elif evidence == "refuted":
+        claim.verdict = FAIL
+        side = "upper" if op in (">", ">=") else "lower"
+        claim.reason = f"{bounds}: the {side} bound is beyond {fmt(t)}"
+    else:
+        claim.verdict = INCONCLUSIVE
+        need = stats.trials_to_decide(met / n, op, t, confidence)
+        if need is None:
+            more = "no number of requests decides it at this rate (it sits on the threshold)"
+        else:
+            more = f"at this rate about {need} requests would decide it"
+        claim.reason = (f"{bounds}, either side of {fmt(t)}; cannot tell at {confidence:.0%} confidence "
+                        f"whether the {stat} meets it ({more})")
 
 
 def direction(claim_or_op: Claim | str | None, metric: str | None = None) -> str | None:

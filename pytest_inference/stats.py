@@ -22,7 +22,10 @@ from typing import Iterable, Sequence
 QUANTILE_STATS = {"median": 0.5, "p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 #: statistics that are a deterministic function of the sample (judged as a point value)
 POINT_STATS = ("value", "mean", "min", "max", "spread", "sum", "count", "std")
-STATS = tuple(QUANTILE_STATS) + POINT_STATS
+#: statistics of 0/1 samples judged on a one-sided binomial confidence bound of the rate
+#: ("attainment": the fraction of requests that met every SLO bound)
+BINOMIAL_STATS = ("attainment",)
+STATS = tuple(QUANTILE_STATS) + POINT_STATS + BINOMIAL_STATS
 
 
 def _clean(samples: Iterable[float]) -> list[float]:
@@ -89,6 +92,10 @@ def compute(stat: str, samples: Sequence[float]) -> float:
         return math.fsum(xs)
     if stat == "std":
         return std(xs)
+    if stat in BINOMIAL_STATS:
+        if any(x not in (0.0, 1.0) for x in xs):
+            raise ValueError(f"{stat} takes 0/1 samples (1 = the request met it)")
+        return math.fsum(xs) / len(xs)
     raise ValueError(f"unknown statistic {stat!r}; known: {', '.join(STATS)}")
 
 
@@ -160,3 +167,149 @@ def quantile_evidence(misses: int, n: int, q: float, confidence: float) -> str:
     if 1 - binom_cdf(misses - 1, n, rate) <= alpha:
         return "refuted"
     return "insufficient"
+
+
+# --- confidence bounds of a rate (SLO attainment) ---------------------------------------
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b) (a, b > 0)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    lbt = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1) / (a + b + 2):
+        return min(1.0, max(0.0, math.exp(lbt) * _betacf(a, b, x) / a))
+    return min(1.0, max(0.0, 1.0 - math.exp(lbt) * _betacf(b, a, 1.0 - x) / b))
+
+
+def binom_sf_ge(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), any n (incomplete beta: no sum over k terms)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    return betainc(k, n - k + 1, p)
+
+
+def _check_rate_args(successes: int, n: int, confidence: float) -> None:
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    if not isinstance(successes, int) or not 0 <= successes <= n:
+        raise ValueError(f"successes must be an integer in 0..{n}; got {successes!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1; got {confidence!r}")
+
+
+def _solve(f, target: float) -> float:
+    """x in [0, 1] where the increasing function f crosses target (bisection)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13:
+            break
+    return (lo + hi) / 2
+
+
+def rate_lower_bound(successes: int, n: int, confidence: float) -> float:
+    """One-sided Clopper–Pearson lower bound of a success rate: the true rate is at least this
+    with probability ``confidence``. ``n`` of ``n`` at 0.99 → ``0.01 ** (1/n)``."""
+    _check_rate_args(successes, n, confidence)
+    if successes == 0:
+        return 0.0
+    if successes == n:
+        return (1 - confidence) ** (1 / n)
+    # the p at which seeing >= successes has probability exactly 1 - confidence
+    return _solve(lambda p: binom_sf_ge(successes, n, p), 1 - confidence)
+
+
+def rate_upper_bound(successes: int, n: int, confidence: float) -> float:
+    """One-sided Clopper–Pearson upper bound of a success rate (see :func:`rate_lower_bound`)."""
+    _check_rate_args(successes, n, confidence)
+    if successes == n:
+        return 1.0
+    return 1.0 - rate_lower_bound(n - successes, n, confidence)
+
+
+def rate_evidence(successes: int, n: int, op: str, threshold: float, confidence: float) -> str:
+    """'supported', 'refuted' or 'insufficient' for "the true rate <op> threshold", from
+    ``successes`` of ``n`` 0/1 trials: supported when the one-sided bound at ``confidence`` on
+    the far side lies inside the threshold (``>=``: the lower bound is >= threshold), refuted
+    when the bound on the near side lies beyond it (``>=``: the upper bound is < threshold)."""
+    if n <= 0:
+        return "insufficient"
+    lo = rate_lower_bound(successes, n, confidence)
+    hi = rate_upper_bound(successes, n, confidence)
+    if op == ">=":
+        ok, bad = lo >= threshold, hi < threshold
+    elif op == ">":
+        ok, bad = lo > threshold, hi <= threshold
+    elif op == "<=":
+        ok, bad = hi <= threshold, lo > threshold
+    elif op == "<":
+        ok, bad = hi < threshold, lo >= threshold
+    else:
+        raise ValueError(f"a rate is judged with <, <=, >, >=; got {op!r}")
+    return "supported" if ok else "refuted" if bad else "insufficient"
+
+
+def trials_to_decide(rate: float, op: str, threshold: float, confidence: float,
+                     limit: int = 10_000_000) -> int | None:
+    """Fewest trials that would decide "rate <op> threshold" at ``confidence`` were the observed
+    ``rate`` the true one (the successes rounded towards the threshold);
+    None when no number up to ``limit`` would (the rate sits on the threshold)."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must lie in 0..1; got {rate!r}")
+    if rate == threshold:
+        return None
+
+    def decides(n: int) -> bool:
+        # round towards the threshold: the conservative count either way
+        k = math.floor(rate * n + 1e-9) if rate > threshold else math.ceil(rate * n - 1e-9)
+        k = min(n, max(0, k))
+        return rate_evidence(k, n, op, threshold, confidence) != "insufficient"
+
+    n = 1
+    while not decides(n):
+        n *= 2
+        if n > limit:
+            return None
+    lo = n // 2
+    while lo + 1 < n:
+        mid = (lo + n) // 2
+        if decides(mid):
+            n = mid
+        else:
+            lo = mid
+    return n
