@@ -103,7 +103,7 @@ def _verdict(out: Any) -> tuple[str, dict[str, Any]]:
     else:
         v = getattr(out, "verdict", None)
         for name in ("reason", "measured"):
-            if getattr(out, name, None) is not None:
+            if getattr(out, name, None) not in (None, ""):
                 details[name] = getattr(out, name)
     if v not in (PASS, FAIL, INCONCLUSIVE):
         raise ValueError(f"a probe must return pass, fail or inconclusive; got {v!r}")
