@@ -376,6 +376,7 @@ class StreamClient:
     def run_open_loop(self, specs: Sequence[RequestSpec], offsets: Sequence[float], *,
                       deadline_s: float | None = None, connections: int | None = None, warmup: int = 0,
                       start_ns: int | None = None, max_lag_ms: float | None = None,
+                      max_connections: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> "OpenLoopResult":
         """Open loop: send ``specs[i]`` at ``start + offsets[i]`` seconds, whatever is in flight
         (see :mod:`.openloop` for the figures and the saturation rule). Results come back in
@@ -384,7 +385,9 @@ class StreamClient:
 
         ``connections`` (default ``min(n, 64)``) are opened before the start, outside any
         timing; when every one is busy at a request's time, another is opened and the request
-        waits for it: that wait is dispatch lag. ``warmup`` unmeasured requests go first in
+        waits for it: that wait is dispatch lag. ``max_connections`` (default: no limit) caps the
+        pool: a due request then waits for a response to end (a client with a connection limit:
+        its lag shows in every latency and in ``client_saturated``). ``warmup`` unmeasured requests go first in
         closed loop. ``start_ns`` (a ``perf_counter_ns`` time) is the common start; default
         right after the connections are open (a worker process gets its from the caller).
         Errors as :meth:`run`.
@@ -406,6 +409,10 @@ class StreamClient:
         if self._deadline_s is not None and not self._deadline_s > 0:
             raise ValueError(f"deadline_s must be > 0, not {self._deadline_s!r}")
         n_conn = max(1, int(connections)) if connections is not None else min(len(specs), 64)
+        if max_connections is not None:
+            if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+                raise ValueError(f"max_connections must be an integer >= 1, not {max_connections!r}")
+            n_conn = min(n_conn, max_connections)
         warm_reqs = [_Req(i, specs[i % len(specs)], self._request_bytes(specs[i % len(specs)]), True)
                      for i in range(warmup)]
         reqs = [_Req(i, s, self._request_bytes(s), False, OpenLoopRequestResult) for i, s in enumerate(specs)]
@@ -432,7 +439,7 @@ class StreamClient:
             t_start = perf_counter_ns() + START_LEAD_NS if start_ns is None else int(start_ns)
             for r, off in zip(reqs, offs):
                 r.sched_ns = r.res.scheduled_ns = t_start + round(off * 1e9)  # type: ignore[attr-defined]
-            results = self._drive_open(reqs, progress)
+            results = self._drive_open(reqs, progress, max_connections)
             t_end = perf_counter_ns()
             cpu = time.process_time() - cpu0
             runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
@@ -456,7 +463,8 @@ class StreamClient:
                               loadavg_before=load0, loadavg_after=os.getloadavg()[0], client_runq_ms=runq,
                               cpu_pressure=pressure, max_lag_ms=lag_bound, start_ns=t_start, **figures)
 
-    def _drive_open(self, reqs: list[_Req], progress: Callable[[int, int], None] | None) -> list[RequestResult]:
+    def _drive_open(self, reqs: list[_Req], progress: Callable[[int, int], None] | None,
+                    max_connections: int | None = None) -> list[RequestResult]:
         """Send each request at its ``sched_ns`` (sorted); a due request with no idle connection
         waits in ``_pending`` (and a connection is opened for it)."""
         n = len(reqs)
@@ -488,7 +496,10 @@ class StreamClient:
                     self._send(c, req)
                 if pending:
                     opening = sum(1 for c in self._conns if c.state in (CONNECTING, HANDSHAKE))
-                    for _ in range(len(pending) - opening):
+                    want = len(pending) - opening
+                    if max_connections is not None:
+                        want = min(want, max_connections - len(self._conns))
+                    for _ in range(want):
                         self._open()
                 now = time.monotonic()
                 if now >= next_check:
