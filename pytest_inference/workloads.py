@@ -531,6 +531,15 @@ def check_prompt_lengths(asked: Sequence[int | None], usage_prompt_tokens: Seque
     return LengthCheck(ok / total, worst)
 
 
+def check_output_lengths(asked: Sequence[int | None], usage_completion_tokens: Sequence[int | None], *,
+                         rel_tol: float = 0.0, abs_tol: int = 0) -> LengthCheck:
+    """Realised output lengths (``usage.completion_tokens``) against ``max_tokens`` asked: with
+    ``ignore_eos`` a server that honours both returns exactly what was asked (default tolerance 0);
+    fewer means ignore_eos was dropped, more that max_tokens was ignored. Same result shape and
+    unknown rules as :func:`check_prompt_lengths` (``worst``: relative, signed)."""
+    return check_prompt_lengths(asked, usage_completion_tokens, overhead=0, rel_tol=rel_tol, abs_tol=abs_tol)
+
+
 def prompt_overhead(asked: Sequence[int], usage_prompt_tokens: Sequence[int]) -> tuple[float, float]:
     """Least-squares ``usage = overhead + slope × asked`` over calibration requests of at least two
     distinct lengths: ``(overhead, slope)``. Slope ≈ 1 confirms the one-word-one-token assumption

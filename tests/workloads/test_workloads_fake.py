@@ -13,7 +13,14 @@ import pytest
 
 from pytest_inference.engine import StreamClient
 from pytest_inference.testing.fake_openai import FakeOpenAIServer
-from pytest_inference.workloads import calibration, check_prompt_lengths, load_jsonl, parse_workload, prompt_overhead
+from pytest_inference.workloads import (
+    calibration,
+    check_output_lengths,
+    check_prompt_lengths,
+    load_jsonl,
+    parse_workload,
+    prompt_overhead,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,7 @@ def test_synthetic_lengths_as_counted_by_the_server(client):
     assert check_prompt_lengths(w.input_tokens, got) == (1.0, 0.0)
     # realised output lengths are the ones asked (ignore_eos; the fake honours max_tokens)
     assert [r.output_tokens for r in run.results] == w.output_tokens
+    assert check_output_lengths(w.output_tokens, [r.output_tokens for r in run.results]) == (1.0, 0.0)
     assert not any(r.length_mismatch for r in run.results)
     # and a wrong expectation is caught: the same counts against a 25-token overhead fail
     ok, worst = check_prompt_lengths(w.input_tokens, got, overhead=25)
@@ -68,3 +76,12 @@ def test_file_workload_round_trip(client, tmp_path):
     assert [r.output_tokens for r in run.results] == [2, 5]
     # a user's prompts have no asked length: the check says unknown, never ok
     assert check_prompt_lengths(w.input_tokens, [r.prompt_tokens for r in run.results]) == (None, None)
+
+
+def test_output_lengths_short_when_the_server_stops_early(client):
+    """A server that stops at EOS despite ignore_eos (the fake's eos_after): the output check fails."""
+    w = parse_workload("synthetic:input=20,output=8,n=6,seed=1")
+    run = client.run(w.specs("fake-model", headers={"x-fake-eos-after": "5"}), concurrency=2, warmup=0)
+    got = [r.output_tokens for r in run.results]
+    assert got == [5] * 6
+    assert check_output_lengths(w.output_tokens, got) == (0.0, pytest.approx(-3 / 8))

@@ -352,21 +352,36 @@ def test_words_are_one_token_each_on_the_tiny_model_tokenizer():
     prompts = [r.prompt for r in parse_workload("synthetic:input=lognormal(200,0.8),output=1,n=60,seed=5").requests]
     prompts += [r.prompt for r in parse_workload("prefix:prefix=50,input=uniform(1,30),n=20,seed=1").requests]
     asked = [len(p.split(" ")) for p in prompts]
+    cal = W.calibration()
     code = (
-        "import json,sys\n"
+        "import json,sys,os\n"
         "from tokenizers import Tokenizer\n"
+        "import jinja2\n"
+        "d=os.path.dirname(sys.argv[1])\n"
         "t=Tokenizer.from_file(sys.argv[1])\n"
-        "d=json.load(sys.stdin)\n"
-        "print(json.dumps({'prompts':[len(t.encode(p,add_special_tokens=False).ids) for p in d['p']],"
-        "'words':[len(t.encode(' '+w,add_special_tokens=False).ids) for w in d['w']],"
-        "'first':[len(t.encode(w,add_special_tokens=False).ids) for w in d['f']]}))\n")
+        "cfg=json.load(open(os.path.join(d,'tokenizer_config.json')))\n"
+        "sp=lambda v: v.get('content') if isinstance(v,dict) else v\n"
+        "tpl=jinja2.Environment().from_string(open(os.path.join(d,'chat_template.jinja')).read())\n"
+        "enc=lambda s: len(t.encode(s,add_special_tokens=False).ids)\n"
+        "chat=lambda p: enc(tpl.render(messages=[{'role':'user','content':p}],add_generation_prompt=True,"
+        "bos_token=sp(cfg.get('bos_token')) or '',eos_token=sp(cfg.get('eos_token')) or ''))\n"
+        "x=json.load(sys.stdin)\n"
+        "print(json.dumps({'prompts':[enc(p) for p in x['p']],'chat':[chat(p) for p in x['p']],"
+        "'cal':[chat(p) for p in x['c']],"
+        "'words':[enc(' '+w) for w in x['w']],'first':[enc(w) for w in x['f']]}))\n")
     out = subprocess.run([str(py), "-c", code, str(tok)], input=json.dumps(
-        {"p": prompts, "w": list(W.WORDS), "f": list(W.FIRST_WORDS)}), capture_output=True, text=True, timeout=60,
+        {"p": prompts, "c": [r.prompt for r in cal.requests], "w": list(W.WORDS), "f": list(W.FIRST_WORDS)}), capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": ""})
-    if out.returncode and "No module named 'tokenizers'" in out.stderr:
-        pytest.skip(".venv-vllm has no tokenizers package")
+    if out.returncode and "No module named" in out.stderr:
+        pytest.skip(".venv-vllm lacks tokenizers or jinja2: " + out.stderr.strip().splitlines()[-1])
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)
     assert set(res["words"]) == {1} and set(res["first"]) == {1}
     assert check_prompt_lengths(asked, res["prompts"], abs_tol=0, rel_tol=0) == (1.0, 0.0)
+    # through the chat template: a constant overhead (7 tokens: BOS, <|user|>, newlines, EOS,
+    # <|assistant|>), found by the calibration prompts, slope exactly 1
+    overhead, slope = prompt_overhead(cal.input_tokens, res["cal"])
+    assert slope == pytest.approx(1.0) and overhead == pytest.approx(7.0)
+    assert check_prompt_lengths(asked, res["chat"], overhead=round(overhead), abs_tol=0, rel_tol=0) == (1.0, 0.0)
+    assert check_prompt_lengths(asked, res["chat"]).ok_fraction < 1.0  # without it, short prompts miss
     assert len(set(W.WORDS)) == 100 and set(W.FIRST_WORDS) <= set(W.WORDS)
