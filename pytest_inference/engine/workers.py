@@ -227,9 +227,12 @@ def _worker(parent: int) -> int:
                               verify=job["verify"])
         specs, offs = job["specs"], job["offsets"]
         n_conn = job["connections"] or min(len(specs), 64)
+        warm = []
         if job["warmup"]:
-            client.run([specs[i % len(specs)] for i in range(job["warmup"])], concurrency=n_conn, warmup=0,
-                       deadline_s=job["deadline_s"])
+            warm = client.run([specs[i % len(specs)] for i in range(job["warmup"])], concurrency=n_conn, warmup=0,
+                              deadline_s=job["deadline_s"]).results
+            for r in warm:
+                r.warmup = True
         client.open_connections(n_conn)
     except Exception as e:  # noqa: BLE001 - reported to the caller as one line
         return fail(e)
@@ -244,6 +247,7 @@ def _worker(parent: int) -> int:
         client.close()
     for r in run.results:
         r.worker = job["worker"]
+    run.warmup_results = warm
     _write_msg(out, {"run": run})
     return 0
 
