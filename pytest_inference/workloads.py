@@ -98,7 +98,8 @@ class Lengths:
             raise ValueError(f"fixed length must be an integer in 1..{MAX_LENGTH}, not {self.a:g}")
         if self.kind == "uniform":
             if not (self.a == int(self.a) and self.b == int(self.b) and 1 <= self.a <= self.b <= MAX_LENGTH):
-                raise ValueError(f"uniform(a,b) needs integers 1 <= a <= b <= {MAX_LENGTH}, not ({self.a:g},{self.b:g})")
+                raise ValueError(f"uniform(a,b) needs integers 1 <= a <= b <= {MAX_LENGTH}, "
+                                 f"not ({self.a:g},{self.b:g})")
         if self.kind == "lognormal":
             if not (1 <= self.a <= MAX_LENGTH) or not (0 <= self.b <= 5) or not math.isfinite(self.b):
                 raise ValueError(f"lognormal(median,sigma) needs 1 <= median <= {MAX_LENGTH} and 0 <= sigma <= 5, "
@@ -217,7 +218,7 @@ def _hash(requests: Sequence[Request], ignore_eos: bool) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workload:
     """What a run sends. ``kind`` is synthetic / prefix / file; ``params`` what built it (as
     parsed); ``seed`` None for a file. ``content_hash``: sha256 of the canonical requests (and
@@ -226,14 +227,15 @@ class Workload:
     kind: str
     params: dict[str, Any]
     seed: int | None
-    requests: list[Request]
+    requests: tuple[Request, ...]
     ignore_eos: bool = True
     content_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "requests", tuple(self.requests))
         if not self.requests:
             raise ValueError(f"{self.kind} workload has no requests")
-        self.content_hash = _hash(self.requests, self.ignore_eos)
+        object.__setattr__(self, "content_hash", _hash(self.requests, self.ignore_eos))
 
     def __len__(self) -> int:
         return len(self.requests)

