@@ -71,6 +71,16 @@ group; ``--child-names``, ``--worker-cpus``, ``--children-ignore-term``), then
 ``/health`` at 503 for that long. ``--max-lifetime-s`` makes the server (and the children,
 ``--children-max-s``) exit by themselves, a backstop for tests.
 
+Known capacity (server-wide, ``--capacity K``): at most K streams are served at once and the
+rest wait in one FIFO queue; a stream's clock (``ttft_ms``, then ``token_ms`` per token) starts
+when it gets its slot, so the wait adds to its TTFT (``queue_ms`` in the ground truth), and the
+slot is held until its last token is written: a service time ``S = ttft_ms + (n - 1) * token_ms``
+for n tokens. Under a constant arrival rate λ the server is a D/D/K queue whose capacity is
+``K / S`` requests/s: at or below it every TTFT is ``ttft_ms``; above it request i (0-based)
+waits ``floor(i / K) * (S - K / λ)``. :func:`capacity_ttft_ms` computes the TTFT of each request
+of such a run (``--max-running`` is different: it queues too, but the clock runs from the
+request's arrival, so a short wait is hidden in the TTFT delay).
+
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
 ``GET /health``, ``GET /metrics`` (``vllm:time_to_first_token_seconds``,
 ``vllm:inter_token_latency_seconds``, ``vllm:e2e_request_latency_seconds`` histograms
@@ -82,6 +92,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -234,6 +245,9 @@ class State:
         self.running = 0
         self.waiting = 0
         self.sem = asyncio.Semaphore(max_running) if max_running else None
+        self.capacity: int | None = None  # --capacity K: K stream slots, a FIFO queue for the rest
+        self.cap_free = 0
+        self.cap_queue: collections.deque[asyncio.Future[None]] = collections.deque()
         self.h_ttft = Histogram(TTFT_BUCKETS)
         self.h_itl = Histogram(ITL_BUCKETS)
         self.h_e2e = Histogram(E2E_BUCKETS)
@@ -566,6 +580,20 @@ class HTTPProtocol(asyncio.Protocol):
                                           % (prompt_tokens, prompt_tokens + nu, nu)).encode()))
         done = b"data: [DONE]\n\n"
 
+        if st.capacity is not None:
+            await self._capacity_slot()
+            if self.closed:  # the client left while queued
+                self._capacity_release()
+                return True
+            t_start = perf_counter_ns()
+            truth["queue_ms"] = (t_start - t_recv) / 1e6
+            try:
+                st.running += 1
+                return await self._stream(o, events, done, truth, t_recv, ttft_ms, token_ms, finish,
+                                          prompt_tokens, t_start=t_start)
+            finally:
+                st.running -= 1
+                self._capacity_release()
         if st.sem is not None:
             st.waiting += 1
             await st.sem.acquire()
@@ -583,6 +611,35 @@ class HTTPProtocol(asyncio.Protocol):
             st.running -= 1
             if st.sem is not None:
                 st.sem.release()
+
+    async def _capacity_slot(self) -> None:
+        """Wait (FIFO) for one of the ``--capacity`` slots."""
+        st = self.state
+        if st.cap_free > 0 and not st.cap_queue:
+            st.cap_free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        st.cap_queue.append(fut)
+        st.waiting += 1
+        try:
+            await fut  # the releaser hands its slot over: cap_free is not incremented for it
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._capacity_release()  # the slot was handed over as we were cancelled
+            elif fut in st.cap_queue:
+                st.cap_queue.remove(fut)
+            raise
+        finally:
+            st.waiting -= 1
+
+    def _capacity_release(self) -> None:
+        st = self.state
+        while st.cap_queue:
+            fut = st.cap_queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        st.cap_free += 1
 
     async def _endless(self, o: dict[str, Any], head_tmpl: str, chat: bool, ttft_ms: float, token_ms: float,
                        t_recv: int) -> bool:
@@ -614,11 +671,12 @@ class HTTPProtocol(asyncio.Protocol):
 
     async def _stream(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
                       truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
-                      finish: str, prompt_tokens: int) -> bool:
+                      finish: str, prompt_tokens: int, t_start: int | None = None) -> bool:
         st = self.state
         close = o["close"]
         conn_hdr = "connection: close\r\n" if close else ""
-        first_deadline = t_recv + int(ttft_ms * 1e6)
+        # the service clock: from the request's arrival, or (--capacity) from when it got a slot
+        first_deadline = (t_recv if t_start is None else t_start) + int(ttft_ms * 1e6)
         step = int(token_ms * 1e6)
         token_writes: list[int] = []
         n_tokens = sum(e[1] for e in events if e[0])
@@ -710,6 +768,8 @@ async def _watch_parent(ppid: int) -> None:
 async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     state = State(opts, args.api_key, args.model, args.max_running, args.seed)
+    if args.capacity is not None:
+        state.capacity = state.cap_free = args.capacity
     if args.keep_alive_timeout_ms is not None:
         state.keep_alive_timeout_s = float(args.keep_alive_timeout_ms) / 1000
     sel = getattr(loop, "_selector", None)
@@ -754,6 +814,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-alive-timeout-ms", type=float, default=None,
                    help="close connections idle this long (uvicorn/vLLM: 5000)")
     p.add_argument("--max-running", type=int, default=None, help="requests served at once; others wait")
+    p.add_argument("--capacity", type=int, default=None, metavar="K",
+                   help="known capacity: K streams at once, the rest queue FIFO and their TTFT/token clock "
+                        "starts when served (capacity K / (ttft_ms + (tokens-1) * token_ms) req/s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tls-cert", default=None, help="serve https with this PEM certificate")
     p.add_argument("--tls-key", default=None, help="private key for --tls-cert")
@@ -881,6 +944,8 @@ def simulate_startup(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.capacity is not None and args.capacity < 1:
+        raise SystemExit(f"fake_openai: --capacity must be >= 1; got {args.capacity}")
     opts = {k: _convert(k, getattr(args, k)) for k in DEFAULTS}
     if _startup_simulated(args):
         simulate_startup(args)
@@ -889,6 +954,26 @@ def main(argv: list[str] | None = None) -> None:
             runner.run(_main(args, opts))
     except KeyboardInterrupt:
         pass
+
+
+def capacity_ttft_ms(rate_rps: float, n: int, k: int, ttft_ms: float, token_ms: float, tokens: int,
+                     offsets_s: list[float] | None = None) -> list[float]:
+    """The TTFT (ms, from each request's arrival) of ``n`` requests sent to a ``--capacity k``
+    server at a constant ``rate_rps`` (or at ``offsets_s`` from the first, seconds), each
+    streaming ``tokens`` tokens, on an ideal server (no overhead): the D/D/K FIFO recursion
+    ``start_i = max(arrival_i, start_(i-k) + S)`` with ``S = ttft_ms + (tokens - 1) * token_ms``."""
+    if rate_rps <= 0 and offsets_s is None:
+        raise ValueError(f"rate_rps must be > 0; got {rate_rps!r}")
+    s_ms = ttft_ms + max(0, tokens - 1) * token_ms
+    arrivals = ([1000.0 * t for t in offsets_s] if offsets_s is not None
+                else [1000.0 * i / rate_rps for i in range(n)])
+    ends: list[float] = []  # each slot's release time; FIFO with equal service: i takes i-k's slot
+    out = []
+    for i, a in enumerate(arrivals):
+        start = a if i < k else max(a, ends[i - k])
+        ends.append(start + s_ms)
+        out.append(start - a + ttft_ms)
+    return out
 
 
 def fake_headers(**opts: Any) -> dict[str, str]:
