@@ -392,7 +392,7 @@ class StreamClient:
         right after the connections are open (a worker process gets its from the caller).
         Errors as :meth:`run`.
         """
-        from .openloop import MAX_LAG_MS, OpenLoopRequestResult, OpenLoopResult, summarize
+        from .openloop import MAX_LAG_MS, OpenLoopRequestResult, OpenLoopResult, summarize, with_contention
 
         specs = list(specs)
         offs = [float(x) for x in offsets]
@@ -457,6 +457,7 @@ class StreamClient:
             if r.send_ns:
                 res.dispatch_lag_ms = res.queue_ms = (r.send_ns - r.sched_ns) / 1e6  # type: ignore[attr-defined]
         figures = summarize(results, max_lag_ms=lag_bound)  # type: ignore[arg-type]
+        figures["client_saturated"] = with_contention(figures["client_saturated"], runq, pressure)
         return OpenLoopResult(results=results, warmup_results=[r.res for r in warm_reqs],
                               wall_s=max(0, t_end - t_start) / 1e9, concurrency=len(self._conns),
                               connections_opened=self.connections_opened_total - opened0, client_cpu_s=cpu,

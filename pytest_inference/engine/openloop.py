@@ -30,7 +30,7 @@ from typing import Sequence
 from .results import RequestResult, RunResult
 
 __all__ = ["OpenLoopRequestResult", "OpenLoopResult", "MAX_LAG_MS", "MIN_ACHIEVED_SHARE", "saturation",
-           "p99", "summarize"]
+           "p99", "summarize", "with_contention"]
 
 MAX_LAG_MS = 1.0
 MIN_ACHIEVED_SHARE = 0.98
@@ -111,3 +111,17 @@ def summarize(results: Sequence[OpenLoopRequestResult], *, max_lag_ms: float = M
         "client_saturated": saturation(offered, achieved, lag99, n=len(results), sent=len(sends),
                                        max_lag_ms=max_lag_ms),
     }
+
+
+def with_contention(reason: str | None, client_runq_ms: float | None, cpu_pressure: dict | None) -> str | None:
+    """``reason`` with the run's CPU-contention evidence appended (the measuring threads' run-queue
+    wait, other processes' CPU use), so a reader can tell a starved client from a slow loop."""
+    if reason is None:
+        return None
+    extra = []
+    if client_runq_ms is not None and client_runq_ms >= 1.0:
+        extra.append(f"the client waited {client_runq_ms:.1f} ms for a CPU")
+    foreign = (cpu_pressure or {}).get("foreign_cores")
+    if isinstance(foreign, (int, float)) and foreign >= 0.05:
+        extra.append(f"other processes used {foreign:.2f} cores")
+    return reason + (" (" + ", ".join(extra) + ")" if extra else "")

@@ -95,18 +95,19 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
                           workers: int = 2, api_key: str | None = None, timeout_s: float = 60.0,
                           verify: bool | str = True, deadline_s: float | None = None,
                           connections: int | None = None, warmup: int = 0, max_lag_ms: float | None = None,
-                          ready_timeout_s: float = 30.0):
+                          max_connections: int | None = None, ready_timeout_s: float = 30.0):
     """Run one open-loop schedule over ``workers`` processes; returns an
     :class:`~.openloop.OpenLoopResult` of every request once, in submission order.
 
-    ``connections`` is per worker (default: its share, at most 64); ``warmup`` per worker (closed
+    ``connections`` and ``max_connections`` are per worker (default: its share, at most 64, and no
+    cap: see :meth:`~.client.StreamClient.run_open_loop`); ``warmup`` per worker (closed
     loop, before the barrier). The run is bounded: the schedule's span, plus ``deadline_s`` (or
     ``timeout_s``) for the last responses, plus ``ready_timeout_s``; a worker past that is killed
     and the run raises. A worker's fatal error (endpoint unreachable, auth, ...) is raised here as
     one line naming the worker.
     """
     from .hostload import CpuPressure
-    from .openloop import MAX_LAG_MS, OpenLoopResult, summarize
+    from .openloop import MAX_LAG_MS, OpenLoopResult, summarize, with_contention
 
     specs = list(specs)
     offs = [float(x) for x in offsets]
@@ -130,6 +131,7 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
                 "worker": k, "base_url": base_url, "api_key": api_key, "timeout_s": timeout_s, "verify": verify,
                 "specs": [specs[i] for i in share], "offsets": [offs[i] for i in share],
                 "deadline_s": deadline_s, "connections": connections, "warmup": warmup, "max_lag_ms": lag_bound,
+                "max_connections": max_connections,
             })
         ready_by = time.monotonic() + ready_timeout_s
         for k, p in enumerate(procs):
@@ -174,6 +176,9 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
             r.worker = k
             warm.append(r)
     runqs = [run.client_runq_ms for run in parts]
+    figures = summarize(merged, max_lag_ms=lag_bound)
+    figures["client_saturated"] = with_contention(figures["client_saturated"],
+                                                  None if None in runqs else sum(runqs), pressure)  # type: ignore[arg-type]
     return OpenLoopResult(
         results=merged, warmup_results=warm, wall_s=max(run.wall_s for run in parts),
         concurrency=sum(run.concurrency for run in parts),
@@ -181,7 +186,7 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
         client_cpu_s=sum(run.client_cpu_s for run in parts), loadavg_before=load0,
         loadavg_after=os.getloadavg()[0], client_runq_ms=None if None in runqs else sum(runqs),  # type: ignore[arg-type]
         cpu_pressure=pressure, max_lag_ms=lag_bound, workers=n_workers, start_ns=start_ns,
-        **summarize(merged, max_lag_ms=lag_bound))
+        **figures)
 
 
 def _read_or_raise(p: subprocess.Popen[bytes], k: int, deadline: float, what: str) -> dict[str, Any]:
@@ -240,7 +245,8 @@ def _worker(parent: int) -> int:
     start = _read_msg(fin, forever)["start_ns"]
     try:
         run = client.run_open_loop(specs, offs, deadline_s=job["deadline_s"], connections=n_conn, warmup=0,
-                                   start_ns=start, max_lag_ms=job["max_lag_ms"])
+                                   start_ns=start, max_lag_ms=job["max_lag_ms"],
+                                   max_connections=job["max_connections"])
     except Exception as e:  # noqa: BLE001
         return fail(e)
     finally:

@@ -193,3 +193,12 @@ def test_unreachable_endpoint_raises():
         port = s.getsockname()[1]
     with StreamClient(f"http://127.0.0.1:{port}/v1", timeout_s=2) as c, pytest.raises(EndpointUnreachable):
         c.run_open_loop([spec()] * 2, [0.0, 0.01])
+
+
+def test_saturation_names_the_contention_evidence():
+    from pytest_inference.engine.openloop import with_contention
+    assert with_contention(None, 500.0, {"foreign_cores": 1.9}) is None
+    line = with_contention("the client could not keep the schedule: x", 61.4, {"foreign_cores": 1.89})
+    assert line.endswith("(the client waited 61.4 ms for a CPU, other processes used 1.89 cores)")
+    assert with_contention("why", 0.2, {"foreign_cores": 0.01}) == "why"
+    assert with_contention("why", None, None) == "why"
