@@ -122,7 +122,12 @@ class Lengths:
             return str(int(self.a))
         if self.kind == "uniform":
             return f"uniform({int(self.a)},{int(self.b)})"
-        return f"lognormal({self.a:g},{self.b:g})"
+        return f"lognormal({_num(self.a)},{_num(self.b)})"
+
+
+def _num(x: float) -> str:
+    """Exact and short: 512 → "512", 0.5 → "0.5" (repr round-trips every float)."""
+    return str(int(x)) if x == int(x) else repr(float(x))
 
 
 _DIST = re.compile(r"^\s*(fixed|uniform|lognormal)\s*\(\s*([^,()]*?)\s*(?:,\s*([^,()]*?)\s*)?\)\s*$")

@@ -45,6 +45,8 @@ def test_parse_lengths_forms():
     assert parse_lengths("uniform(100, 300)") == Lengths("uniform", 100, 300)
     assert parse_lengths("lognormal(512,0.5)") == Lengths("lognormal", 512, 0.5)
     assert parse_lengths("lognormal(512,0.5)").describe() == "lognormal(512,0.5)"
+    # exact, so describe() rebuilds the same draws
+    assert parse_lengths("lognormal(512.25,0.123456789)").describe() == "lognormal(512.25,0.123456789)"
 
 
 @pytest.mark.parametrize("text", ["", "abc", "0", "fixed(0)", "fixed(1.5)", "fixed(1,2)", "uniform(5)",
@@ -396,3 +398,27 @@ def test_words_are_one_token_each_on_the_tiny_model_tokenizer():
     assert check_prompt_lengths(asked, res["chat"], overhead=round(overhead), abs_tol=0, rel_tol=0) == (1.0, 0.0)
     assert check_prompt_lengths(asked, res["chat"]).ok_fraction < 1.0  # without it, short prompts miss
     assert len(set(W.WORDS)) == 100 and set(W.FIRST_WORDS) <= set(W.WORDS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(asked=st.lists(st.integers(1, 100_000), min_size=1, max_size=30), overhead=st.integers(0, 200))
+def test_check_exact_counts_always_pass(asked, overhead):
+    assert check_prompt_lengths(asked, [a + overhead for a in asked], overhead=overhead) == (1.0, 0.0)
+    # one token per word more than asked on every prompt of >= 150 tokens fails them all
+    doubled = [2 * a + overhead for a in asked]
+    ok, worst = check_prompt_lengths(asked, doubled, overhead=overhead)
+    assert worst == pytest.approx(1.0) and ok == sum(a <= 2 for a in asked) / len(asked)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(["synthetic", "prefix"]), a=st.floats(1, 300), span=st.integers(0, 300),
+       sigma=st.floats(0, 1.5), use_log=st.booleans(), n=st.integers(1, 20), seed=st.integers(0, 10**9))
+def test_describe_rebuilds_the_same_workload(kind, a, span, sigma, use_log, n, seed):
+    """The report's describe() is enough to rebuild the workload: same hash."""
+    inp = f"lognormal({a!r},{sigma!r})" if use_log else f"uniform({int(a)},{int(a) + span})"
+    spec = f"{kind}:input={inp},output=uniform(1,{1 + span}),n={n},seed={seed}"
+    spec += ",prefix=17" if kind == "prefix" else ""
+    w = parse_workload(spec)
+    d = w.describe()
+    again = ",".join(f"{k}={v}" for k, v in d["params"].items())
+    assert parse_workload(f"{d['kind']}:{again},seed={d['seed']}").content_hash == w.content_hash
