@@ -279,6 +279,13 @@ class Workload:
                                        ignore_eos=self.ignore_eos, **spec_kw))
         return out
 
+    def to_jsonl(self, path: str | os.PathLike[str]) -> None:
+        """Write the requests as a JSONL file :func:`load_jsonl` reads back with the same content
+        hash (for the report folder, or to replay the exact workload with another tool)."""
+        with open(path, "w", encoding="utf-8") as f:
+            for r in self.requests:
+                f.write(json.dumps(r.canonical(), ensure_ascii=False) + "\n")
+
     def describe(self) -> dict[str, Any]:
         """For the report: kind, parameters, seed, hash, count and the asked lengths' range."""
         d: dict[str, Any] = {"kind": self.kind, "params": dict(self.params), "seed": self.seed,

@@ -148,6 +148,12 @@ def test_hash_is_over_content_not_origin(tmp_path):
     f.write_text("".join(json.dumps({"prompt": r.prompt, "max_tokens": r.max_tokens}) + "\n"
                          for r in w.requests))
     assert load_jsonl(f).content_hash == w.content_hash
+    g = tmp_path / "again.jsonl"
+    w.to_jsonl(g)
+    assert load_jsonl(g).content_hash == w.content_hash
+    p = parse_workload("prefix:prefix=30,input=uniform(3,9),output=4,n=6,seed=5")
+    p.to_jsonl(g)
+    assert load_jsonl(g).content_hash == p.content_hash
     # ...and ignore_eos is part of it
     assert parse_workload("synthetic:input=uniform(3,9),output=4,n=6,seed=5,ignore_eos=0").content_hash \
         != w.content_hash
