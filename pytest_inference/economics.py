@@ -930,7 +930,8 @@ def step_chart_data(pricing: Pricing, input_tokens: float, output_lengths: Mappi
                     ) -> tuple[dict[str, tuple[list[float], list[float]]], list[tuple[str, float, float]]]:
     """Series — the GPUs' step curve ⌈R / C⌉ × $/h and serverless' line per response length — and a
     mark at each crossing, for a "lines" figure.  Drawn to twice the last crossing (three capacities
-    when the GPUs never win), at most ``max_steps`` steps; at most 20 marks per length."""
+    when the GPUs never win), at most ``max_steps`` steps; a steep line ends at 1.25 × the curve's top;
+    at most 20 marks per length."""
     C = _positive("capacity_rps", capacity_rps)
     lengths = validate_output_lengths(output_lengths)
     steps = {name: step_breakeven(pricing, input_tokens, out, C) for name, out in lengths.items()}
@@ -953,8 +954,10 @@ def step_chart_data(pricing: Pricing, input_tokens: float, output_lengths: Mappi
         per_request = cost_per_request(pricing, input_tokens, out)
         st = steps[name]
         above = "never cheaper" if st.gpu_cheaper_above_rps is None else f"GPUs cheaper above {st.gpu_cheaper_above_rps:.2f} req/s"
+        # a steep line stops a little above the step curve's top, so the steps stay readable
+        x_end = min(end, 1.25 * ys[-1] / (SECONDS_PER_HOUR * per_request))
         series[f"serverless, {name} ({fmt_tokens(out)} out + {fmt_tokens(input_tokens)} in tokens): {above}"] = (
-            [0.0, end], [0.0, end * SECONDS_PER_HOUR * per_request])
+            [0.0, x_end], [0.0, x_end * SECONDS_PER_HOUR * per_request])
         shown = [c for c in st.crossings if c.rps <= end][:20]
         for c in shown:
             label = f"{c.rps:.2f}" if len(lengths) > 1 or len(shown) > 1 else f"{c.rps:.2f} req/s"
