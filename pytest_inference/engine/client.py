@@ -22,6 +22,12 @@ one thread runs a ``selectors`` loop over non-blocking sockets:
   bound on how much a CPU-starved client delayed those stamps. It is reported per
   request (``client_stall_ms``, ``ttft_stall_ms``) so loaded-machine samples can be
   told apart from a slow server.
+
+Open loop (:meth:`StreamClient.run_open_loop`, figures in :mod:`.openloop`): each request is due
+at a scheduled time; the loop sleeps in ``epoll`` until ~2 ms before it, then in ``select()`` on
+the epoll descriptor (microsecond timeout; the thread's timer slack is 1 µs during the run), and
+sends it on an idle pooled connection — or opens one, the wait being dispatch lag. Latencies run
+from the scheduled time.
 """
 
 from __future__ import annotations
