@@ -50,10 +50,12 @@ def _crossover(args: argparse.Namespace) -> int:
         "usd_per_m_output": args.price_out,
         "input_tokens": args.input_tokens,
         "output_lengths": args.output_lengths,
+        "capacity_rps": args.capacity_rps,
     }
     try:
         settings = resolve_settings(options, args.pricing)
-        capacity = None if args.capacity_rps is None else Capacity(args.capacity_rps, "given", "option --capacity-rps")
+        capacity = (None if settings.capacity_rps is None
+                    else Capacity(settings.capacity_rps, "given", settings.sources["capacity_rps"]))
         rows = capacity_table(settings.pricing, settings.input_tokens, settings.output_lengths,
                               None if capacity is None else capacity.rps)
     except EconomicsError as exc:
@@ -93,7 +95,7 @@ def _add_crossover(sub) -> None:
                    help="output tokens per response length: 30,220,1200 (short, medium, long; default) or name=tokens pairs")
     p.add_argument("--pricing", type=argparse_type("pricing_file"), metavar="FILE",
                    help="TOML/JSON file with any of gpu_usd_per_hour, usd_per_m_input, usd_per_m_output, input_tokens, "
-                   "output_lengths; options win over it")
+                   "output_lengths, capacity_rps; options win over it")
     p.add_argument("--capacity-rps", type=argparse_type("capacity_rps"), metavar="C",
                    help="requests/s one GPU serves within the SLO: self-hosted cost at R req/s is ceil(R / C) GPUs x "
                    "$/h (default: one GPU at any rate)")

@@ -36,6 +36,7 @@ FIELD_TEXT = {
     "usd_per_m_output": "serverless price in USD per 1M output tokens",
     "input_tokens": "input tokens per request",
     "output_lengths": "output tokens per response length",
+    "capacity_rps": "requests/s one GPU serves within the SLO",
 }
 #: the option that sets each field (pytest and ``pytest-inference crossover`` alike)
 FIELD_OPTION = {
@@ -44,9 +45,10 @@ FIELD_OPTION = {
     "usd_per_m_output": "--price-out",
     "input_tokens": "--input-tokens",
     "output_lengths": "--output-lengths",
+    "capacity_rps": "--capacity-rps",
 }
 #: keys an ``[economics]`` table (target profile) or a pricing file may hold
-SETTINGS_KEYS = (*PRICING_FIELDS, "input_tokens", "output_lengths")
+SETTINGS_KEYS = (*PRICING_FIELDS, "input_tokens", "output_lengths", "capacity_rps")
 _IGNORED_KEYS = {"description", "notes", "currency_note"}
 
 DEFAULT_OUTPUT_LENGTHS: dict[str, int] = {"short": 30, "medium": 220, "long": 1200}
@@ -437,12 +439,14 @@ class EconomicsSettings:
     input_tokens: float | None
     output_lengths: dict[str, float]
     sources: dict[str, str] = field(default_factory=dict)
+    capacity_rps: float | None = None  # given (option, pricing file, target); None: not given
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pricing": self.pricing.to_dict(),
             "input_tokens": self.input_tokens,
             "output_lengths": dict(self.output_lengths),
+            "capacity_rps": self.capacity_rps,
             "sources": dict(self.sources),
         }
 
@@ -509,6 +513,7 @@ def resolve_settings(
         input_tokens=chosen.get("input_tokens"),
         output_lengths=validate_output_lengths(chosen["output_lengths"]),
         sources=sources,
+        capacity_rps=chosen.get("capacity_rps"),
     )
 
 
@@ -636,8 +641,6 @@ def chart_data(
 # --- capacity: ⌈R / C⌉ GPUs (issue 12 item 5) ----------------------------------------------------
 #: the session measurement the load suite publishes: ``{"rps": 12.0, "bracket": [12, 14], "slo": {...}}``
 CAPACITY_MEASUREMENT = "capacity.max_rps_at_slo"
-FIELD_TEXT["capacity_rps"] = "requests/s one GPU serves within the SLO"
-FIELD_OPTION["capacity_rps"] = "--capacity-rps"
 #: crossings listed in full up to this many (the count is always reported)
 MAX_LISTED_CROSSINGS = 1000
 

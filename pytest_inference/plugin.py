@@ -309,7 +309,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "(short, medium, long; the default) or name=tokens pairs like short=30,long=1200.")
     group.addoption("--capacity-rps", dest="inference_capacity_rps", type=_econ_type("capacity_rps"), metavar="C",
                     default=None, help="requests/s one GPU serves within the SLO, for the crossover: ceil(R / C) GPUs "
-                    "at R req/s (default: a capacity.max_rps_at_slo this session measured, else one GPU at any rate).")
+                    "at R req/s. A capacity.max_rps_at_slo this session measured wins; else this, else capacity_rps of "
+                    "--pricing or the target's [economics]; else one GPU at any rate.")
     # --- end economics options ---------------------------------------------------------------------
     # --- measuring-engine options (pytest_inference/engine/options.py) ------------------------------
     from .engine.options import add_options as _engine_options

@@ -14,7 +14,8 @@ going on another worker is not waited for); the claims say which input tokens th
 
 Capacity per GPU (requests/s one GPU serves inside the SLO) comes the same way: a
 ``capacity.max_rps_at_slo`` a load run published to the session ("measured"), else
-``--capacity-rps`` ("given"), else none — one GPU at any rate, as before — and the claims say which.
+``--capacity-rps`` / ``capacity_rps`` of a ``--pricing`` file or the target's ``[economics]`` ("given"),
+else none — one GPU at any rate, as before — and the claims say which.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _options(config: pytest.Config) -> dict[str, Any]:
         "usd_per_m_output": opt("inference_price_out"),
         "input_tokens": opt("inference_input_tokens"),
         "output_lengths": opt("inference_output_lengths"),
+        "capacity_rps": opt("inference_capacity_rps"),
     }
 
 
@@ -94,11 +96,12 @@ def economics_inputs(request: pytest.FixtureRequest, inference_session) -> Econo
     measured = econ.choose_measurement(measurements)
     published = [(f"{econ.CAPACITY_MEASUREMENT} from {m.source or 'this session'}", m.data)
                  for m in inference_session.measurements(econ.CAPACITY_MEASUREMENT)]
-    capacity, notes = econ.choose_capacity(published, request.config.getoption("inference_capacity_rps"))
     try:
         settings = _resolve(request.config, require_input_tokens=measured is None)
     except econ.EconomicsError as exc:
+        capacity, notes = econ.choose_capacity(published, request.config.getoption("inference_capacity_rps"))
         return EconomicsInputs(error=str(exc), measurements=measurements, capacity=capacity, capacity_notes=notes)
+    capacity, notes = econ.choose_capacity(published, settings.capacity_rps, settings.sources.get("capacity_rps", ""))
     if measured is not None:
         tokens = measured.input_tokens_mean
         source = (f"measured: mean server-reported prompt tokens of {measured.requests} requests ({measured.source})"

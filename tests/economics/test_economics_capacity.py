@@ -243,3 +243,21 @@ def test_bad_capacity_option_is_one_line_exit_2(capsys, value, needle):
     assert rc == 2 and out == ""
     assert err.splitlines() == [f"pytest-inference crossover: argument --capacity-rps: {needle} "
                                 f"(requests/s one GPU serves within the SLO); got '{value}'"]
+
+
+def test_capacity_from_a_pricing_file_or_the_target_the_option_wins(capsys, tmp_path):
+    f = tmp_path / "prices.toml"
+    f.write_text("capacity_rps = 4\n")
+    rc, out, err = run(capsys, *SEED_ARGS, "--pricing", str(f), "--json")
+    data = json.loads(out)
+    assert rc == 0 and data["capacity"]["rps"] == 4 and data["capacity"]["source"] == f"pricing file {f}"
+    rc, out, err = run(capsys, *SEED_ARGS, "--pricing", str(f), "--capacity-rps", "8", "--json")
+    data = json.loads(out)
+    assert data["capacity"]["rps"] == 8 and data["capacity"]["source"] == "option --capacity-rps"
+    s = econ.resolve_settings({}, None, {"gpu_usd_per_hour": 1.88, "usd_per_m_input": 0.1, "usd_per_m_output": 0.7,
+                                         "input_tokens": 80, "capacity_rps": 12}, "h200")
+    assert s.capacity_rps == 12 and s.sources["capacity_rps"] == "target h200"
+    f.write_text("capacity_rps = 0\n")
+    rc, out, err = run(capsys, *SEED_ARGS, "--pricing", str(f))
+    assert rc == 2 and err.splitlines() == [f"pytest-inference crossover: argument --pricing: pricing file {f}: capacity_rps "
+                                            "must be greater than 0 (requests/s one GPU serves within the SLO); got 0"]
