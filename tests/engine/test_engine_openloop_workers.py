@@ -42,7 +42,7 @@ def test_two_workers_merge_every_request_once():
         assert r.ttft_ms - r.dispatch_lag_ms >= truth[r.response_id]["ttft_ms"] - 1e-6
     assert run.offered_rps == pytest.approx(arrivals.offered_rate(offs))
     assert run.achieved_rps is not None and run.dispatch_lag_p99_ms is not None
-    assert run.concurrency == 8 and run.client_cpu_s > 0
+    assert run.concurrency >= 8 and run.client_cpu_s > 0  # 4 per worker, more if a burst found all busy
     s = run.summary()
     assert s["workers"] == 2 and s["completed"] == n
 
