@@ -31,7 +31,8 @@ def test_gpus_is_the_least_count_that_carries_the_rate(r, c):
     assert isinstance(n, int) and n >= 1
     assert n * c >= r  # enough GPUs ...
     assert n == 1 or (n - 1) * c < r  # ... and not one more than needed: ⌈R / C⌉ (at least one)
-    assert n == max(1, math.ceil(r / c)) or abs(r / c - round(r / c)) < 1e-9  # the quotient's ceiling, but for rounding
+    q = r / c  # the quotient's ceiling, but where the float quotient rounded across an integer
+    assert n == max(1, math.ceil(q)) or abs(q - round(q)) <= 1e-9 * max(1.0, q)
 
 
 @settings(max_examples=300, deadline=None)
