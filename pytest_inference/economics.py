@@ -653,7 +653,7 @@ class Capacity:
     rps: float
     kind: str  # "given" | "measured"
     source: str
-    bracket: tuple[float, float] | None = None
+    bracket: tuple[float, float | None] | None = None
     slo: Any = None
 
     def __post_init__(self) -> None:
@@ -664,7 +664,8 @@ class Capacity:
     def describe(self) -> str:
         text = f"{self.kind}: {self.rps:g} req/s per GPU ({self.source})"
         if self.bracket is not None:
-            text += f", bracket [{self.bracket[0]:g}, {self.bracket[1]:g}] req/s"
+            hi = "no rate probed failed" if self.bracket[1] is None else f"{self.bracket[1]:g}"
+            text += f", bracket [{self.bracket[0]:g}, {hi}] req/s"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -689,12 +690,16 @@ def capacity_from_data(data: Any, source: str = CAPACITY_MEASUREMENT) -> Capacit
     rps = _positive("rps", rps, where)
     bracket = data.get("bracket")
     if bracket is not None:
-        if (not isinstance(bracket, (list, tuple)) or len(bracket) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bracket)):
+        def number(b: Any) -> bool:
+            return isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+
+        # [highest pass, lowest fail]; lowest fail None: every probed rate held the SLO (open above)
+        if (not isinstance(bracket, (list, tuple)) or len(bracket) != 2 or not number(bracket[0])
+                or not (bracket[1] is None or number(bracket[1]))):
             raise EconomicsError(f"{where}bracket must be [highest rate that passed, lowest that failed]; got {bracket!r}")
-        lo, hi = float(bracket[0]), float(bracket[1])
-        if not lo <= rps <= hi:
-            raise EconomicsError(f"{where}rps {rps:g} lies outside its bracket [{lo:g}, {hi:g}]")
+        lo, hi = float(bracket[0]), None if bracket[1] is None else float(bracket[1])
+        if not (lo <= rps and (hi is None or rps <= hi)):
+            raise EconomicsError(f"{where}rps {rps:g} lies outside its bracket [{lo:g}, {'open' if hi is None else f'{hi:g}'}]")
         bracket = (lo, hi)
     return Capacity(rps, "measured", source, bracket, data.get("slo"))
 

@@ -172,6 +172,8 @@ def test_published_capacity_is_measured_and_wins_over_a_given_one():
     assert (cap.rps, cap.kind, cap.bracket, cap.slo) == (12.0, "measured", (12.0, 14.0), {"ttft_ms": 400})
     assert cap.describe() == "measured: 12 req/s per GPU (capacity.max_rps_at_slo from t1), bracket [12, 14] req/s"
     assert notes == ["given 3 req/s (option --capacity-rps) not used: a measured capacity wins"]
+    open_above = econ.capacity_from_data({"rps": 16, "bracket": [16, None]}, "m")  # every probed rate held
+    assert open_above.bracket == (16.0, None) and "bracket [16, no rate probed failed]" in open_above.describe()
     given, notes = econ.choose_capacity([], 3.0)
     assert (given.rps, given.kind, notes) == (3.0, "given", [])
     assert econ.choose_capacity([], None) == (None, [])
@@ -183,6 +185,8 @@ def test_published_capacity_is_measured_and_wins_over_a_given_one():
     ({"rps": float("nan")}, "rps must be a finite number"),
     ({"rps": 5, "bracket": [6, 8]}, "rps 5 lies outside its bracket [6, 8]"),
     ({"rps": 5, "bracket": [4]}, "bracket must be [highest rate that passed, lowest that failed]"),
+    ({"rps": 5, "bracket": [None, 8]}, "bracket must be [highest rate that passed, lowest that failed]"),
+    ({"rps": 5, "bracket": [6, None]}, "rps 5 lies outside its bracket [6, open]"),
     ([12], "data must be a table with rps"),
 ])
 def test_unusable_published_capacity_is_a_note_not_a_capacity(data, needle):
