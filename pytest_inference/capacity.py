@@ -191,3 +191,44 @@ def search(probe: Callable[[float], Any], *, start_rps: float, max_rps: float, m
         else:
             lf = mid
     return done(TIGHT)
+
+
+def judge_capacity(bracket: Bracket, requirement: Any = None, *, metric: str = "capacity.max_rps_at_slo",
+                   target: str | None = None, unit: str = "req/s") -> Any:
+    """The bracket as a :class:`~pytest_inference.claims.Claim`: the figure is the highest rate that
+    passed (the capacity is at least that; below the lowest that failed). ``>= t`` passes when a
+    rate >= t passed, fails when a rate <= t failed, and is otherwise inconclusive (the bracket
+    straddles t, or the search stopped first: its reason). ``<`` / ``<=`` the other way round."""
+    from . import claims
+
+    hp, lf = bracket.highest_pass, bracket.lowest_fail
+    details = {"bracket": bracket.to_dict()}
+    where = bracket.describe()
+    if requirement is None:
+        if hp is None:
+            c = claims.judge(metric, [], unit=unit, target=target, details=details)
+            c.reason = f"{where}: no rate passed"
+            return c
+        return claims.judge(metric, [hp], unit=unit, measured=hp, target=target, details=details)
+    op, t = requirement.op, float(requirement.threshold)
+    if op in (">=", ">"):
+        ok = hp is not None and (hp >= t if op == ">=" else hp > t)
+        bad = lf is not None and lf <= t
+    elif op in ("<=", "<"):
+        ok = lf is not None and lf <= t
+        bad = hp is not None and (hp > t if op == "<=" else hp >= t)
+    else:
+        raise ValueError(f"a capacity is judged with <, <=, >, >=; got {op!r}")
+    c = claims.Claim(metric=metric, measured=hp, unit=requirement.unit or unit, stat="value",
+                     samples=[hp] if hp is not None else [], verdict=claims.INCONCLUSIVE, op=op, threshold=t,
+                     target=target, details=details)
+    if ok:
+        c.verdict = claims.PASS
+    elif bad:
+        c.verdict = claims.FAIL
+        c.reason = where
+        c.details["explain"] = where
+    else:
+        c.reason = (f"{where}: the bracket straddles {t:g}" if hp is not None and lf is not None
+                    else f"{where}: no decisive probe on the far side of {t:g}")
+    return c

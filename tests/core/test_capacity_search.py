@@ -160,3 +160,40 @@ def test_noisy_probes_never_bound_with_an_inconclusive(cap, seed, p_inc):
         assert decisive[b.lowest_fail] == FAIL
     if b.stopped_because != capacity.INCONCLUSIVE_TWICE:
         assert b.is_tight
+
+
+def test_judge_capacity_from_the_bracket():
+    from pytest_inference.capacity import judge_capacity
+    from pytest_inference.claims import Requirement
+
+    b = search(threshold_probe(13.0), start_rps=1, max_rps=1000, tight=0.1)  # [12, 13.x]
+    at_least = lambda t: Requirement("capacity.max_rps_at_slo", ">=", t)  # noqa: E731
+    assert judge_capacity(b, at_least(10)).verdict == PASS
+    assert judge_capacity(b, at_least(b.highest_pass)).verdict == PASS
+    c = judge_capacity(b, at_least(20), target="h200")
+    assert c.verdict == FAIL and "capacity in [" in c.message()
+    c = judge_capacity(b, at_least((b.highest_pass + b.lowest_fail) / 2))
+    assert c.verdict == INCONCLUSIVE and "straddles" in c.reason
+    assert judge_capacity(b).verdict == "measured" and judge_capacity(b).measured == b.highest_pass
+    # a search stopped by inconclusive probes never passes a claim above what passed
+    stopped = search(lambda r: PASS if r <= 4 else INCONCLUSIVE, start_rps=1, max_rps=100)
+    c = judge_capacity(stopped, at_least(6))
+    assert c.verdict == INCONCLUSIVE and "inconclusive twice" in c.reason
+    none = search(threshold_probe(0.01), start_rps=4, max_rps=10, min_rps=1)
+    assert judge_capacity(none).verdict == INCONCLUSIVE
+    assert judge_capacity(none, at_least(0.5)).verdict == INCONCLUSIVE
+    assert judge_capacity(none, at_least(2)).verdict == FAIL
+
+
+@settings(max_examples=100)
+@given(st.floats(0.05, 5000), st.floats(0.01, 10_000))
+def test_judged_capacity_agrees_with_the_truth_when_decisive(cap, t):
+    from pytest_inference.capacity import judge_capacity
+    from pytest_inference.claims import Requirement
+
+    b = search(threshold_probe(cap), start_rps=1, max_rps=10_000, min_rps=0.01, tight=0.1, max_probes=60)
+    v = judge_capacity(b, Requirement("capacity.max_rps_at_slo", ">=", t)).verdict
+    if v == PASS:
+        assert cap >= t
+    elif v == FAIL:
+        assert cap < t

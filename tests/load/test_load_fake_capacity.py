@@ -119,7 +119,7 @@ def test_capacity_mode_serves_k_at_once_and_queues_fifo():
         # the server's own clock: waves of 2, each 200 ms (100 + 5 x 20) after the last
         want = capacity_ttft_ms(1, 6, 2, 100, 20, 6, offsets_s=[(v["recv_ns"] - truth[0]["recv_ns"]) / 1e9
                                                                  for v in truth])
-        assert ttft == pytest.approx(want, abs=15)
+        assert ttft == pytest.approx(want, abs=30)  # waves are 200 ms apart
         assert queue[0] < 5 and queue[1] < 5 and all(q > 150 for q in queue[2:])
         # FIFO: served in arrival order
         starts = [v["recv_ns"] + v["queue_ms"] * 1e6 for v in truth]
