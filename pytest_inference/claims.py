@@ -326,8 +326,8 @@ def _judge_rate(claim: Claim, requirement: Requirement, stat: str, confidence: f
         claim.reason = bounds
     elif evidence == "refuted":
         claim.verdict = FAIL
-        side = "upper" if op in (">", ">=") else "lower"
-        claim.reason = f"{bounds}: the {side} bound is beyond {fmt(t)}"
+        side = "upper bound is below" if op in (">", ">=") else "lower bound is above"
+        claim.reason = f"{bounds}: the {side} {fmt(t)}"
     else:
         claim.verdict = INCONCLUSIVE
         need = stats.trials_to_decide(met / n, op, t, confidence)

@@ -70,7 +70,7 @@ def test_all_of_100_met_is_inconclusive_and_says_how_many_are_needed():
 def test_a_clear_shortfall_fails_with_the_bounds():
     c = judge("load.slo_attainment", samples(90, 100), requirement=ATT_99, confidence=0.99, target="h200")
     assert c.verdict == FAIL and c.measured == 0.9
-    assert "upper bound is beyond 0.99" in c.message()
+    assert "90 of 100 met; 99% bounds 0.809 .. 0.958: the upper bound is below 0.99" in c.message()
 
 
 def test_measured_above_threshold_but_not_significant_is_inconclusive():
