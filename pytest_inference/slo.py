@@ -47,7 +47,9 @@ def _num(v: float) -> str:
 
 
 def parse(text: str) -> SLO:
-    """``"ttft_ms:400,tpot_ms:80,e2e_ms:5000"`` → :class:`SLO`. Bad input raises one-line ValueError."""
+    """``"ttft_ms:400,tpot_ms:80,e2e_ms:5000"`` → :class:`SLO` (any subset, any order; ``key=value``
+    also reads). Bad input (empty, an unknown key, not a number, <= 0, a key twice) raises a
+    one-line ValueError."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("--slo is empty; give bounds like ttft_ms:400,tpot_ms:80,e2e_ms:5000")
     seen: dict[str, float] = {}
