@@ -191,9 +191,12 @@ def test_without_matplotlib_no_chart_same_verdicts_said_once(pytester, monkeypat
     def verdicts(cs):
         return [(c["metric"], c["verdict"], c["measured"]) for c in cs]
 
-    assert verdicts(claims_hidden) == verdicts(claims) and len(claims) == 4
-    # the figure data still reach summary.json with the claim: a later report can draw them
-    assert [len(c["details"]["figures"]) for c in claims_hidden] == [1, 1, 1, 1]
+    assert verdicts(claims_hidden) == verdicts(claims) and len(claims) == 7, verdicts(claims)
+    # the figure data still reach summary.json with the claim: a later report can draw them (the
+    # break-even claims and the swing carry the charts; the "GPUs cheaper above" ones draw none)
+    figures = {c["metric"]: len(c["details"].get("figures", [])) for c in claims_hidden}
+    assert sorted(figures.values()) == [0, 0, 0, 1, 1, 1, 1], figures
+    assert all(n == 1 for m, n in figures.items() if m.startswith("economics.breakeven")), figures
     assert not [a for a in attached_hidden if a["type"] == "image/png" or "error" in a["name"]]
     assert {a["name"] for a in attached_hidden} >= {"economics.breakeven_swing claim", "crossover table"}
     assert out.count(CHARTS_NOTE) == 1, out
