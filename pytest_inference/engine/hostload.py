@@ -47,6 +47,10 @@ PSI_PATH = "/proc/pressure/cpu"
 #: a test seam: read the pressure from this file instead (a recorded, unchanging reading = no
 #: pressure), so tests of other behaviour do not turn inconclusive on a box busy with other tests
 PSI_PATH_ENV = "PYTEST_INFERENCE_PSI_PATH"
+#: the same seam for the host's busy time (``/proc/stat``): an unchanging recorded file = no foreign
+#: CPU, so a test of other behaviour is not made inconclusive by hypervisor steal or a neighbour
+STAT_PATH = "/proc/stat"
+STAT_PATH_ENV = "PYTEST_INFERENCE_STAT_PATH"
 PSI_SOME_SHARE = 0.50
 FOREIGN_CORES = 0.25
 TTFT_STALL_MS = 1.0
@@ -164,14 +168,15 @@ class CpuPressure:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path or os.environ.get(PSI_PATH_ENV) or PSI_PATH
+        self.stat_path = os.environ.get(STAT_PATH_ENV) or STAT_PATH
         self.t0 = time.monotonic()
         self.p0 = read_pressure(self.path)
-        self.host0 = read_host_busy_ticks()
+        self.host0 = read_host_busy_ticks(self.stat_path)
         self.own0 = read_own_ticks()
 
     def window(self) -> dict[str, Any] | None:
         p1 = read_pressure(self.path)
-        host1, own1 = read_host_busy_ticks(), read_own_ticks()
+        host1, own1 = read_host_busy_ticks(self.stat_path), read_own_ticks()
         wall_us = (time.monotonic() - self.t0) * 1e6
         if wall_us <= 0:
             return None

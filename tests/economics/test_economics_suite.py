@@ -17,10 +17,18 @@ METRICS = ("economics.breakeven_rps.short", "economics.breakeven_rps.medium", "e
 
 
 @pytest.fixture(autouse=True)
-def _fake_server_is_part_of_the_run(monkeypatch):
+def _fake_server_is_part_of_the_run(monkeypatch, tmp_path_factory):
     """A fake server started by this test process is part of the child run's measurement, not a
-    foreign CPU load (see engine.hostload.OWN_PIDS_ENV)."""
+    foreign CPU load (see engine.hostload.OWN_PIDS_ENV); and the host's busy time and pressure are
+    read from unchanging recordings (the engine's test seams), so hypervisor steal or a neighbour on a
+    shared box cannot make these runs about other behaviour inconclusive."""
     monkeypatch.setenv("PYTEST_INFERENCE_OWN_PIDS", str(os.getpid()))
+    quiet = tmp_path_factory.mktemp("quiet-host")
+    (quiet / "stat").write_text("cpu  1000 0 1000 100000 0 0 0 0 0 0\n")
+    (quiet / "psi").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\n"
+                               "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    monkeypatch.setenv("PYTEST_INFERENCE_STAT_PATH", str(quiet / "stat"))
+    monkeypatch.setenv("PYTEST_INFERENCE_PSI_PATH", str(quiet / "psi"))
 
 
 def run_suite(pytester, *args, paths=(SUITE,)):

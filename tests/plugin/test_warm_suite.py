@@ -26,6 +26,7 @@ SECRET = "sk-test-7c1d5e0b9a1f4b3c8d2e6f0a1b2c3d4e"
 #: the fake server answers as cpu-local's model, so the target judges the claims (another model is not judged)
 LOCAL_MODEL = "tiny-llama"
 MI300X_MODEL = "openai/gpt-oss-120b"
+QUIET_STAT = "cpu  1000 0 1000 100000 0 0 0 0 0 0\n"
 QUIET_PSI = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
 
@@ -44,6 +45,11 @@ def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False, suit
         psi = tmp_path / "quiet-psi"
         psi.write_text(QUIET_PSI)
         env["PYTEST_INFERENCE_PSI_PATH"] = str(psi)
+        # and an unchanging /proc/stat: hypervisor steal on a shared CI box (0.39 cores seen on a quiet
+        # run) is foreign CPU to the rule, which test_a_loaded_host_* covers for real
+        stat = tmp_path / "quiet-stat"
+        stat.write_text(QUIET_STAT)
+        env["PYTEST_INFERENCE_STAT_PATH"] = str(stat)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     out = proc.stdout + proc.stderr
     if expect is not None:
@@ -322,5 +328,8 @@ def test_a_p99_over_20_requests_is_inconclusive_never_a_pass(tmp_path):
     claims = claims_by_metric(summary)
     for metric in ("warm.ttft_p99_ms", "warm.tpot_p99_ms"):
         c = claims[metric]
-        assert (c["verdict"], c["stat"], c["samples"]) == ("inconclusive", "p99", 20), (c["reason"], c["samples"])
-        assert "needs >= 459" in c["reason"] and c["details"]["misses"] == 0, c["reason"]
+        assert c["verdict"] == "inconclusive" and c["stat"] == "p99", c
+        if c["samples"] == 0:  # a box too busy for the client to time (the stall rule has no test seam)
+            assert "the client could not time" in c["reason"], c["reason"]
+            continue
+        assert c["samples"] == 20 and "needs >= 459" in c["reason"] and c["details"]["misses"] == 0, c["reason"]
