@@ -283,6 +283,18 @@ class StreamClient:
             self._sel.close()
             self._sel = None
 
+    def _begin_measuring(self) -> tuple[bool, float]:
+        """Before a timed region (closed or open loop): GC paused if asked, the client's run-queue
+        reader opened; returns (GC was enabled, 1-min load average) for the run's end."""
+        gc_was = gc.isenabled()
+        if self._pause_gc:
+            gc.collect()
+            gc.disable()
+        self._sched = _SchedStat()
+        if self._sched.fd is None:
+            self._sched = None
+        return gc_was, os.getloadavg()[0]
+
     def connections(self) -> list[socket.socket]:
         """The pool's open sockets (for inspection: TCP_NODELAY, peer address...)."""
         return [c.sock for c in self._conns if c.state != CLOSED]
@@ -339,14 +351,7 @@ class StreamClient:
         # serialise everything before any clock starts
         warm_reqs = [_Req(i, s, self._request_bytes(s), True) for i, s in enumerate(warm_specs)]
         reqs = [_Req(i, s, self._request_bytes(s), False) for i, s in enumerate(specs)]
-        gc_was = gc.isenabled()
-        if self._pause_gc:
-            gc.collect()
-            gc.disable()
-        self._sched = _SchedStat()
-        if self._sched.fd is None:
-            self._sched = None
-        load0 = os.getloadavg()[0]
+        gc_was, load0 = self._begin_measuring()
         try:
             self._poll(0)  # drop pooled connections the server closed while idle (keep-alive timeout)
             self._ensure(min(concurrency, max(len(reqs), len(warm_reqs), 1)))
@@ -423,14 +428,7 @@ class StreamClient:
                      for i in range(warmup)]
         reqs = [_Req(i, s, self._request_bytes(s), False, OpenLoopRequestResult) for i, s in enumerate(specs)]
         offs_ns = [round(x * 1e9) for x in offs]
-        gc_was = gc.isenabled()
-        if self._pause_gc:
-            gc.collect()
-            gc.disable()
-        self._sched = _SchedStat()
-        if self._sched.fd is None:
-            self._sched = None
-        load0 = os.getloadavg()[0]
+        gc_was, load0 = self._begin_measuring()
         slack0 = _timer_slack(OPEN_LOOP_TIMER_SLACK_NS)
         try:
             self._poll(0)
