@@ -46,6 +46,16 @@ nothing: eager), ``compile_cache_load_failure``, ``weights_gib``, ``kv_cache_gib
 ``kv_cache_tokens``, ``max_concurrency``, ``compilation_s``, ``url``,
 ``process_first_line_s`` (when each process first wrote: the imports before it are in no phase).
 
+What the server says it can hold (for :mod:`pytest_inference.probes.server_capacity`):
+``kv_cache_tokens`` (int: ``GPU KV cache size: 1,508,320 tokens``), ``max_concurrency`` (float:
+the ``11.51x`` of ``Maximum concurrency for 131,072 tokens per request``) with
+``max_concurrency_tokens_per_request`` (int: the 131,072), ``kv_cache_memory_gib`` (float:
+``Available KV cache memory``, the CPU worker's ``Explicitly/Auto set (1.0/9.21) GiB for KV
+cache`` or V0's ``reserved for KV Cache is 55.35GiB``) and ``weights_memory_gib`` (float:
+``Model loading took 65.97 GiB``, V0's ``Loading model weights took``). Both memory figures
+are what the first worker that logs them states, i.e. one device's share under tensor
+parallelism; ``kv_cache_gib`` and ``weights_gib`` are the older names of the same figures.
+
 Wordings recognised: vLLM 0.33 and older (V1 and V0), see tests/coldstart/data/README.md.
 Unknown or garbled lines are ignored; the parser never raises on text, harness times that
 are negative or not finite count as missing, and every duration it returns is finite and
@@ -376,6 +386,8 @@ _SERVED = (
     re.compile(r"'served_model_name': \['([^']{1,500})'"),
 )
 _COMP_MODE = re.compile(r"'mode': <CompilationMode\.(\w{1,40})")
+#: V0's profiling summary: "... the rest of the memory reserved for KV Cache is 55.35GiB."
+_KV_RESERVED = re.compile(r"reserved for KV Cache is " + _NUM + r"\s?GiB")
 
 
 # --------------------------------------------------------------------------- parser
@@ -577,6 +589,12 @@ class VllmLogParser:
         if "Enforce eager set" in text:
             self._facts["enforce_eager"] = True
             found = True
+        if "reserved for KV Cache is" in text:
+            m = _KV_RESERVED.search(text)
+            gib = _num(m.group(1)) if m else None
+            if gib is not None:
+                self._facts.setdefault("kv_cache_memory_gib", gib)
+                found = True
         if "CompilationMode." in text:
             m = _COMP_MODE.search(text)
             if m:
@@ -814,6 +832,12 @@ class VllmLogParser:
                 facts["kv_cache_tokens"] = self._kv["tokens"]
             if "max_concurrency" in self._kv:
                 facts["max_concurrency"] = self._kv["max_concurrency"]
+            if "max_concurrency_tokens" in self._kv:
+                facts["max_concurrency_tokens_per_request"] = self._kv["max_concurrency_tokens"]
+            if "gib" in self._kv:  # the V1 wordings win over V0's profiling summary
+                facts["kv_cache_memory_gib"] = self._kv["gib"]
+        if "weights_gib" in facts:
+            facts["weights_memory_gib"] = facts["weights_gib"]
         facts["compile_cache_hits"] = self._hits
         facts["compile_cache_misses"] = self._misses
         if self._hits and self._misses:

@@ -437,3 +437,66 @@ def test_result_mid_stream_is_a_snapshot(mi300x_log):
     assert {p.name for p in late.phases} >= {"engine_init", "graph_capture"}
     assert [p.parent for p in early.all("torch_compile")] == [None]  # the earlier snapshot is left alone
     assert [p.parent for p in late.all("torch_compile")] == ["engine_init"]
+
+
+# --------------------------------------------------------------------------- what the server says it can hold
+
+CAPACITY_FACTS = ("kv_cache_tokens", "max_concurrency", "max_concurrency_tokens_per_request", "kv_cache_memory_gib",
+                  "weights_memory_gib")
+
+
+def _capacity(parsed) -> dict:
+    return {k: parsed.facts[k] for k in CAPACITY_FACTS if k in parsed.facts}
+
+
+def test_capacity_facts_mi300x(mi300x_log):
+    # one line each: "Model loading took 65.97 GiB memory ...", "Available KV cache memory: 103.55 GiB",
+    # "GPU KV cache size: 1,508,320 tokens, Maximum concurrency for 131,072 tokens per request: 11.51x"
+    parsed = parse_log(mi300x_log[0])
+    facts = _capacity(parsed)
+    assert facts == {"kv_cache_tokens": 1508320, "max_concurrency": 11.51,
+                     "max_concurrency_tokens_per_request": 131072, "kv_cache_memory_gib": 103.55,
+                     "weights_memory_gib": 65.97}
+    assert type(facts["kv_cache_tokens"]) is int and type(facts["max_concurrency_tokens_per_request"]) is int
+    assert type(facts["max_concurrency"]) is float and type(facts["weights_memory_gib"]) is float
+    # the stated concurrency is the token budget over the per-request length (to its two decimals)
+    assert facts["kv_cache_tokens"] / facts["max_concurrency_tokens_per_request"] == pytest.approx(11.51, abs=0.005)
+    # the seed: ~68 GB of weights and the rest of what is in use reserved up front as KV cache
+    assert facts["kv_cache_memory_gib"] > facts["weights_memory_gib"]
+
+
+def test_capacity_facts_real_cpu_log(coldstart_data):
+    # "Explicitly set (1.0/9.21) GiB for KV cache on node 0." then
+    # "CPU KV cache size: 524,288 tokens, Maximum concurrency for 512 tokens per request: 1024.00x"
+    parsed = parse_log((coldstart_data / "cpu_0.32_server.log").read_bytes())
+    assert _capacity(parsed) == {"kv_cache_tokens": 524288, "max_concurrency": 1024.0,
+                                 "max_concurrency_tokens_per_request": 512, "kv_cache_memory_gib": 1.0}
+    # the CPU runner states no "Model loading took ... GiB": no weights figure rather than a made-up one
+    assert "weights_memory_gib" not in parsed.facts
+
+
+def test_capacity_facts_on_separate_lines_v1_0_9(coldstart_data):
+    parsed = parse_log((coldstart_data / "v1_0.9_older_wording.log").read_text(encoding="utf-8"))
+    assert _capacity(parsed) == {"kv_cache_tokens": 451328, "max_concurrency": 55.09,
+                                 "max_concurrency_tokens_per_request": 8192, "kv_cache_memory_gib": 55.11,
+                                 "weights_memory_gib": 14.9889}
+
+
+def test_capacity_facts_v0_profiling_summary(coldstart_data):
+    # V0 states no KV-cache token count (only "# cuda blocks: 28339", without the block size)
+    parsed = parse_log((coldstart_data / "v0_0.7_older_wording.log").read_text(encoding="utf-8"))
+    assert _capacity(parsed) == {"max_concurrency": 13.84, "max_concurrency_tokens_per_request": 32768,
+                                 "kv_cache_memory_gib": 55.35, "weights_memory_gib": 13.5083}
+    assert parsed.errors == 0
+
+
+def test_capacity_facts_absent_when_unsaid():
+    parsed = parse_log([(1.0, "Loading weights took 3.00 seconds"), (2.0, "GPU KV cache size:  tokens"),
+                        (3.0, "the rest of the memory reserved for KV Cache is GiB.")])
+    assert _capacity(parsed) == {} and parsed.errors == 0
+
+
+def test_v1_kv_memory_wins_over_v0_summary():
+    parsed = parse_log([(1.0, "the rest of the memory reserved for KV Cache is 50.00GiB."),
+                        (2.0, "Available KV cache memory: 48.25 GiB")])
+    assert parsed.facts["kv_cache_memory_gib"] == 48.25
