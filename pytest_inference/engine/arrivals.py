@@ -11,7 +11,8 @@ A schedule is a list of send offsets in seconds from a common start, non-decreas
   burstiness = ``1 / cv**2``).
 
 Length by count (``n`` requests) or by ``duration_s`` (every arrival with offset < duration).
-Bad input is one ``ValueError`` line.
+Bad input is one ``ValueError`` line. :func:`parse_arrival` reads an ``--arrival`` value
+(``poisson``, ``constant``, ``gamma:CV``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 import random
 from typing import Callable
 
-__all__ = ["SHAPES", "constant", "poisson", "gamma", "schedule", "offered_rate", "MAX_REQUESTS"]
+__all__ = ["SHAPES", "constant", "poisson", "gamma", "schedule", "offered_rate", "parse_arrival", "MAX_REQUESTS"]
 
 SHAPES = ("constant", "poisson", "gamma")
 #: the most arrivals one schedule may hold (a typo such as rate 1e9 must not eat the memory)
@@ -108,3 +109,37 @@ def offered_rate(offsets: list[float] | tuple[float, ...]) -> float | None:
         return None
     span = offsets[-1] - offsets[0]
     return (len(offsets) - 1) / span if span > 0 else None
+
+
+#: the gaps' coefficient of variation a gamma schedule may have (see :func:`gamma`)
+CV_RANGE = (0.01, 100.0)
+
+
+def parse_arrival(text: str) -> tuple[str, float]:
+    """An ``--arrival`` value -> ``(shape, cv)`` for :func:`schedule`: ``poisson`` (cv 1),
+    ``constant`` (cv 1, unused) or ``gamma:CV`` (``gamma:2`` burstier than Poisson, ``gamma:0.5``
+    smoother; CV in [0.01, 100]). Case and surrounding blanks are ignored; anything else is one
+    ``ValueError`` line naming ``--arrival``."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"--arrival {text!r}: give poisson, constant or gamma:CV (e.g. gamma:2)")
+    s = text.strip().lower()
+    shape, colon, rest = s.partition(":")
+    shape = shape.strip()
+    if shape in ("poisson", "constant"):
+        if colon:
+            raise ValueError(f"--arrival {text!r}: {shape} takes no parameter (only gamma:CV does)")
+        return shape, 1.0
+    if shape != "gamma":
+        raise ValueError(f"--arrival {text!r}: the shape must be poisson, constant or gamma:CV (e.g. gamma:2)")
+    if not colon or not rest.strip():
+        raise ValueError(f"--arrival {text!r}: gamma needs its coefficient of variation, e.g. gamma:2 "
+                         "(1 = Poisson, > 1 burstier)")
+    try:
+        cv = float(rest.strip())
+    except ValueError:
+        raise ValueError(f"--arrival {text!r}: the gamma CV {rest.strip()!r} is not a number") from None
+    lo, hi = CV_RANGE
+    if not math.isfinite(cv) or not lo <= cv <= hi:
+        raise ValueError(f"--arrival {text!r}: the gamma CV must be in [{lo:g}, {hi:g}] "
+                         "(1 = Poisson, > 1 burstier)")
+    return "gamma", cv

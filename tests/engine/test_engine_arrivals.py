@@ -123,3 +123,47 @@ def test_offered_rate():
     assert arrivals.offered_rate([0.0]) is None
     assert arrivals.offered_rate([1.0, 1.0]) is None
     assert arrivals.offered_rate([0.0, 0.5, 1.0]) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("poisson", ("poisson", 1.0)),
+    ("constant", ("constant", 1.0)),
+    (" Poisson ", ("poisson", 1.0)),
+    ("gamma:2", ("gamma", 2.0)),
+    ("GAMMA: 0.5", ("gamma", 0.5)),
+    ("gamma:1", ("gamma", 1.0)),
+    ("gamma:100", ("gamma", 100.0)),
+])
+def test_parse_arrival(text, want):
+    assert arrivals.parse_arrival(text) == want
+    shape, cv = want
+    # what it returns is what schedule() takes
+    assert len(arrivals.schedule(shape, 10, n=5, seed=1, cv=cv)) == 5
+
+
+def test_parse_arrival_gamma_cv_reaches_the_schedule():
+    shape, cv = arrivals.parse_arrival("gamma:3")
+    assert arrivals.schedule(shape, 20, n=50, seed=4, cv=cv) == arrivals.gamma(20, 3.0, n=50, seed=4)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("", "give poisson, constant or gamma:CV"),
+    ("   ", "give poisson, constant or gamma:CV"),
+    (None, "give poisson, constant or gamma:CV"),
+    ("uniform", "shape must be poisson, constant or gamma:CV"),
+    ("gamma", "gamma needs its coefficient of variation"),
+    ("gamma:", "gamma needs its coefficient of variation"),
+    ("gamma:x", "is not a number"),
+    ("gamma:0", "must be in [0.01, 100]"),
+    ("gamma:-1", "must be in [0.01, 100]"),
+    ("gamma:nan", "must be in [0.01, 100]"),
+    ("gamma:inf", "must be in [0.01, 100]"),
+    ("gamma:1000", "must be in [0.01, 100]"),
+    ("poisson:2", "takes no parameter"),
+    ("constant:1", "takes no parameter"),
+])
+def test_parse_arrival_bad_input_is_one_line(text, fragment):
+    with pytest.raises(ValueError) as e:
+        arrivals.parse_arrival(text)
+    msg = str(e.value)
+    assert msg.startswith("--arrival") and fragment in msg and "\n" not in msg
