@@ -1,4 +1,4 @@
-"""PNG charts for the reports: one claim's samples, a phase timeline, a line chart.
+"""PNG charts for the reports: one claim's samples, a phase timeline, a line chart, a histogram.
 
 The report side draws: :mod:`.figures` turns the figure data a claim carries into these charts
 for the sinks; probes and suites never call this module.  matplotlib is optional (the
@@ -233,18 +233,45 @@ def timeline_png(phases: Sequence[tuple[str, float, float]], title: str) -> byte
     return _render(build)
 
 
+#: colours of the horizontal lines (bounds) and shaded bands of a line chart, in order
+_HLINE_COLOURS = ["#c62828", "#6a1b9a", "#ef6c00", "#00838f"]
+_SPAN_COLOURS = ["#43a047", "#1e88e5", "#8e24aa", "#fb8c00"]
+
+
+def _open_limits(lo: float, hi: float, ends: Sequence[float], log: bool) -> tuple[float, float]:
+    """Axis limits that also show a little beyond every closed end of an open band (a band open
+    to the right from the last data point must still be visible)."""
+    for x in ends:
+        if log:
+            lo, hi = min(lo, x / 1.25), max(hi, x * 1.25)
+        else:
+            pad = 0.08 * ((hi - lo) or abs(x) or 1.0)
+            lo, hi = min(lo, x - pad), max(hi, x + pad)
+    return lo, hi
+
+
 def line_chart_png(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     title: str,
     xlabel: str,
     ylabel: str,
     marks: Iterable[Sequence[Any]] | None = None,
+    *,
+    hlines: Iterable[Sequence[Any]] | None = None,
+    spans: Iterable[Sequence[Any]] | None = None,
+    xscale: str | None = None,
+    yscale: str | None = None,
+    styles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes | None:
     """Line chart of labelled ``(xs, ys)`` series.
 
     ``marks`` are ``(label, x)`` — a dotted vertical line — or ``(label, x, y)`` — a point
-    with its label (e.g. the break-even of a cost crossover).  ``None`` when no series has
-    a point.
+    with its label (e.g. the break-even of a cost crossover).  ``hlines`` are ``(label, y)``:
+    a dashed horizontal line in the legend (e.g. an SLO bound); ``spans`` are ``(label, x0, x1)``:
+    a shaded vertical band (e.g. a capacity bracket), an end of None reaching that edge of the
+    plot.  ``xscale``/``yscale``: ``"linear"`` (default) or ``"log"``.  ``styles``: per series
+    label, ``style`` (``"line"``, ``"points"``: markers only, ``"dashed"``) and ``color``.
+    ``None`` when no series has a point.
     """
     lines = {str(k): ([float(x) for x in xs], [float(y) for y in ys]) for k, (xs, ys) in series.items()}
     for label, (xs, ys) in lines.items():
@@ -253,11 +280,38 @@ def line_chart_png(
     if not any(xs for xs, _ in lines.values()):
         return None
     mark_list = [tuple(m) for m in (marks or ())]
+    hline_list = [(str(h[0]), float(h[1])) for h in (hlines or ())]
+    span_list = [(str(sp[0]), None if sp[1] is None else float(sp[1]), None if sp[2] is None else float(sp[2]))
+                 for sp in (spans or ())]
+    for axis, scale in (("x", xscale), ("y", yscale)):
+        if scale not in (None, "linear", "log"):
+            raise ValueError(f"{axis}scale {scale!r} is not 'linear' or 'log'")
+    styles = styles or {}
 
     def build(fig: "Figure") -> None:
         ax = fig.add_subplot()
+        if xscale:
+            ax.set_xscale(xscale)
+        if yscale:
+            ax.set_yscale(yscale)
         for label, (xs, ys) in lines.items():
-            ax.plot(xs, ys, marker="o" if len(xs) <= 20 else None, ms=3, lw=1.6, label=label, zorder=3)
+            style = styles.get(label) or {}
+            kw: dict[str, Any] = {"color": style["color"]} if style.get("color") else {}
+            kind = style.get("style", "line")
+            if kind == "points":
+                ax.plot(xs, ys, ls="", marker="o", ms=7, mec="white", mew=0.8, label=label, zorder=5, **kw)
+            else:
+                ax.plot(xs, ys, marker="o" if len(xs) <= 20 else None, ms=3, lw=1.6, label=label, zorder=3,
+                        ls="--" if kind == "dashed" else "-", **kw)
+        for i, (label, y) in enumerate(hline_list):
+            ax.axhline(y, color=_HLINE_COLOURS[i % len(_HLINE_COLOURS)], ls="--", lw=1.4, label=label, zorder=4)
+        if span_list:
+            ends = [x for _, x0, x1 in span_list for x in (x0, x1) if x is not None]
+            left, right = _open_limits(*ax.get_xlim(), ends, xscale == "log")
+            for i, (label, x0, x1) in enumerate(span_list):
+                ax.axvspan(left if x0 is None else x0, right if x1 is None else x1,
+                           color=_SPAN_COLOURS[i % len(_SPAN_COLOURS)], alpha=0.15, lw=0, label=label, zorder=1)
+            ax.set_xlim(left, right)
         for mark in mark_list:
             if len(mark) < 2:
                 raise ValueError(f"a mark is (label, x) or (label, x, y); got {mark!r}")
@@ -271,16 +325,66 @@ def line_chart_png(
                 ax.plot([x], [float(y)], marker="D", color="#c62828", ms=6, zorder=4)
                 ax.annotate(label, xy=(x, float(y)), xytext=(6, 6), textcoords="offset points", fontsize=8,
                             color="#c62828")
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import FuncFormatter, NullFormatter
 
         plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 1000 else fmt(v))
         ax.xaxis.set_major_formatter(plain)  # 2,500,000 — not "2.5" with a "1e6" offset
         ax.yaxis.set_major_formatter(plain)
+        for axis, lim, scale in ((ax.xaxis, ax.get_xlim(), xscale), (ax.yaxis, ax.get_ylim(), yscale)):
+            if scale == "log":
+                # within two decades label the minor ticks too (plainly: 200, not 2×10²), else none
+                narrow = lim[0] > 0 and lim[1] / lim[0] < 100
+                axis.set_minor_formatter(plain if narrow else NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, zorder=0)
-        if len(lines) > 1 or mark_list:
+        if len(lines) > 1 or mark_list or hline_list or span_list:
             ax.legend(fontsize=8, framealpha=0.9)
+        ax.set_title(title, fontsize=12, fontweight="bold")
+
+    return _render(build)
+
+
+def histogram_png(
+    values: Sequence[float],
+    title: str,
+    xlabel: str,
+    bins: int | None = None,
+    marks: Iterable[Sequence[Any]] | None = None,
+) -> bytes | None:
+    """Histogram of ``values`` (counts per bin; ``bins`` or matplotlib's ``auto`` rule).
+
+    ``marks`` are ``(label, x)``: a solid vertical line in the legend (e.g. the bound the values
+    are held to); a box states n, median, p99 and max, and how many values lie beyond the first
+    mark.  ``None`` when there are no values.
+    """
+    xs = [float(v) for v in values]
+    if not xs:
+        return None
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
+        raise ValueError(f"bins {bins!r} is not a whole number >= 1")
+    mark_list = [tuple(m) for m in (marks or ())]
+    for mark in mark_list:
+        if len(mark) != 2:
+            raise ValueError(f"a histogram mark is (label, x); got {mark!r}")
+
+    def build(fig: "Figure") -> None:
+        ax = fig.add_subplot()
+        ax.hist(xs, bins=bins or "auto", color=SAMPLE_COLOUR, edgecolor="white", lw=0.5, zorder=2,
+                label=f"values (n={len(xs)})")
+        for i, (label, x) in enumerate(mark_list):
+            ax.axvline(float(x), color=_HLINE_COLOURS[i % len(_HLINE_COLOURS)], lw=1.6, label=str(label), zorder=4)
+        text = (f"n = {len(xs)}\nmedian = {fmt(stats.median(xs))}\np99 = {fmt(stats.percentile(xs, 99))}"
+                f"\nmax = {fmt(max(xs))}")
+        if mark_list:
+            bound = float(mark_list[0][1])
+            text += f"\nabove {fmt(bound)}: {sum(x > bound for x in xs)}"
+        ax.text(0.99, 0.97, text, transform=ax.transAxes, ha="right", va="top", fontsize=9,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#999999", "alpha": 0.9})
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("count")
+        ax.grid(axis="y", alpha=0.3, zorder=0)
+        ax.legend(fontsize=8, framealpha=0.9, loc="upper left")
         ax.set_title(title, fontsize=12, fontweight="bold")
 
     return _render(build)
