@@ -58,7 +58,7 @@ the request body. Options (underscore or dash spelling):
 ``hang``                read the request, never answer (the connection stays open)
 ``metrics``             what ``GET /metrics`` serves (server-wide): "prom" (default),
                         "inf" (TTFT histogram sum ``+Inf``), "nan" (``NaN``), "html"
-                        (an HTML page with status 200)
+                        (an HTML page with status 200), "none" (404: no /metrics at all)
 ======================  ==========================================================
 
 Startup simulation (server-wide, for testing launchers and cold-start timing; see
@@ -80,6 +80,17 @@ for n tokens. Under a constant arrival rate λ the server is a D/D/K queue whose
 waits ``floor(i / K) * (S - K / λ)``. :func:`capacity_ttft_ms` computes the TTFT of each request
 of such a run (``--max-running`` is different: it queues too, but the clock runs from the
 request's arrival, so a short wait is hidden in the TTFT delay).
+
+What it says it can hold (server-wide, off by default; for
+:mod:`pytest_inference.probes.server_capacity`): ``--kv-cache-tokens N`` makes ``/metrics``
+expose vLLM's ``vllm:cache_config_info`` (``kv_cache_size_tokens`` N, ``block_size``
+``--block-size`` (16), ``num_gpu_blocks`` N // block size, ``kv_cache_max_concurrency`` N /
+``--max-model-len`` (2048), ``kv_cache_memory_bytes`` ``--kv-cache-bytes`` or "None"), the gauge
+``vllm:kv_cache_usage_perc``: the tokens the running streams hold (prompt words + tokens written
+so far) / N, at most 1, and the counter ``vllm:num_preemptions_total``. ``--preempt-above K``
+counts one preemption each time a stream starts while more than K streams are running (it is
+only counted: the stream is served as usual) and marks it ``"preempted": true`` in the ground
+truth; the counter is exposed with either option. Without them ``/metrics`` is unchanged.
 
 Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
 ``GET /health``, ``GET /metrics`` (``vllm:time_to_first_token_seconds``,
@@ -254,6 +265,45 @@ class State:
         self.prompt_tokens = 0
         self.gen_tokens = 0
         self.success: dict[str, int] = {}
+        # what it says it can hold (--kv-cache-tokens, --preempt-above): None = not exposed
+        self.kv_cache_tokens: int | None = None
+        self.block_size = 16
+        self.max_model_len = 2048
+        self.kv_cache_bytes: int | None = None
+        self.preempt_above: int | None = None
+        self.preemptions = 0
+        self.kv_live: dict[int, list[int]] = {}  # per running stream (by id): [tokens it holds]
+
+    @property
+    def kv_metrics(self) -> bool:
+        return self.kv_cache_tokens is not None or self.preempt_above is not None
+
+    def kv_usage(self) -> float:
+        """Fraction of the KV cache the running streams hold (vLLM's ``kv_cache_usage_perc``)."""
+        if not self.kv_cache_tokens:
+            return 0.0
+        return min(1.0, sum(x[0] for x in self.kv_live.values()) / self.kv_cache_tokens)
+
+    def _kv_lines(self, lab: str) -> list[str]:
+        out = []
+        if self.kv_cache_tokens is not None:
+            n, b = self.kv_cache_tokens, self.block_size
+            info = {"block_size": str(b), "cache_dtype": "auto", "enable_prefix_caching": "False",
+                    "engine": "0", "gpu_memory_utilization": "0.9",
+                    "kv_cache_max_concurrency": repr(n / self.max_model_len),
+                    "kv_cache_memory_bytes": str(self.kv_cache_bytes) if self.kv_cache_bytes is not None else "None",
+                    "kv_cache_size_tokens": str(n), "num_cpu_blocks": "None", "num_gpu_blocks": str(n // b)}
+            labels = ",".join(f'{k}="{v}"' for k, v in info.items())
+            out += ["# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+                    "# TYPE vllm:cache_config_info gauge",
+                    f"vllm:cache_config_info{{{labels}}} 1.0",
+                    "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
+                    "# TYPE vllm:kv_cache_usage_perc gauge",
+                    f"vllm:kv_cache_usage_perc{{{lab}}} {self.kv_usage()!r}"]
+        out += ["# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.",
+                "# TYPE vllm:num_preemptions_total counter",
+                f"vllm:num_preemptions_total{{{lab}}} {float(self.preemptions)}"]
+        return out
 
     def metrics(self) -> str:
         lab = f'engine="0",model_name="{self.model}"'
@@ -282,6 +332,8 @@ class State:
                                  "Histogram of inter-token latency in seconds.")
         out += self.h_e2e.render("vllm:e2e_request_latency_seconds", lab,
                                  "Histogram of e2e request latency in seconds.")
+        if self.kv_metrics:
+            out += self._kv_lines(lab)
         return "\n".join(out) + "\n"
 
 
@@ -404,7 +456,9 @@ class HTTPProtocol(asyncio.Protocol):
                 self._send(200, "text/plain", b"")
         elif path == "/metrics":
             mode = st.opts.get("metrics") or "prom"
-            if mode == "html":
+            if mode == "none":
+                self._send_json(404, {"detail": "Not Found"})
+            elif mode == "html":
                 self._send(200, "text/html; charset=utf-8", b"<!DOCTYPE html><html><head><title>Login</title>"
                                                              b"</head><body>Please sign in</body></html>")
             else:
@@ -672,6 +726,27 @@ class HTTPProtocol(asyncio.Protocol):
     async def _stream(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
                       truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
                       finish: str, prompt_tokens: int, t_start: int | None = None) -> bool:
+        """One stream (already counted in ``running``); with --kv-cache-tokens / --preempt-above
+        it holds its tokens in the KV cache while it runs and may count as a preemption."""
+        st = self.state
+        if not st.kv_metrics:
+            return await self._stream_body(o, events, done, truth, t_recv, ttft_ms, token_ms, finish,
+                                           prompt_tokens, t_start)
+        if st.preempt_above is not None and st.running > st.preempt_above:
+            st.preemptions += 1
+            truth["preempted"] = True
+        live = [prompt_tokens]
+        st.kv_live[id(live)] = live
+        try:
+            return await self._stream_body(o, events, done, truth, t_recv, ttft_ms, token_ms, finish,
+                                           prompt_tokens, t_start, live)
+        finally:
+            del st.kv_live[id(live)]
+
+    async def _stream_body(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
+                           truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
+                           finish: str, prompt_tokens: int, t_start: int | None = None,
+                           live: list[int] | None = None) -> bool:
         st = self.state
         close = o["close"]
         conn_hdr = "connection: close\r\n" if close else ""
@@ -696,6 +771,8 @@ class HTTPProtocol(asyncio.Protocol):
             t = perf_counter_ns()
             self._write(data)
             token_writes = [t] * n_tok_events
+            if live is not None:
+                live[0] += n_tokens
             truth["write_stall_ms"] = self._stall_ms()
             end = t
         else:
@@ -710,7 +787,7 @@ class HTTPProtocol(asyncio.Protocol):
             split = o["split_events"]
             pause = o["split_pause_ms"] / 1000
             k = 0
-            for is_tok, _, payload in events:
+            for is_tok, n_ev, payload in events:
                 frame = payload if until_close else b"%x\r\n%s\r\n" % (len(payload), payload)
                 if is_tok:
                     if o["drop_after"] is not None and k >= o["drop_after"]:
@@ -735,6 +812,8 @@ class HTTPProtocol(asyncio.Protocol):
                     if len(token_writes) == 1:
                         truth["write_stall_ms"] = self._stall_ms()
                 self._write(frame)
+                if live is not None:
+                    live[0] += n_ev
                 if self.closed:
                     return True
             end = perf_counter_ns()
@@ -770,6 +849,11 @@ async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     state = State(opts, args.api_key, args.model, args.max_running, args.seed)
     if args.capacity is not None:
         state.capacity = state.cap_free = args.capacity
+    state.kv_cache_tokens = args.kv_cache_tokens
+    state.block_size = args.block_size
+    state.max_model_len = args.max_model_len
+    state.kv_cache_bytes = args.kv_cache_bytes
+    state.preempt_above = args.preempt_above
     if args.keep_alive_timeout_ms is not None:
         state.keep_alive_timeout_s = float(args.keep_alive_timeout_ms) / 1000
     sel = getattr(loop, "_selector", None)
@@ -818,6 +902,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="known capacity: K streams at once, the rest queue FIFO and their TTFT/token clock "
                         "starts when served (capacity K / (ttft_ms + (tokens-1) * token_ms) req/s)")
     p.add_argument("--seed", type=int, default=0)
+    k = p.add_argument_group("what it says it can hold (vLLM's cache_config_info, KV usage, preemptions)")
+    k.add_argument("--kv-cache-tokens", type=int, default=None, metavar="N",
+                   help="expose vllm:cache_config_info (kv_cache_size_tokens N) and vllm:kv_cache_usage_perc "
+                        "(tokens of the running streams / N) and vllm:num_preemptions_total on /metrics")
+    k.add_argument("--block-size", type=int, default=16, help="block_size in cache_config_info (16)")
+    k.add_argument("--max-model-len", type=int, default=2048,
+                   help="kv_cache_max_concurrency = N / this (2048)")
+    k.add_argument("--kv-cache-bytes", type=int, default=None, help="kv_cache_memory_bytes in cache_config_info")
+    k.add_argument("--preempt-above", type=int, default=None, metavar="K",
+                   help="count a preemption (vllm:num_preemptions_total) each time a stream starts while more "
+                        "than K are running")
     p.add_argument("--tls-cert", default=None, help="serve https with this PEM certificate")
     p.add_argument("--tls-key", default=None, help="private key for --tls-cert")
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this parent goes away")
@@ -946,6 +1041,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.capacity is not None and args.capacity < 1:
         raise SystemExit(f"fake_openai: --capacity must be >= 1; got {args.capacity}")
+    for flag, v, lo in (("--kv-cache-tokens", args.kv_cache_tokens, 1), ("--block-size", args.block_size, 1),
+                        ("--max-model-len", args.max_model_len, 1), ("--kv-cache-bytes", args.kv_cache_bytes, 0),
+                        ("--preempt-above", args.preempt_above, 0)):
+        if v is not None and v < lo:
+            raise SystemExit(f"fake_openai: {flag} must be >= {lo}; got {v}")
     opts = {k: _convert(k, getattr(args, k)) for k in DEFAULTS}
     if _startup_simulated(args):
         simulate_startup(args)
