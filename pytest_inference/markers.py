@@ -11,6 +11,7 @@ MARKERS = {
     "storage": "storage suite: the model path's file system and its read throughput",
     "node": "node suite: network tuning of the host (MTU, TCP buffers, stale NFS connections)",
     "k8s": "Kubernetes suite: taint gate, tuner, HA and storage checks of a deployment",
+    "load": "load suite: SLO attainment, goodput and latency under open-loop load, and the capacity at the SLO",
     "api": "API suite: OpenAI-compatible API behaviour of an endpoint",
 }
 #: markers that are no suite (session.suite_of reads MARKERS only)

@@ -312,6 +312,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "at R req/s. A capacity.max_rps_at_slo this session measured wins; else this, else capacity_rps of "
                     "--pricing or the target's [economics]; else one GPU at any rate.")
     # --- end economics options ---------------------------------------------------------------------
+    # --- load suite options (pytest_inference/load.py; suites/load) ----------------------------------
+    from .load import add_options as _load_options
+
+    _load_options(group)
     # --- measuring-engine options (pytest_inference/engine/options.py) ------------------------------
     from .engine.options import add_options as _engine_options
 

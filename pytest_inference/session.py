@@ -275,6 +275,12 @@ class InferenceSession:
             settings = RunSettings(config, target)
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
+        from .load import plan as _load_plan  # the load options together (a search range upside down)
+
+        try:
+            _load_plan(settings)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
         state = cls(
             config,

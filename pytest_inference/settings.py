@@ -56,12 +56,23 @@ class Setting:
     ini: str | None = None     # an ini key read when the option is not given
     why_max: str = ""          # said after an option's "must be at most" line
     shown: bool = True         # False: reports say it is set, never its value (server flags may hold a key)
+    table: str = "workload"    # the target profile's table that holds it ([workload] or [load])
+    parse: str | None = None   # "module:function" that parses a str value (ValueError: what is wrong)
 
     def check(self, value: Any) -> str | None:
         """None when ``value`` fits, else what is wrong (for one line)."""
         if self.kind == "str":
             if not isinstance(value, str) or (self.minimum and not value.strip()):
                 return "must be a non-empty string" if self.minimum else "must be a string"
+            if self.parse:
+                import importlib
+
+                module, _, func = self.parse.partition(":")
+                try:
+                    getattr(importlib.import_module(module), func)(value)
+                except ValueError as exc:
+                    said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    return f"does not parse: {said}"
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be {'an integer' if self.kind == 'int' else 'a number'}"
@@ -90,6 +101,7 @@ class Setting:
 
 
 _COUNT = dict(kind="int", minimum=1)
+_LOAD = dict(table="load")
 _SECONDS = dict(kind="number", minimum=0, exclusive=True)
 _IN_MEMORY = "every request's timings stay in memory"
 
@@ -130,22 +142,80 @@ SETTINGS: dict[str, Setting] = {
                             flag="--read-readers", doc="parallel readers of the storage read"),
     "read_rounds": Setting(**_COUNT, maximum=1000, default=3, option="inference_read_rounds",
                            flag="--read-rounds", doc="timed rounds of the storage read"),
+    # --- load suite (suites/load): the target's [load] table, keys without the load_ prefix ----------
+    "load_rate_rps": Setting("str", minimum=1, default="2", option="load_rate", flag="--load-rate",
+                             parse="pytest_inference.load:parse_rates", **_LOAD,
+                             doc="offered request rate(s) of the open-loop load runs, req/s: 4 or 2,4,8"),
+    "load_concurrency": Setting("str", option="load_concurrency", flag="--load-concurrency",
+                                parse="pytest_inference.load:parse_concurrencies", **_LOAD,
+                                doc="closed-loop load runs at these concurrencies (8 or 4,16), besides the rates"),
+    "load_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=60, option="load_requests",
+                             flag="--load-requests", why_max=_IN_MEMORY, **_LOAD,
+                             doc="requests per load run (unless --load-duration)"),
+    "load_duration_s": Setting(**_SECONDS, maximum=86400, option="load_duration", flag="--load-duration", **_LOAD,
+                               doc="seconds of arrivals per load run instead of a request count"),
+    "load_warmup": Setting("int", minimum=0, maximum=1000, default=2, option="load_warmup", flag="--load-warmup",
+                           **_LOAD, doc="uncounted warm-up requests before each load run"),
+    "load_arrival": Setting("str", minimum=1, default="poisson", option="load_arrival", flag="--arrival",
+                            parse="pytest_inference.load:parse_arrival", **_LOAD,
+                            doc="arrival shape: poisson, constant or gamma:CV (CV > 1 burstier)"),
+    "load_seed": Setting("int", minimum=0, default=0, option="load_seed", flag="--load-seed", **_LOAD,
+                         doc="seed of the arrival schedule and the synthetic workload"),
+    "load_slo": Setting("str", minimum=1, option="load_slo", flag="--slo", parse="pytest_inference.slo:parse",
+                        **_LOAD, doc="SLO every request must meet: ttft_ms:400,tpot_ms:80,e2e_ms:5000 (any subset)"),
+    "load_workload": Setting("str", minimum=1, default="synthetic:input=128,output=64", option="load_workload",
+                             flag="--workload", parse="pytest_inference.load:parse_workload_spec", **_LOAD,
+                             doc="synthetic:input=lognormal(512,0.5),output=220 | prefix:prefix=256,input=64,output=64"
+                             " | file:requests.jsonl (a path relative to the current folder)"),
+    "load_workers": Setting(**_COUNT, maximum=64, default=1, option="load_workers", flag="--load-workers", **_LOAD,
+                            doc="client processes sharing an open-loop schedule (one engine each, common start)"),
+    "load_max_lag_ms": Setting(**_SECONDS, maximum=60000, default=1.0, option="load_max_lag_ms",
+                               flag="--load-max-lag-ms", **_LOAD,
+                               doc="p99 dispatch lag above which a run measured the client, not the server"),
+    "load_search_start_rps": Setting(**_SECONDS, default=1.0, option="load_search_start", flag="--search-start-rps",
+                                     **_LOAD, doc="capacity search: the first rate probed"),
+    "load_search_min_rps": Setting(**_SECONDS, option="load_search_min", flag="--search-min-rps", **_LOAD,
+                                   doc="capacity search: the lowest rate probed (none: start / 16)"),
+    "load_search_max_rps": Setting(**_SECONDS, default=64.0, option="load_search_max", flag="--search-max-rps",
+                                   **_LOAD, doc="capacity search: the highest rate probed"),
+    "load_search_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=60, option="load_search_requests",
+                                    flag="--search-requests", **_LOAD, doc="capacity search: requests per probe"),
+    "load_search_max_s": Setting(**_SECONDS, default=300.0, option="load_search_max_s", flag="--search-max-s",
+                                 **_LOAD, doc="capacity search: seconds after which no new probe starts"),
+    "load_search_max_probes": Setting(**_COUNT, maximum=100, default=12, option="load_search_max_probes",
+                                      flag="--search-max-probes", **_LOAD, doc="capacity search: most probes"),
+    "load_search_tight": Setting(**_SECONDS, maximum=10, default=0.1, option="load_search_tight",
+                                 flag="--search-tight", **_LOAD,
+                                 doc="capacity search: stop when (lowest fail - highest pass) / highest pass <= this"),
 }
 
 
-def check_workload(path: Any, table: dict[str, Any]) -> dict[str, Any]:
+def profile_key(key: str) -> str:
+    """The key as a target profile writes it: ``[load]`` keys drop the ``load_`` prefix."""
+    spec = SETTINGS[key]
+    return key[len(spec.table) + 1:] if spec.table != "workload" and key.startswith(spec.table + "_") else key
+
+
+def table_keys(table: str) -> dict[str, str]:
+    """``{profile key: settings key}`` of one profile table (``workload`` or ``load``)."""
+    return {profile_key(k): k for k, s in SETTINGS.items() if s.table == table}
+
+
+def check_workload(path: Any, table: dict[str, Any], name: str = "workload") -> dict[str, Any]:
     """Raise :class:`SettingsError` (one line naming the file and the key) unless every key of a
-    profile's ``[workload]`` table is known and its value has the right type and range."""
+    profile's ``[workload]`` (or ``name``: ``[load]``) table is known and its value has the right
+    type and range."""
+    known = table_keys(name)
     for key, value in table.items():
-        spec = SETTINGS.get(key)
+        spec = SETTINGS.get(known.get(key, ""))
         if spec is None:
-            close = difflib.get_close_matches(key, SETTINGS, n=1)
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SettingsError(f"malformed target profile {path}: unknown [workload] key {key!r}{hint}; "
-                                f"known: {', '.join(sorted(SETTINGS))}")
+            raise SettingsError(f"malformed target profile {path}: unknown [{name}] key {key!r}{hint}; "
+                                f"known: {', '.join(sorted(known))}")
         problem = spec.check(value)
         if problem:
-            raise SettingsError(f"malformed target profile {path}: [workload] {key} {problem}; got {_num(value)}")
+            raise SettingsError(f"malformed target profile {path}: [{name}] {key} {problem}; got {_num(value)}")
     return table
 
 
@@ -163,7 +233,7 @@ def default_text(key: str) -> str:
     model_path, else none`` — from the table, so help and behaviour cannot drift apart."""
     spec = SETTINGS[key]
     parts = [f"ini {spec.ini}"] if spec.ini else []
-    parts.append(f"the target's {key}")
+    parts.append(f"the target's {key}" if spec.table == "workload" else f"the target's [{spec.table}] {profile_key(key)}")
     parts.append("none" if spec.default is None else repr(spec.default) if spec.kind == "str" else _num(spec.default))
     return ", else ".join(parts)
 
@@ -182,8 +252,9 @@ class RunSettings:
     def __init__(self, config: Any, target: Any) -> None:
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
-        workload = getattr(target, "workload", {}) or {}
         for key, spec in SETTINGS.items():
+            profile = getattr(target, spec.table, {}) or {}
+            pkey = profile_key(key)
             value, source = None, None
             if spec.option:
                 value = config.getoption(spec.option, None)
@@ -200,8 +271,8 @@ class RunSettings:
                     if problem:
                         raise SettingsError(f"ini {spec.ini} {problem}; got {_num(value)}")
                     source = f"ini {spec.ini}"
-            if value is None and workload.get(key) is not None:
-                value, source = workload[key], f"target {target.name} [workload] {key}"
+            if value is None and profile.get(pkey) is not None:
+                value, source = profile[pkey], f"target {target.name} [{spec.table}] {pkey}"
             if value is None:
                 value, source = spec.default, DEFAULT
             values[key], sources[key] = spec.typed(value), source
@@ -266,10 +337,10 @@ def readme_table() -> str:
     """The README's run-settings table (a generated region, like the catalogs' tables)."""
     lines = [
         "Every run setting, generated from `pytest_inference/settings.py`: the option wins, then its ini key,",
-        "then the target's `[workload]`, then the default; `summary.json` records each value and its source",
+        "then the target's `[workload]` (load suite: `[load]`), then the default; `summary.json` records each value and its source",
         "(`run.settings`).",
         "",
-        "| `[workload]` key | option | type | default | what it is |",
+        "| target key | option | type | default | what it is |",
         "|---|---|---|---|---|",
     ]
     for key, spec in SETTINGS.items():
@@ -277,5 +348,5 @@ def readme_table() -> str:
         if spec.ini:
             option += f" (ini `{spec.ini}`)"
         default = "–" if spec.default is None else f"`{spec.default!r}`" if spec.kind == "str" else _num(spec.default)
-        lines.append(f"| `{key}` | {option} | {_range(spec)} | {default} | {spec.doc.replace('|', chr(92) + '|')} |")
+        lines.append(f"| `[{spec.table}] {profile_key(key)}` | {option} | {_range(spec)} | {default} | {spec.doc.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ from ..settings import SETTINGS, SettingsError, check_workload
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGET = "cpu-local"
 
-_TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "economics", "notes"}
+_TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "load", "economics", "notes"}
 _CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
 
 
@@ -41,6 +41,7 @@ class Target:
     confidence: float = 0.99
     requirements: dict[str, Requirement] = field(default_factory=dict)
     workload: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)  # the load suite's [load] table (settings keys load_*)
     economics: dict[str, Any] = field(default_factory=dict)
 
     def requirement(self, metric: str) -> Requirement | None:
@@ -52,7 +53,9 @@ class Target:
         one of :data:`~pytest_inference.settings.SETTINGS`: an unknown key is a programming error."""
         if key not in SETTINGS:
             raise KeyError(f"unknown workload setting {key!r}: add it to pytest_inference.settings.SETTINGS")
-        return self.workload.get(key)
+        from ..settings import profile_key
+
+        return getattr(self, SETTINGS[key].table).get(profile_key(key))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,7 @@ class Target:
                 for m, r in sorted(self.requirements.items())
             },
             "workload": dict(self.workload),
+            "load": dict(self.load),
         }
 
 
@@ -151,7 +155,7 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
             f"malformed target profile {path}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(_TOP_KEYS))}"
         )
-    for table in ("claims", "workload", "economics"):
+    for table in ("claims", "workload", "load", "economics"):
         if table in data and not isinstance(data[table], dict):
             raise TargetError(f"malformed target profile {path}: '{table}' must be a table")
 
@@ -176,6 +180,11 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
         workload.update(check_workload(path, data.get("workload", {})))
     except SettingsError as exc:
         raise TargetError(str(exc)) from None
+    load = dict(base.load) if base else {}
+    try:
+        load.update(check_workload(path, data.get("load", {}), "load"))
+    except SettingsError as exc:
+        raise TargetError(str(exc)) from None
     economics = dict(base.economics) if base else {}
     if data.get("economics"):
         from ..economics import EconomicsError, check_settings_table
@@ -192,6 +201,7 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
         confidence=float(confidence),
         requirements=reqs,
         workload=workload,
+        load=load,
         economics=economics,
     )
 

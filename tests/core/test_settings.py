@@ -19,6 +19,7 @@ from pytest_inference.settings import (
     check_option,
     check_workload,
     default_text,
+    profile_key,
     readme_table,
 )
 from pytest_inference.targets import load_target
@@ -152,9 +153,32 @@ def test_help_text_of_a_default_comes_from_the_table():
 
 
 def test_readme_table_has_one_row_per_setting():
-    rows = [line for line in readme_table().splitlines() if line.startswith("| `")][1:]  # after the header
-    assert [r.split("`")[1] for r in rows] == list(SETTINGS)
-    assert "| `max_tokens` | `--max-tokens` | integer, ≥ 1 | 64 |" in readme_table()
+    rows = [line for line in readme_table().splitlines() if line.startswith("| `")]
+    assert [r.split("`")[1] for r in rows] == [f"[{s.table}] {profile_key(k)}" for k, s in SETTINGS.items()]
+    assert "| `[workload] max_tokens` | `--max-tokens` | integer, ≥ 1 | 64 |" in readme_table()
+    assert "| `[load] rate_rps` | `--load-rate` | non-empty text | `'2'` |" in readme_table()
+
+
+def test_load_settings_live_in_the_targets_load_table(tmp_path, pytester):
+    from pytest_inference.targets import TargetError
+
+    good = tmp_path / "t.toml"
+    good.write_text('name = "t"\n[load]\nrate_rps = "3,6"\nslo = "ttft_ms:500"\nsearch_max_rps = 32\n')
+    t = load_target(str(good))
+    s = settings_of(pytester, t)
+    assert (s.load_rate_rps, s.source("load_rate_rps")) == ("3,6", "target t [load] rate_rps")
+    assert (s.load_search_max_rps, s.load_slo) == (32.0, "ttft_ms:500")
+    assert default_text("load_arrival") == "the target's [load] arrival, else 'poisson'"
+    for body, says in [('rate_rps = "0"', "[load] rate_rps does not parse: load rate: '0' must be > 0"),
+                       ('slo = "ttft:5"', "[load] slo does not parse"),
+                       ('arrival = "zipf"', "[load] arrival does not parse"),
+                       ('rate = "4"', "unknown [load] key 'rate' (did you mean 'rate_rps'?)"),
+                       ('load_rate_rps = "4"', "unknown [load] key 'load_rate_rps'")]:
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f'name = "bad"\n[load]\n{body}\n')
+        with pytest.raises(TargetError) as exc:
+            load_target(str(bad))
+        assert says in str(exc.value) and "\n" not in str(exc.value)
     assert "`--model-path` (ini `inference_model_path`)" in readme_table()
 
 
@@ -224,6 +248,15 @@ def test_a_profile_value_is_checked_by_the_same_table():
     (["--max-tokens", "0"], "ERROR: --max-tokens must be at least 1; got 0"),
     (["--read-readers", "2000"], "ERROR: --read-readers must be at most 1,024; got 2,000"),
     (["--device", " "], "ERROR: --device must be a non-empty string; got ' '"),
+    (["--load-rate", "0"], "ERROR: --load-rate does not parse: load rate: '0' must be > 0; got '0'"),
+    (["--load-rate", "4,x"], "ERROR: --load-rate does not parse: load rate: 'x' is not a number; got '4,x'"),
+    (["--slo", "ttft_ms:fast"], "ERROR: --slo does not parse: *; got 'ttft_ms:fast'"),
+    (["--arrival", "zipf"], "ERROR: --arrival does not parse: *; got 'zipf'"),
+    (["--workload", "file:missing.jsonl"], "ERROR: --workload does not parse: *missing.jsonl*"),
+    (["--load-workers", "0"], "ERROR: --load-workers must be at least 1; got 0"),
+    (["--search-start-rps", "100", "--search-max-rps", "10"],
+     "ERROR: the capacity search range is upside down: need --search-min-rps (6.25) <= --search-start-rps (100) <= "
+     "--search-max-rps (10)"),
 ])
 def test_bad_option_is_a_usage_error_in_one_line(pytester, args, line):
     pytester.makepyfile("def test_nothing():\n    pass\n")
