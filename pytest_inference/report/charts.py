@@ -305,13 +305,6 @@ def line_chart_png(
                         ls="--" if kind == "dashed" else "-", **kw)
         for i, (label, y) in enumerate(hline_list):
             ax.axhline(y, color=_HLINE_COLOURS[i % len(_HLINE_COLOURS)], ls="--", lw=1.4, label=label, zorder=4)
-        if span_list:
-            ends = [x for _, x0, x1 in span_list for x in (x0, x1) if x is not None]
-            left, right = _open_limits(*ax.get_xlim(), ends, xscale == "log")
-            for i, (label, x0, x1) in enumerate(span_list):
-                ax.axvspan(left if x0 is None else x0, right if x1 is None else x1,
-                           color=_SPAN_COLOURS[i % len(_SPAN_COLOURS)], alpha=0.15, lw=0, label=label, zorder=1)
-            ax.set_xlim(left, right)
         for mark in mark_list:
             if len(mark) < 2:
                 raise ValueError(f"a mark is (label, x) or (label, x, y); got {mark!r}")
@@ -325,6 +318,13 @@ def line_chart_png(
                 ax.plot([x], [float(y)], marker="D", color="#c62828", ms=6, zorder=4)
                 ax.annotate(label, xy=(x, float(y)), xytext=(6, 6), textcoords="offset points", fontsize=8,
                             color="#c62828")
+        if span_list:  # after everything else: an open band reaches the final edge
+            ends = [x for _, x0, x1 in span_list for x in (x0, x1) if x is not None]
+            left, right = _open_limits(*ax.get_xlim(), ends, xscale == "log")
+            for i, (label, x0, x1) in enumerate(span_list):
+                ax.axvspan(left if x0 is None else x0, right if x1 is None else x1,
+                           color=_SPAN_COLOURS[i % len(_SPAN_COLOURS)], alpha=0.15, lw=0, label=label, zorder=1)
+            ax.set_xlim(left, right)
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
         plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 1000 else fmt(v))
@@ -339,7 +339,10 @@ def line_chart_png(
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, zorder=0)
         if len(lines) > 1 or mark_list or hline_list or span_list:
-            ax.legend(fontsize=8, framealpha=0.9)
+            if len(ax.get_legend_handles_labels()[0]) > 6:  # a long legend goes beside the plot, not on it
+                ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+            else:
+                ax.legend(fontsize=8, framealpha=0.9)
         ax.set_title(title, fontsize=12, fontweight="bold")
 
     return _render(build)
