@@ -263,6 +263,26 @@ def _usd(x: float) -> str:
     return f"{x:.2f}" if round(x, 2) == x else f"{x:g}"
 
 
+def _pricing_lines(pricing: Pricing | None) -> list[str]:
+    """The prices a table was computed from, as its first line (none without prices)."""
+    if pricing is None:
+        return []
+    return [f"GPU ${_usd(pricing.gpu_usd_per_hour)}/h vs serverless ${_usd(pricing.usd_per_m_input)} / "
+            f"${_usd(pricing.usd_per_m_output)} per 1M input / output tokens"]
+
+
+def _aligned(head: list[str], body: list[list[str]]) -> list[str]:
+    """A text table: the first column left-aligned, the others right-aligned, a rule under the head."""
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    out = []
+    for i, row in enumerate([head, *body]):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        out.append("  ".join(cells).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
 def format_table(rows: list[CrossoverRow], pricing: Pricing | None = None) -> str:
     """The crossover table as aligned text (``pytest-inference crossover``)."""
     head = ["length", "input tok", "output tok", "$/request", "break-even req/h", "break-even req/s"]
@@ -277,18 +297,7 @@ def format_table(rows: list[CrossoverRow], pricing: Pricing | None = None) -> st
         ]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    lines = []
-    if pricing is not None:
-        lines.append(
-            f"GPU ${_usd(pricing.gpu_usd_per_hour)}/h vs serverless ${_usd(pricing.usd_per_m_input)} / "
-            f"${_usd(pricing.usd_per_m_output)} per 1M input / output tokens"
-        )
-    for i, row in enumerate([head, *body]):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines = _pricing_lines(pricing) + _aligned(head, body)
     s = swing(rows)
     if s is not None:
         hi = max(rows, key=lambda r: r.breakeven_requests_per_second)
@@ -908,19 +917,9 @@ def format_capacity_table(rows: list[CapacityRow], pricing: Pricing | None = Non
          str(r.steps.crossings_total), f"{r.self_hosted_usd_per_m_output:.4f}", f"{r.serverless_usd_per_m_output:.4f}"]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-    lines = []
-    if pricing is not None:
-        lines.append(
-            f"GPU ${_usd(pricing.gpu_usd_per_hour)}/h vs serverless ${_usd(pricing.usd_per_m_input)} / "
-            f"${_usd(pricing.usd_per_m_output)} per 1M input / output tokens"
-        )
+    lines = _pricing_lines(pricing)
     lines.append(f"capacity {capacity.describe()}; self-hosted cost at R req/s = ceil(R / capacity) GPUs x GPU $/h")
-    for i, row in enumerate([head, *body]):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += _aligned(head, body)
     lines.append("below the break-even serverless is cheaper; above 'GPU cheaper above' the GPUs are at every rate; "
                  "between them serverless is cheaper again just past each step of capacity")
     lines.append("GPUs needed: at the rate above which the GPUs stay cheaper")

@@ -53,19 +53,33 @@ def _never(inputs, row):
             f"one GPU ${inputs.settings.pricing.gpu_usd_per_hour:g}/h)")
 
 
-def _row(inputs, length):
+def _length_row(inputs, claim, metric, length, unit=UNIT):
+    """(output tokens, capacity row) of one response length; None when the inputs could not be had
+    (the claim is then inconclusive with why)."""
+    if inputs.error:
+        claim.inconclusive(metric, inputs.error, unit=unit)
+        return None
     out = inputs.settings.output_lengths[length]
     return out, econ.capacity_row(inputs.settings.pricing, length, inputs.input_tokens, out, inputs.capacity_rps)
+
+
+def _claim_figure(claim, metric, inputs, out, crow, value, details, unit=UNIT):
+    """``value`` of one response length as the claim; None: inconclusive, with why there is none at
+    this capacity."""
+    if value is None:
+        claim.inconclusive(metric, _never(inputs, crow), unit=unit, details=details)
+        return
+    claim(metric, [value], unit=unit, details=details, parameters=_params(inputs, output_tokens=out))
 
 
 def test_breakeven_rps(length, economics_inputs, claim):
     """economics.breakeven_rps.<length>: the request rate where serverless costs as much as the GPU."""
     metric = f"economics.breakeven_rps.{length}"
     inputs = economics_inputs
-    if inputs.error:
-        claim.inconclusive(metric, inputs.error, unit=UNIT)
+    got = _length_row(inputs, claim, metric, length)
+    if got is None:
         return
-    out, crow = _row(inputs, length)
+    out, crow = got
     row = crow.base
     details = {**inputs.details(), "output_tokens": out, "usd_per_request": row.usd_per_request,
                "breakeven_requests_per_hour": row.breakeven_requests_per_hour,
@@ -74,11 +88,8 @@ def test_breakeven_rps(length, economics_inputs, claim):
                    f"Cost per hour: GPU vs serverless, {length} ({econ.fmt_tokens(out)} output tokens)",
                    f"cost per hour vs request rate ({length})")
     details = with_figures(details, chart)
-    if crow.steps.first_rps is None:
-        claim.inconclusive(metric, _never(inputs, crow), unit=UNIT, details=details)
-        return
     # below it serverless is cheaper; with a capacity at or above it, the same rate as one GPU's
-    claim(metric, [crow.steps.first_rps], unit=UNIT, details=details, parameters=_params(inputs, output_tokens=out))
+    _claim_figure(claim, metric, inputs, out, crow, crow.steps.first_rps, details)
 
 
 def test_gpu_cheaper_above_rps(length, economics_inputs, claim):
@@ -86,16 +97,12 @@ def test_gpu_cheaper_above_rps(length, economics_inputs, claim):
     at every rate (serverless may be cheaper again just past each step below it: every crossing in details)."""
     metric = f"economics.gpu_cheaper_above_rps.{length}"
     inputs = economics_inputs
-    if inputs.error:
-        claim.inconclusive(metric, inputs.error, unit=UNIT)
+    got = _length_row(inputs, claim, metric, length)
+    if got is None:
         return
-    out, crow = _row(inputs, length)
+    out, crow = got
     details = {**inputs.details(), "output_tokens": out, **crow.to_dict()}
-    if crow.steps.gpu_cheaper_above_rps is None:
-        claim.inconclusive(metric, _never(inputs, crow), unit=UNIT, details=details)
-        return
-    claim(metric, [crow.steps.gpu_cheaper_above_rps], unit=UNIT, details=details,
-          parameters=_params(inputs, output_tokens=out))
+    _claim_figure(claim, metric, inputs, out, crow, crow.steps.gpu_cheaper_above_rps, details)
 
 
 def test_self_hosted_usd_per_m_output(length, economics_inputs, claim):
@@ -103,15 +110,14 @@ def test_self_hosted_usd_per_m_output(length, economics_inputs, claim):
     capacity inside the SLO (no capacity: skipped, since one GPU at any rate has no such cost)."""
     metric = f"economics.self_hosted_usd_per_m_output.{length}"
     inputs = economics_inputs
-    if inputs.error:
-        claim.inconclusive(metric, inputs.error, unit=USD_PER_M)
+    got = _length_row(inputs, claim, metric, length, USD_PER_M)
+    if got is None:
         return
-    out, crow = _row(inputs, length)
+    out, crow = got
     details = {**inputs.details(), "output_tokens": out, **crow.to_dict()}
     if inputs.capacity is None:  # nothing to report: skipped (as a lone length's swing), never passed
         pytest.skip(econ.NO_CAPACITY)
-    claim(metric, [crow.self_hosted_usd_per_m_output], unit=USD_PER_M, details=details,
-          parameters=_params(inputs, output_tokens=out))
+    _claim_figure(claim, metric, inputs, out, crow, crow.self_hosted_usd_per_m_output, details, USD_PER_M)
 
 
 def test_crossover_table(economics_inputs, claim):
