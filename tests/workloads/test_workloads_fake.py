@@ -5,14 +5,13 @@ The fake counts prompt tokens as whitespace-separated words of the prompt (chat:
 contents joined), with no template overhead — so on it the check must come out exact; that
 verifies the plumbing (workload → RequestSpec → wire → usage → check), while the
 one-word-one-token assumption itself is checked on a real tokenizer in test_workloads_gen.py.
+The server and the client are the engine tests' (tests/fake_server_fixtures.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_inference.engine import StreamClient
-from pytest_inference.testing.fake_openai import FakeOpenAIServer
 from pytest_inference.workloads import (
     calibration,
     check_output_lengths,
@@ -21,19 +20,6 @@ from pytest_inference.workloads import (
     parse_workload,
     prompt_overhead,
 )
-
-
-@pytest.fixture(scope="module")
-def fake():
-    with FakeOpenAIServer(ttft_ms=1, token_ms=0, tokens=3) as s:
-        yield s
-
-
-@pytest.fixture
-def client(fake):
-    c = StreamClient(fake.base_url, timeout_s=10)
-    yield c
-    c.close()
 
 
 def test_synthetic_lengths_as_counted_by_the_server(client):
