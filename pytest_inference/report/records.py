@@ -16,6 +16,7 @@ an OpenAI-style ``sk-...`` key, a URL's ``user:password@`` and the ``secrets`` t
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -39,6 +40,8 @@ SECRET_KEYS = frozenset({
 })
 #: an Authorization header's bearer token quoted in free text (a server's echo, an error message)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+#: ... and a Basic one (masked when it decodes to ``user:password``, so "Basic English" stays)
+_BASIC = re.compile(r"(?i)\b(basic)\s+([A-Za-z0-9+/]{8,}={0,2})")
 _SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{16,}")
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 #: the deepest nesting a record may have (a cycle or a runaway structure is an error, not a hang)
@@ -63,9 +66,17 @@ def _forms(secrets: str | Iterable[str]) -> list[str]:
     return sorted({f for s in names for f in secret_forms(s)}, key=len, reverse=True)
 
 
+def _is_userinfo(b64: str) -> bool:
+    try:
+        return b":" in base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+    except ValueError:
+        return False
+
+
 def _mask_text(text: str, forms: list[str]) -> str:
     text = redact_userinfo(text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _BASIC.sub(lambda m: f"{m.group(1)} {MASK}" if _is_userinfo(m.group(2)) else m.group(0), text)
     text = _SK_KEY.sub(MASK, text)
     for form in forms:
         if form in text:
