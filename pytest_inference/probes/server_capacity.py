@@ -327,11 +327,13 @@ class MetricsWatch:
     (:func:`metrics_getter`). ``start()`` scrapes once (before the load: the counter's base and
     :func:`announced`), then every ``interval_s`` on the thread; ``stop()`` joins it, scrapes once
     more (after the load) and returns :meth:`ServerDuring.to_dict`. ``log_facts`` (the startup
-    log's facts) complete the announced figures. Also a context manager (``.during`` after it).
+    log's facts) complete the announced figures. ``stop_timeout_s``: how long ``stop()`` waits for
+    a scrape in progress (a hung one is then left behind, never counted, and said in ``problem``).
+    Also a context manager (``.during`` after it).
     """
 
     def __init__(self, get_text: Callable[[], str], interval_s: float = 0.5, *,
-                 log_facts: dict | None = None) -> None:
+                 log_facts: dict | None = None, stop_timeout_s: float = 10.0) -> None:
         if not callable(get_text):
             raise ValueError(f"MetricsWatch needs a callable get_text, not {type(get_text).__name__}")
         try:
@@ -341,8 +343,11 @@ class MetricsWatch:
         if not (math.isfinite(interval) and interval >= MIN_INTERVAL_S):
             raise ValueError(f"interval_s must be a number >= {MIN_INTERVAL_S} s (scraping more often disturbs "
                              f"the run); got {interval_s!r}")
+        if not (isinstance(stop_timeout_s, (int, float)) and stop_timeout_s > 0):
+            raise ValueError(f"stop_timeout_s must be a number > 0; got {stop_timeout_s!r}")
         self.get_text = get_text
         self.interval_s = interval
+        self.stop_timeout_s = float(stop_timeout_s)
         self.log_facts = log_facts
         self.during: ServerDuring | None = None
         self._lock = threading.Lock()
@@ -376,7 +381,7 @@ class MetricsWatch:
         self._t_end = time.monotonic()
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.interval_s + 10.0)
+            self._thread.join(timeout=self.stop_timeout_s)
             if self._thread.is_alive():  # a scrape hung past its own timeout: left behind, never counted
                 self._problems.append("a scrape was still hanging when the run ended")
         with self._lock:
