@@ -354,7 +354,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
                  requests: int | None = None, duration_s: float | None = None, workers: int = 1,
                  base_url: str | None = None, api_key: str | None = None, max_tokens: int | None = None,
                  deadline_s: float | None = None, warmup: int = 0, progress=None,
-                 watch=None, windows: int = 4, max_connections: int | None = None) -> LoadRun:
+                 watch=None, windows: int = 4, max_connections: int | None = None,
+                 max_lag_ms: float | None = None) -> LoadRun:
     """Send ``workload`` at ``rate_rps`` (open loop, ``arrival`` schedule seeded by ``seed``) or
     with ``concurrency`` in flight (closed loop); the run's length is ``requests`` or (open loop)
     ``duration_s``. Requests are the workload's, in order, cycled when the schedule is longer
@@ -364,7 +365,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     ``workers > 1`` (open loop): the schedule is split over that many processes
     (:func:`..engine.workers.run_open_loop_workers`) at ``base_url`` (default the client's) with
     ``api_key`` (the client's key is not read: pass it). ``max_connections`` caps the open
-    loop's connection pool (per worker). ``watch``: an object with ``start()`` and
+    loop's connection pool (per worker); ``max_lag_ms`` is the p99 dispatch lag above which the
+    client did not keep the schedule (default :data:`..engine.openloop.MAX_LAG_MS`, 1 ms). ``watch``: an object with ``start()`` and
     ``stop() -> dict`` (a ``/metrics`` sampler), started right before the measured run and
     stopped right after (also when it raises); its dict is :attr:`LoadRun.server`.
     ``max_tokens``: for workload requests that name none. Bad arguments: one ValueError line.
@@ -387,6 +389,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         _positive("deadline_s", deadline_s)
     if max_connections is not None:
         _count("max_connections", max_connections, 1)
+    if max_lag_ms is not None:
+        _positive("max_lag_ms", max_lag_ms)
     if not hasattr(workload, "specs") or not hasattr(workload, "describe"):
         raise ValueError(f"workload must be a pytest_inference.workloads.Workload, not {type(workload).__name__}")
     if rate_rps is not None:
@@ -402,8 +406,9 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         if workers > 1:
             raise ValueError("workers > 1 splits an open-loop schedule; a closed loop (concurrency) runs in one "
                              "process")
-        if max_connections is not None:
-            raise ValueError("max_connections caps an open loop's pool; a closed loop uses concurrency connections")
+        if max_connections is not None or max_lag_ms is not None:
+            raise ValueError("max_connections and max_lag_ms are open-loop settings; a closed loop (concurrency) "
+                             "keeps no schedule")
         offsets = []
         n = requests  # type: ignore[assignment]
         mode = "closed"
@@ -430,14 +435,14 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
             eng = client.run(specs, concurrency=concurrency, warmup=0, progress=progress, deadline_s=deadline_s)
         elif workers == 1:
             eng = client.run_open_loop(specs, offsets, deadline_s=deadline_s, warmup=0,
-                                       max_connections=max_connections, progress=progress)
+                                       max_connections=max_connections, max_lag_ms=max_lag_ms, progress=progress)
         else:
             from ..engine.workers import run_open_loop_workers
 
             eng = run_open_loop_workers(base_url, specs, offsets, workers=workers, api_key=api_key,  # type: ignore[arg-type]
                                         timeout_s=getattr(client, "timeout_s", 60.0),
                                         verify=getattr(client, "_verify", True), deadline_s=deadline_s,
-                                        warmup=0, max_connections=max_connections)
+                                        warmup=0, max_connections=max_connections, max_lag_ms=max_lag_ms)
     finally:
         if watch is not None:
             got = watch.stop()

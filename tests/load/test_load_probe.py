@@ -386,6 +386,8 @@ def test_watch_is_stopped_when_the_run_raises():
     ({"rate_rps": 1, "windows": 1}, "windows must be an integer >= 2"),
     ({"rate_rps": 1, "warmup": -1}, "warmup must be an integer >= 0"),
     ({"rate_rps": 1, "deadline_s": 0}, "deadline_s must be a number > 0"),
+    ({"rate_rps": 1, "max_lag_ms": 0}, "max_lag_ms must be a number > 0"),
+    ({"concurrency": 2, "max_connections": 1}, "open-loop settings"),
     ({"rate_rps": 1, "api": "embeddings"}, "api must be 'chat' or 'completions'"),
 ])
 def test_bad_input_is_one_line(kw, fragment):
