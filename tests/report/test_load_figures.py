@@ -301,12 +301,12 @@ sys.meta_path.insert(0, _Hide())
 
 
 def test_without_matplotlib_the_load_figures_are_data_and_one_note(tmp_path):
-    """report/load.py imports no matplotlib; without it the figures are still built and checked
+    """report/load.py and records.py import no matplotlib (nor allure); without it the figures are still built and checked
     (they reach summary.json), nothing is drawn, and the run's note says what to install."""
     (tmp_path / "hide_matplotlib.py").write_text(HIDE)
     code = ("import sys, json\n"
-            "import pytest_inference.report.load as load\n"
-            "assert 'matplotlib' not in sys.modules\n"
+            "import pytest_inference.report.load as load, pytest_inference.report.records\n"
+            "assert not [m for m in ('matplotlib', 'allure') if m in sys.modules]\n"
             "import hide_matplotlib\n"
             "from pytest_inference.claims import judge\n"
             "from pytest_inference.report import figures\n"
