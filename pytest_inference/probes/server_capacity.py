@@ -274,8 +274,10 @@ class ServerDuring:
     scrapes that answered (``scrapes_during`` of them during the run, ``scrapes_failed`` did
     not answer). ``announced``: :meth:`Announced.to_dict` from the first scrape. ``problem``: one
     line (no /metrics, a failed scrape, a counter that went back, a gauge out of range) or None.
-    ``finding``: one line when the server preempted while running fewer requests than it
-    announced room for, else None. ``None`` figures were not measured.
+    ``missing``: the watched metrics that no scrape had (why a figure is None on a server that
+    answered). ``finding``: one line when the server preempted while running fewer requests than
+    it announced room for, else None. ``scrape_cpu_s``: CPU time the watch's thread spent
+    scraping and parsing (what it cost the measuring process). ``None`` figures were not measured.
     """
 
     kv_usage_max: float | None = None
@@ -289,7 +291,9 @@ class ServerDuring:
     interval_s: float = 0.0
     duration_s: float | None = None
     problem: str | None = None
+    missing: list[str] = field(default_factory=list)
     finding: str | None = None
+    scrape_cpu_s: float = 0.0
     announced: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -362,6 +366,8 @@ class MetricsWatch:
         self._t0 = 0.0
         self._t_end: float | None = None
         self._closed = False
+        self._cpu_s = 0.0
+        self._seen: set[str] = set()
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
@@ -402,7 +408,9 @@ class MetricsWatch:
     # ------------------------------------------------------------------ internals
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
+            c = time.thread_time()
             self._scrape(during=True)
+            self._cpu_s += time.thread_time() - c
 
     def _scrape(self, *, during: bool, first: bool = False, final: bool = False) -> None:
         t = time.monotonic() - self._t0
@@ -432,6 +440,7 @@ class MetricsWatch:
             if during and self._closed:
                 return
             self._scrapes.append(rec)
+            self._seen.update(s.name for s in samples)
             if self._announced is None:  # from the first scrape that answered
                 self._announced = _announce([s.labels for s in samples if s.name == INFO_METRIC],
                                             self.log_facts, [])
@@ -511,8 +520,13 @@ class MetricsWatch:
             interval_s=self.interval_s, duration_s=duration,
             announced=ann.to_dict(),
         )
-        if scrapes and not (kv or counts or running or waiting):
-            problems.append(f"/metrics has none of {', '.join(sorted(_WATCHED - {INFO_METRIC}))}")
+        if scrapes:
+            seen = self._seen
+            out.missing = [n for n in (INFO_METRIC, PREEMPTIONS_METRIC, RUNNING_METRIC, WAITING_METRIC)
+                           if n not in seen]
+            if not any(n in seen for n in KV_USAGE_METRICS):
+                out.missing.insert(1, KV_USAGE_METRICS[0])
+        out.scrape_cpu_s = self._cpu_s
         out.problem = "; ".join(problems) or None
         out.finding = _finding(out, ann)
         return out
