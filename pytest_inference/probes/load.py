@@ -370,7 +370,10 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     ``stop() -> dict`` (a ``/metrics`` sampler), started right before the measured run and
     stopped right after (also when it raises); its dict is :attr:`LoadRun.server`.
     ``max_tokens``: for workload requests that name none. Bad arguments: one ValueError line.
-    Endpoint errors that stop the run (unreachable, auth, a dead endpoint) propagate.
+    A request that times out (``deadline_s``, the client's idle timeout) is a miss of the run: the
+    client's early stop after timeouts in a row is off during the measured run (on for the
+    warm-up, which finds a dead endpoint). Endpoint errors that stop the run (unreachable, auth, not
+    OpenAI) propagate. ``progress`` (``(done, total)``) is not called by worker processes.
     """
     from ..engine import arrivals
 
@@ -427,6 +430,11 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         client.run(_warmup_specs(specs, warmup), concurrency=min(warmup, concurrency or 8), warmup=0,
                    deadline_s=deadline_s)
 
+    # under load a timed-out request is a measured miss, not a dead endpoint: the client's early stop
+    # (after a few timeouts in a row) stays on for the warm-up above, off for the measured run
+    stop_early = getattr(client, "stop_early", None)
+    if stop_early is not None:
+        client.stop_early = False
     if watch is not None:
         watch.start()
     server: dict[str, Any] = {}
@@ -444,6 +452,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
                                         verify=getattr(client, "_verify", True), deadline_s=deadline_s,
                                         warmup=0, max_connections=max_connections, max_lag_ms=max_lag_ms)
     finally:
+        if stop_early is not None:
+            client.stop_early = stop_early
         if watch is not None:
             got = watch.stop()
             server = dict(got) if isinstance(got, dict) else {}

@@ -257,6 +257,23 @@ def test_a_drifting_run_fails_or_is_inconclusive_never_passes(quiet_host):
     assert run.drift(tight).attainment[-1] == 0.0  # the last window missed it entirely
 
 
+def test_timeouts_under_load_are_misses_not_an_abort(quiet_host):
+    """Requests past their deadline, several in a row after successes: the engine's early stop would
+    end the run (a dead endpoint); under load they are measured misses."""
+    n = 8
+    s = slo.parse("ttft_ms:1000")
+    with FakeOpenAIServer(ttft_schedule="5,5,5,3000,3000,3000,3000,5", token_ms=0, tokens=1) as srv, \
+            StreamClient(srv.base_url) as c:
+        assert c.stop_early
+        run = measure_load(c, wl(n, output="1"), model=MODEL, rate_rps=40, arrival="constant", requests=n,
+                           deadline_s=0.3)
+        assert c.stop_early  # restored
+    assert [r.timed_out for r in run.results] == [False] * 3 + [True] * 4 + [False]
+    assert run.met(s) == [True] * 3 + [False] * 4 + [True]
+    assert run.failed == 4 and one_line(run.errors[0]) and "deadline of 0.3 s" in run.errors[0]
+    assert [rec["timed_out"] for rec in run.records(s)] == [r.timed_out for r in run.results]
+
+
 # ------------------------------------------------------------------------------- pure parts
 
 
