@@ -303,7 +303,7 @@ class ServerDuring:
 @dataclass
 class _Scrape:
     t_s: float
-    during: bool
+    phase: str  # before | during | after
     kv_usage: float | None
     preemptions: float | None
     running: float | None
@@ -347,7 +347,8 @@ class MetricsWatch:
         if not (math.isfinite(interval) and interval >= MIN_INTERVAL_S):
             raise ValueError(f"interval_s must be a number >= {MIN_INTERVAL_S} s (scraping more often disturbs "
                              f"the run); got {interval_s!r}")
-        if not (isinstance(stop_timeout_s, (int, float)) and stop_timeout_s > 0):
+        if not (isinstance(stop_timeout_s, (int, float)) and not isinstance(stop_timeout_s, bool)
+                and math.isfinite(stop_timeout_s) and stop_timeout_s > 0):
             raise ValueError(f"stop_timeout_s must be a number > 0; got {stop_timeout_s!r}")
         self.get_text = get_text
         self.interval_s = interval
@@ -365,14 +366,16 @@ class MetricsWatch:
         self._announced: Announced | None = None
         self._t0 = 0.0
         self._t_end: float | None = None
+        self._started = False
         self._closed = False
         self._cpu_s = 0.0
         self._seen: set[str] = set()
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
-        if self._thread is not None or self._closed or self._scrapes or self._failed or self._absent:
+        if self._started:
             raise RuntimeError("MetricsWatch.start() was already called: use a new watch per run")
+        self._started = True
         self._t0 = time.monotonic()
         self._scrape(during=False, first=True)
         if self._absent is None:
@@ -382,7 +385,7 @@ class MetricsWatch:
     def stop(self) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("MetricsWatch.stop() was already called")
-        if self._t_end is None and self._thread is None and not (self._scrapes or self._failed or self._absent):
+        if not self._started:
             raise RuntimeError("MetricsWatch.stop() before start()")
         self._t_end = time.monotonic()
         self._stop.set()
@@ -393,7 +396,7 @@ class MetricsWatch:
         with self._lock:
             self._closed = True  # the thread records nothing from here on
         if self._absent is None:
-            self._scrape(during=False, final=True)
+            self._scrape(during=False)
         self.during = self._result()
         return self.during.to_dict()
 
@@ -412,7 +415,7 @@ class MetricsWatch:
             self._scrape(during=True)
             self._cpu_s += time.thread_time() - c
 
-    def _scrape(self, *, during: bool, first: bool = False, final: bool = False) -> None:
+    def _scrape(self, *, during: bool, first: bool = False) -> None:
         t = time.monotonic() - self._t0
         try:
             text = self.get_text()
@@ -421,21 +424,21 @@ class MetricsWatch:
             if first and e.status == 404:
                 self._absent = f"the endpoint exposes no /metrics ({e})"
                 return
-            self._failure(str(e), during, final)
+            self._failure(str(e), during)
             return
         except EndpointError as e:
-            self._failure(str(e), during, final)
+            self._failure(str(e), during)
             return
         except ValueError as e:
             if first:  # 200 but no page to read: nothing to watch
                 self._absent = str(e)
                 return
-            self._failure(str(e), during, final)
+            self._failure(str(e), during)
             return
         except Exception as e:  # noqa: BLE001 - a get_text of the caller's: recorded, never kills the thread
-            self._failure(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}", during, final)
+            self._failure(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}", during)
             return
-        rec = _Scrape(t, during, *self._figures(samples))
+        rec = _Scrape(t, "during" if during else "before" if first else "after", *self._figures(samples))
         with self._lock:
             if during and self._closed:
                 return
@@ -445,7 +448,7 @@ class MetricsWatch:
                 self._announced = _announce([s.labels for s in samples if s.name == INFO_METRIC],
                                             self.log_facts, [])
 
-    def _failure(self, why: str, during: bool, final: bool) -> None:
+    def _failure(self, why: str, during: bool) -> None:
         with self._lock:
             if during and self._closed:
                 return
@@ -493,7 +496,7 @@ class MetricsWatch:
         if self._failed:
             problems.append(f"{self._failed} of {self._failed + len(scrapes)} scrapes of /metrics failed "
                             f"(last: {self._last_error})")
-        during = [s for s in scrapes if s.during]
+        during = [s for s in scrapes if s.phase == "during"]
         kv = [s.kv_usage for s in during if s.kv_usage is not None]
         running = [s.running for s in during if s.running is not None]
         waiting = [s.waiting for s in during if s.waiting is not None]
@@ -502,13 +505,17 @@ class MetricsWatch:
             problems.append(f"no scrape fell inside the run ({duration or 0.0:.2f} s, one every "
                             f"{self.interval_s:g} s): no KV usage or queue figures")
         preemptions = None
-        counts = [s.preemptions for s in scrapes if s.preemptions is not None]
+        read = [s for s in scrapes if s.preemptions is not None]
+        counts = [s.preemptions for s in read]
         went_back = next(((a, b) for a, b in zip(counts, counts[1:]) if b < a), None)
         if went_back is not None:
             problems.append(f"{PREEMPTIONS_METRIC} went back from {went_back[0]:g} to {went_back[1]:g} during "
                             "the run (a server restart?): no preemption count")
-        elif len(counts) >= 2:
+        elif read and read[0].phase == "before" and read[-1].phase == "after":
             preemptions = counts[-1] - counts[0]
+        elif read:  # a rise over part of the run only would pass for a count over all of it
+            problems.append(f"{PREEMPTIONS_METRIC} was not read both before and after the run: no preemption "
+                            "count")
         ann = self._announced or Announced()
         out = ServerDuring(
             kv_usage_max=max(kv) if kv else None,

@@ -467,3 +467,11 @@ def test_context_manager_and_a_hung_scrape_does_not_hold_stop():
     assert d["scrapes"] == 2 and d["scrapes_during"] == 0  # before and after the run, nothing from the hang
     assert d["kv_usage_max"] is None and d["preemptions"] == 2.0  # the counter: 1 before, 3 after
     assert "a scrape was still hanging when the run ended" in d["problem"]
+
+
+def test_preemptions_need_the_counter_before_and_after_the_run():
+    """A count over part of the run would pass for a count over all of it: None instead."""
+    down = EndpointUnreachable("cannot connect to http://127.0.0.1:9/v1: refused")
+    d = _watch_over(Scripted(_page(preemptions=0, kv=0.0), [_page(preemptions=4, kv=0.5)], down), 1)
+    assert d["preemptions"] is None and d["kv_usage_max"] == 0.5
+    assert "was not read both before and after the run" in d["problem"] and "1 of " in d["problem"]
