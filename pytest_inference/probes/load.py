@@ -366,7 +366,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     (:func:`..engine.workers.run_open_loop_workers`) at ``base_url`` (default the client's) with
     ``api_key`` (the client's key is not read: pass it). ``max_connections`` caps the open
     loop's connection pool (per worker); ``max_lag_ms`` is the p99 dispatch lag above which the
-    client did not keep the schedule (default :data:`..engine.openloop.MAX_LAG_MS`, 1 ms). ``watch``: an object with ``start()`` and
+    client did not keep the schedule (default :data:`..engine.openloop.MAX_LAG_MS`, 1 ms; a
+    closed loop keeps no schedule and ignores it). ``watch``: an object with ``start()`` and
     ``stop() -> dict`` (a ``/metrics`` sampler), started right before the measured run and
     stopped right after (also when it raises); its dict is :attr:`LoadRun.server`.
     ``max_tokens``: for workload requests that name none. Bad arguments: one ValueError line.
@@ -409,9 +410,9 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         if workers > 1:
             raise ValueError("workers > 1 splits an open-loop schedule; a closed loop (concurrency) runs in one "
                              "process")
-        if max_connections is not None or max_lag_ms is not None:
-            raise ValueError("max_connections and max_lag_ms are open-loop settings; a closed loop (concurrency) "
-                             "keeps no schedule")
+        if max_connections is not None:
+            raise ValueError("max_connections caps an open loop's pool; a closed loop (concurrency) opens "
+                             "concurrency connections")
         offsets = []
         n = requests  # type: ignore[assignment]
         mode = "closed"
