@@ -94,10 +94,6 @@ class Announced:
             return None
         return self.weights_bytes + self.kv_cache_bytes
 
-    @property
-    def empty(self) -> bool:
-        return not self.source
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["reserved_bytes"] = self.reserved_bytes
