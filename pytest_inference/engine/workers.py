@@ -31,6 +31,7 @@ import time
 from time import perf_counter_ns
 from typing import Any, Sequence
 
+from ..procs import kill_and_reap
 from .errors import EndpointError
 from .results import RequestSpec
 
@@ -67,17 +68,6 @@ def _read_msg(fd: int, deadline: float) -> Any:
     return pickle.loads(_read_exact(fd, n, deadline))
 
 
-def _check(workers: int, specs: Sequence[RequestSpec], offsets: Sequence[float]) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f"workers must be an integer in [1, {MAX_WORKERS}], not {workers!r}")
-    if len(specs) != len(offsets):
-        raise ValueError(f"open loop needs one offset per request: {len(specs)} requests, {len(offsets)} offsets")
-    if not specs:
-        raise ValueError("open loop needs at least one request")
-    if any(not (x >= 0) or x == float("inf") for x in offsets) or any(b < a for a, b in zip(offsets, offsets[1:])):
-        raise ValueError("open-loop offsets must be finite, >= 0 and non-decreasing (seconds from the start)")
-
-
 def _error(worker: int, kind: str, msg: str) -> Exception:
     from . import errors
 
@@ -106,15 +96,14 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
     and the run raises. A worker's fatal error (endpoint unreachable, auth, ...) is raised here as
     one line naming the worker.
     """
+    from .client import check_schedule
     from .hostload import CpuPressure
-    from .openloop import MAX_LAG_MS, OpenLoopResult, summarize, with_contention
+    from .openloop import OpenLoopResult, summarize, with_contention
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be an integer in [1, {MAX_WORKERS}], not {workers!r}")
     specs = list(specs)
-    offs = [float(x) for x in offsets]
-    _check(workers, specs, offs)
-    lag_bound = MAX_LAG_MS if max_lag_ms is None else float(max_lag_ms)
-    if not lag_bound > 0:
-        raise ValueError(f"max_lag_ms must be > 0, not {max_lag_ms!r}")
+    offs, lag_bound = check_schedule(specs, offsets, max_lag_ms)
     n_workers = min(workers, len(specs))
     env = dict(os.environ)
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -154,17 +143,7 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
         pressure = psi.window()
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-            for f in (p.stdin, p.stdout):
-                try:
-                    f.close()  # type: ignore[union-attr]
-                except OSError:
-                    pass
+            kill_and_reap(p)
     merged: list[Any] = [None] * len(specs)
     warm: list[Any] = []
     for k, run in enumerate(parts):

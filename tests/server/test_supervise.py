@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_inference import supervise as sv
+from pytest_inference.procs import kill_and_reap
 from server_helpers import wait_for
 
 SUPERVISE = Path(sv.__file__)
@@ -29,12 +30,7 @@ def procs():
     started: list[subprocess.Popen] = []
     yield started
     for p in started:
-        if p.poll() is None:
-            p.kill()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_and_reap(p)
 
 
 # --------------------------------------------------------------------------- stdlib only
