@@ -139,6 +139,26 @@ def _timer_slack(ns: int | None) -> int | None:
         return None
 
 
+def check_schedule(specs: Sequence[RequestSpec], offsets: Sequence[float],
+                   max_lag_ms: float | None) -> tuple[list[float], float]:
+    """An open-loop schedule checked before anything is sent (one process or several): returns the
+    offsets as floats and the dispatch-lag bound (default :data:`.openloop.MAX_LAG_MS`); a bad one
+    raises one ValueError line."""
+    from .openloop import MAX_LAG_MS
+
+    offs = [float(x) for x in offsets]
+    if len(offs) != len(specs):
+        raise ValueError(f"open loop needs one offset per request: {len(specs)} requests, {len(offs)} offsets")
+    if not specs:
+        raise ValueError("open loop needs at least one request")
+    if any(not (x >= 0) or x == float("inf") for x in offs) or any(b < a for a, b in zip(offs, offs[1:])):
+        raise ValueError("open-loop offsets must be finite, >= 0 and non-decreasing (seconds from the start)")
+    lag_bound = MAX_LAG_MS if max_lag_ms is None else float(max_lag_ms)
+    if not lag_bound > 0:
+        raise ValueError(f"max_lag_ms must be > 0, not {max_lag_ms!r}")
+    return offs, lag_bound
+
+
 class _SchedStat:
     """Run-queue wait (ns) of the thread that created it, from /proc/thread-self/schedstat."""
 
@@ -295,6 +315,31 @@ class StreamClient:
             self._sched = None
         return gc_was, os.getloadavg()[0]
 
+    def _open_window(self) -> tuple[CpuPressure, int | None, float]:
+        """The measured region starts: the host's CPU pressure, the client's run-queue delay and
+        CPU time from now (for :meth:`_close_window`)."""
+        self._measuring = True
+        psi = CpuPressure()
+        runq0 = self._sched.read() if self._sched is not None else None
+        return psi, runq0, time.process_time()
+
+    def _close_window(self, window: tuple[CpuPressure, int | None, float]
+                      ) -> tuple[float, float | None, dict[str, Any] | None]:
+        """The measured region ends: (client CPU s, run-queue delay ms or None, CPU pressure)."""
+        psi, runq0, cpu0 = window
+        cpu = time.process_time() - cpu0
+        runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
+        return cpu, runq, psi.window()
+
+    def _end_measuring(self, gc_was: bool) -> None:
+        """After a timed region, however it ended: the run-queue reader closed, GC as it was."""
+        self._measuring = False
+        if self._sched is not None:
+            self._sched.close()
+            self._sched = None
+        if gc_was:
+            gc.enable()
+
     def connections(self) -> list[socket.socket]:
         """The pool's open sockets (for inspection: TCP_NODELAY, peer address...)."""
         return [c.sock for c in self._conns if c.state != CLOSED]
@@ -356,29 +401,19 @@ class StreamClient:
             self._poll(0)  # drop pooled connections the server closed while idle (keep-alive timeout)
             self._ensure(min(concurrency, max(len(reqs), len(warm_reqs), 1)))
             warm = self._drive(warm_reqs, concurrency) if warm_reqs else []
-            self._measuring = True
             opened0 = self.connections_opened_total
-            psi = CpuPressure()
-            runq0 = self._sched.read() if self._sched is not None else None
-            cpu0 = time.process_time()
+            window = self._open_window()
             t0 = perf_counter_ns()
             results = self._drive(reqs, concurrency, progress)
             wall = (perf_counter_ns() - t0) / 1e9
-            cpu = time.process_time() - cpu0
-            runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
-            pressure = psi.window()
+            cpu, runq, pressure = self._close_window(window)
             return RunResult(results=results, warmup_results=warm, wall_s=wall,
                              concurrency=concurrency,
                              connections_opened=self.connections_opened_total - opened0,
                              client_cpu_s=cpu, loadavg_before=load0, loadavg_after=os.getloadavg()[0],
                              client_runq_ms=runq, cpu_pressure=pressure)
         finally:
-            self._measuring = False
-            if self._sched is not None:
-                self._sched.close()
-                self._sched = None
-            if gc_was:
-                gc.enable()
+            self._end_measuring(gc_was)
 
     def run_one(self, spec: RequestSpec, *, deadline_s: float | None = None) -> RequestResult:
         """One measured request (no warm-up)."""
@@ -403,19 +438,10 @@ class StreamClient:
         right after the connections are open (a worker process gets its from the caller).
         Errors as :meth:`run`.
         """
-        from .openloop import MAX_LAG_MS, OpenLoopRequestResult, OpenLoopResult, summarize, with_contention
+        from .openloop import OpenLoopRequestResult, OpenLoopResult, summarize, with_contention
 
         specs = list(specs)
-        offs = [float(x) for x in offsets]
-        if len(offs) != len(specs):
-            raise ValueError(f"open loop needs one offset per request: {len(specs)} requests, {len(offs)} offsets")
-        if not specs:
-            raise ValueError("open loop needs at least one request")
-        if any(not (x >= 0) or x == float("inf") for x in offs) or any(b < a for a, b in zip(offs, offs[1:])):
-            raise ValueError("open-loop offsets must be finite, >= 0 and non-decreasing (seconds from the start)")
-        lag_bound = MAX_LAG_MS if max_lag_ms is None else float(max_lag_ms)
-        if not lag_bound > 0:
-            raise ValueError(f"max_lag_ms must be > 0, not {max_lag_ms!r}")
+        offs, lag_bound = check_schedule(specs, offsets, max_lag_ms)
         self._deadline_s = deadline_s if deadline_s is not None else self.request_deadline_s
         if self._deadline_s is not None and not self._deadline_s > 0:
             raise ValueError(f"deadline_s must be > 0, not {self._deadline_s!r}")
@@ -436,28 +462,18 @@ class StreamClient:
                 self._ensure(min(n_conn, len(warm_reqs)))
                 self._drive(warm_reqs, n_conn)
             self._ensure(n_conn)
-            self._measuring = True
             opened0 = self.connections_opened_total
-            psi = CpuPressure()
-            runq0 = self._sched.read() if self._sched is not None else None
-            cpu0 = time.process_time()
+            window = self._open_window()
             # the lead covers stamping every request (~0.1 µs each) before the first is due
             t_start = perf_counter_ns() + START_LEAD_NS + 200 * len(reqs) if start_ns is None else int(start_ns)
             for r, off_ns in zip(reqs, offs_ns):
                 r.sched_ns = t_start + off_ns
             results = self._drive_open(reqs, progress, max_connections)
             t_end = perf_counter_ns()
-            cpu = time.process_time() - cpu0
-            runq = (self._sched.read() - runq0) / 1e6 if self._sched is not None and runq0 is not None else None
-            pressure = psi.window()
+            cpu, runq, pressure = self._close_window(window)
         finally:
             _timer_slack(slack0)
-            self._measuring = False
-            if self._sched is not None:
-                self._sched.close()
-                self._sched = None
-            if gc_was:
-                gc.enable()
+            self._end_measuring(gc_was)
         for r in reqs:
             res = r.res
             res.scheduled_ns = r.sched_ns  # type: ignore[attr-defined]
@@ -477,10 +493,7 @@ class StreamClient:
         waits in ``_pending`` (and a connection is opened for it)."""
         n = len(reqs)
         i = 0
-        self._seq += 1
-        self._pending = deque()
-        self._active = 0
-        self._seq += 1
+        self._reset_drive()
         pending = self._pending
         idle = self._idle
         next_check = time.monotonic() + CHECK_INTERVAL_S
@@ -496,12 +509,7 @@ class StreamClient:
                     self._seq += 1
                     i += 1
                 while pending and idle:
-                    c = idle.popleft()
-                    self._seq += 1
-                    req = pending.popleft()
-                    self._active += 1
-                    self._seq += 1
-                    self._send(c, req)
+                    self._send_next()
                 if pending:
                     opening = sum(1 for c in self._conns if c.state in (CONNECTING, HANDSHAKE))
                     want = len(pending) - opening
@@ -511,11 +519,7 @@ class StreamClient:
                         self._open()
                 now = time.monotonic()
                 if now >= next_check:
-                    self._check_deadlines()
-                    next_check = now + CHECK_INTERVAL_S
-                    if progress is not None and now >= next_progress:
-                        progress(i - len(pending) - self._active, n)
-                        next_progress = now + PROGRESS_INTERVAL_S
+                    next_check, next_progress = self._checkpoint(now, next_progress, progress, i, n)
                 if not (i < n or pending or self._active):
                     break
                 wait_s = next_check - now
@@ -534,17 +538,7 @@ class StreamClient:
                         wait_s = (left_ns - fine_ns) / 1e9
                 self._poll(max(0.0, wait_s))
         except EndpointError as e:
-            for c in list(self._conns):
-                if c.state != IDLE:
-                    self._discard(c)
-            self._seq += 1
-            self._pending = deque()
-            self._active = 0
-            self._seq += 1
-            for r in reqs:
-                if r.send_ns:
-                    r.dec.fill(r.res)
-            e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
+            self._abort_drive(reqs, e)
             raise
         return [r.res for r in reqs]
 
@@ -819,10 +813,7 @@ class StreamClient:
                progress: Callable[[int, int], None] | None = None) -> list[RequestResult]:
         """Run ``reqs``; ``progress(done, total)`` is called at most every PROGRESS_INTERVAL_S
         from the deadline check (never from a socket wake, so it delays no timestamp)."""
-        self._seq += 1
-        self._pending = deque(reqs)
-        self._active = 0
-        self._seq += 1
+        self._reset_drive(reqs)
         self._t_enq = perf_counter_ns()
         next_check = time.monotonic() + CHECK_INTERVAL_S
         next_progress = time.monotonic() + PROGRESS_INTERVAL_S
@@ -833,27 +824,42 @@ class StreamClient:
                     break
                 now = time.monotonic()
                 if now >= next_check:
-                    self._check_deadlines()
-                    next_check = now + CHECK_INTERVAL_S
-                    if progress is not None and now >= next_progress:
-                        progress(len(reqs) - len(self._pending) - self._active, len(reqs))
-                        next_progress = now + PROGRESS_INTERVAL_S
+                    next_check, next_progress = self._checkpoint(now, next_progress, progress, len(reqs), len(reqs))
                 self._poll(max(0.0, next_check - now))
         except EndpointError as e:
-            # a fatal error: in-flight responses are garbage now
-            for c in list(self._conns):
-                if c.state != IDLE:
-                    self._discard(c)
-            self._seq += 1
-            self._pending = deque()
-            self._active = 0
-            self._seq += 1
-            for r in reqs:  # what the cut streams had said so far
-                if r.send_ns:
-                    r.dec.fill(r.res)
-            e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
+            self._abort_drive(reqs, e)
             raise
         return [r.res for r in reqs]
+
+    def _checkpoint(self, now: float, next_progress: float, progress: Callable[[int, int], None] | None,
+                    due: int, total: int) -> tuple[float, float]:
+        """A drive's periodic check (every CHECK_INTERVAL_S, never on a socket wake): the deadlines,
+        and ``progress(done, total)`` at most every PROGRESS_INTERVAL_S, done being the ``due``
+        requests less those queued or in flight. Returns the next check and progress times."""
+        self._check_deadlines()
+        if progress is not None and now >= next_progress:
+            progress(due - len(self._pending) - self._active, total)
+            next_progress = now + PROGRESS_INTERVAL_S
+        return now + CHECK_INTERVAL_S, next_progress
+
+    def _reset_drive(self, reqs: Sequence[_Req] = ()) -> None:
+        """A drive's queue holds ``reqs`` and nothing is in flight (under the seqlock)."""
+        self._seq += 1
+        self._pending = deque(reqs)
+        self._active = 0
+        self._seq += 1
+
+    def _abort_drive(self, reqs: list[_Req], e: EndpointError) -> None:
+        """A fatal error: in-flight responses are garbage now. Drops their connections, empties the
+        drive and hangs what the cut streams had said so far on ``e.partial_results``."""
+        for c in list(self._conns):
+            if c.state != IDLE:
+                self._discard(c)
+        self._reset_drive()
+        for r in reqs:
+            if r.send_ns:
+                r.dec.fill(r.res)
+        e.partial_results = [r.res for r in reqs]  # type: ignore[attr-defined]
 
     def _dispatch(self, concurrency: int) -> None:
         pending = self._pending
@@ -864,12 +870,17 @@ class StreamClient:
                 while len(self._conns) < want:
                     self._open()
                 return
-            c = idle.popleft()
-            self._seq += 1
-            req = pending.popleft()
-            self._active += 1
-            self._seq += 1
-            self._send(c, req)
+            self._send_next()
+
+    def _send_next(self) -> None:
+        """The next pending request onto the next idle connection (counted in flight under the
+        seqlock: :meth:`progress` never sees it in both places or in neither)."""
+        c = self._idle.popleft()
+        self._seq += 1
+        req = self._pending.popleft()
+        self._active += 1
+        self._seq += 1
+        self._send(c, req)
 
     def _send(self, c: _Conn, req: _Req) -> None:
         """Write ``req`` on ``c`` (the caller counted it in flight)."""
