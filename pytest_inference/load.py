@@ -14,12 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the attainment a capacity-search probe must show when the target states none (MLPerf's server
-#: scenario judges the 99th percentile; a search over short probes cannot support 0.99 at 0.99 confidence
-#: without ~460 requests a probe, so the default asks 90 % of requests inside the SLO)
-DEFAULT_PROBE_ATTAINMENT = 0.9
-
-
 def _numbers(text: str, what: str, kind: type) -> list[Any]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what} is empty")
@@ -87,6 +81,13 @@ class Search:
     max_s: float
     max_probes: int
     tight: float
+    attainment: float = 0.9
+
+    def probe_rule(self):
+        """What a probe must show to pass: SLO attainment >= ``attainment`` (one-sided binomial bound)."""
+        from .claims import Requirement
+
+        return Requirement("load.slo_attainment", ">=", self.attainment, stat="attainment")
 
     def check(self) -> None:
         """One line when the range is upside down (the option names, not the settings keys)."""
@@ -137,7 +138,8 @@ def plan(settings: Any) -> Plan:
         points += [Point(concurrency=c) for c in parse_concurrencies(g("load_concurrency"))]
     search = Search(start_rps=g("load_search_start_rps"), min_rps=g("load_search_min_rps"),
                     max_rps=g("load_search_max_rps"), requests=g("load_search_requests"),
-                    max_s=g("load_search_max_s"), max_probes=g("load_search_max_probes"), tight=g("load_search_tight"))
+                    max_s=g("load_search_max_s"), max_probes=g("load_search_max_probes"), tight=g("load_search_tight"),
+                    attainment=g("load_search_attainment"))
     search.check()
     duration = g("load_duration_s")
     return Plan(points=points, requests=None if duration is not None else g("load_requests"), duration_s=duration,
@@ -175,6 +177,8 @@ OPTIONS = (
     ("--search-requests", "load_search_requests", int, "N", "capacity search: requests per probe"),
     ("--search-max-s", "load_search_max_s", float, "S", "capacity search: no probe starts after this many seconds"),
     ("--search-max-probes", "load_search_max_probes", int, "N", "capacity search: most probes"),
+    ("--search-attainment", "load_search_attainment", float, "SHARE", "capacity search: SLO attainment a probe "
+     "must support at the target's confidence to pass (0.9: its lower bound must be >= 90 %)"),
     ("--search-tight", "load_search_tight", float, "W", "capacity search: stop when the bracket's relative width "
      "(lowest fail - highest pass) / highest pass is at most W"),
 )

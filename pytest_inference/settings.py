@@ -184,6 +184,10 @@ SETTINGS: dict[str, Setting] = {
                                  **_LOAD, doc="capacity search: seconds after which no new probe starts"),
     "load_search_max_probes": Setting(**_COUNT, maximum=100, default=12, option="load_search_max_probes",
                                       flag="--search-max-probes", **_LOAD, doc="capacity search: most probes"),
+    "load_search_attainment": Setting("number", minimum=0, exclusive=True, maximum=1, default=0.9,
+                                      option="load_search_attainment", flag="--search-attainment", **_LOAD,
+                                      doc="capacity search: the SLO attainment a probe must support (its binomial "
+                                      "lower bound at the target's confidence) to pass"),
     "load_search_tight": Setting(**_SECONDS, maximum=10, default=0.1, option="load_search_tight",
                                  flag="--search-tight", **_LOAD,
                                  doc="capacity search: stop when (lowest fail - highest pass) / highest pass <= this"),

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from pytest_inference.targets import load_target
 
 from pytest_inference.testing.fake_openai import FakeOpenAIServer
 from pytest_inference.testing.load import busy_loops
+from suite_runner import claims_by_metric  # noqa: F401  (the tests here read it)
+from suite_runner import run_suite as _run_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "warm"
@@ -26,40 +27,10 @@ SECRET = "sk-test-7c1d5e0b9a1f4b3c8d2e6f0a1b2c3d4e"
 #: the fake server answers as cpu-local's model, so the target judges the claims (another model is not judged)
 LOCAL_MODEL = "tiny-llama"
 MI300X_MODEL = "openai/gpt-oss-120b"
-QUIET_STAT = "cpu  1000 0 1000 100000 0 0 0 0 0 0\n"
-QUIET_PSI = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 
 
-def run_suite(tmp_path, *args, env=None, expect=None, real_host_load=False, suite=SUITE):
-    """Run the suite in a subprocess. Unless ``real_host_load``, the host's CPU pressure is read from a
-    recorded quiet reading (the engine's test seam): these tests are about other behaviour and must not
-    turn inconclusive while other tests load the box; test_a_loaded_host_* loads it for real."""
-    report = tmp_path / "report"
-    cmd = [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-           "--inference-report", str(report), "--junitxml", str(tmp_path / "junit.xml"), *args]
-    env = {**os.environ, **(env or {})}
-    # the fake server is this test process's child, measured from a child pytest: part of the run, not a
-    # foreign load (busy_loops' loops are reparented, so they stay foreign)
-    env["PYTEST_INFERENCE_OWN_PIDS"] = str(os.getpid())
-    if not real_host_load:
-        psi = tmp_path / "quiet-psi"
-        psi.write_text(QUIET_PSI)
-        env["PYTEST_INFERENCE_PSI_PATH"] = str(psi)
-        # and an unchanging /proc/stat: hypervisor steal on a shared CI box (0.39 cores seen on a quiet
-        # run) is foreign CPU to the rule, which test_a_loaded_host_* covers for real
-        stat = tmp_path / "quiet-stat"
-        stat.write_text(QUIET_STAT)
-        env["PYTEST_INFERENCE_STAT_PATH"] = str(stat)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    out = proc.stdout + proc.stderr
-    if expect is not None:
-        assert proc.returncode == expect, out
-    summary = report / "summary.json"
-    return proc, out, (json.loads(summary.read_text()) if summary.exists() else None), report
-
-
-def claims_by_metric(summary):
-    return {c["metric"]: c for c in summary["claims"]}
+def run_suite(tmp_path, *args, suite=SUITE, **kw):
+    return _run_suite(tmp_path, *args, suite=suite, **kw)
 
 
 def test_warm_suite_judges_all_claims(tmp_path):

@@ -1,0 +1,212 @@
+"""The load runs this suite judges, measured once per session: one per planned point (an open-loop
+rate of ``--load-rate``, a closed-loop ``--load-concurrency``) and the capacity search.
+
+Every run sends the ``--workload`` requests (server-counted lengths, ``ignore_eos``), scheduled by
+the ``--arrival`` shape (seeded), while a sampler reads the server's ``/metrics`` (KV-cache use,
+preemptions). Each run's per-request records go to ``<report>/records/load-<point>.jsonl``. The
+capacity search publishes ``capacity.max_rps_at_slo`` to the session (the economics suite reads it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_inference import load as load_plan
+from pytest_inference.session import SESSION_KEY
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per planned load point (``4rps``, ``c8``)."""
+    if "load_point" not in metafunc.fixturenames:
+        return
+    state = metafunc.config.stash.get(SESSION_KEY, None)
+    points = load_plan.plan(state.settings).points if state else []
+    metafunc.parametrize("load_point", points, ids=[p.id for p in points])
+
+
+def _watch(endpoint, client) -> Any:
+    """A /metrics sampler on a connection of its own (the client's connections carry the load)."""
+    from pytest_inference.probes.server_capacity import MetricsWatch, metrics_getter
+
+    return MetricsWatch(metrics_getter(endpoint.root_url, api_key=endpoint.api_key,
+                                       verify=getattr(client, "_verify", True)))
+
+
+@dataclass
+class LoadBench:
+    """The session's load runs, each measured on first use."""
+
+    request: pytest.FixtureRequest
+    session: Any
+    endpoint: Any
+    client: Any
+    plan: load_plan.Plan
+    workload: Any
+    deadline_s: float | None
+    runs: dict[str, Any] = field(default_factory=dict)
+    probes: list[tuple[float, Any, str, dict]] = field(default_factory=list)  # (rate, run, verdict, details)
+    bracket: Any = None
+    records: dict[str, str] = field(default_factory=dict)  # point id -> JSONL path
+    _calibration: tuple[int | None, str | None] | None = None
+    _announced: dict[str, Any] | None = None
+
+    def _measure(self, label: str, *, rate_rps: float | None = None, concurrency: int | None = None,
+                 requests: int | None = None, duration_s: float | None = None):
+        from pytest_inference.engine import EndpointError
+        from pytest_inference.probes.load import measure_load
+        from pytest_inference.progress import TerminalProgress
+
+        p = self.plan
+        length = {"requests": requests} if requests is not None else (
+            {"duration_s": duration_s} if duration_s is not None else p.length())
+        if concurrency is not None and "duration_s" in length:
+            # a closed loop runs a count: the duration's worth of requests at the open loop's first rate
+            length = {"requests": p.requests or max(1, int(duration_s or p.duration_s or 1))}
+        try:
+            return measure_load(
+                self.client, self.workload, model=self.endpoint.model, rate_rps=rate_rps, concurrency=concurrency,
+                arrival=p.arrival, seed=p.seed, workers=p.workers if rate_rps is not None else 1,
+                base_url=self.endpoint.base_url, api_key=self.endpoint.api_key, deadline_s=self.deadline_s,
+                warmup=p.warmup, progress=TerminalProgress(self.request.config, label), watch=_watch(self.endpoint, self.client),
+                max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length)
+        except EndpointError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    def run(self, point: load_plan.Point):
+        """The run at ``point`` (measured once); its records are written to the report folder."""
+        if point.id not in self.runs:
+            run = self._measure(f"load {point.id}", rate_rps=point.rate_rps, concurrency=point.concurrency)
+            self.runs[point.id] = run
+            self._write_records(f"load-{point.id}", run)
+            self.session.add_metadata(**{f"load_{point.id}": {
+                "workload": run.workload, "problem": run.problem, "achieved_rps": run.achieved_rps,
+                "workers": run.workers}})
+        return self.runs[point.id]
+
+    def _write_records(self, name: str, run) -> None:
+        from pytest_inference.report.records import write_records
+
+        try:
+            self.records[name] = str(write_records(self.session.report_dir, name, run.records(self.plan.slo),
+                                                   secrets=[k for k in (self.endpoint.api_key,) if k]))
+        except (OSError, ValueError) as exc:  # the report folder was checked at start; a full disk is a note, not a verdict
+            self.session.add_metadata(**{f"{name}_records_error": str(exc)})
+
+    def prompt_calibration(self) -> tuple[int | None, str | None]:
+        """The chat template's constant prompt tokens on this server, fitted on two prompts of known
+        distinct lengths (``usage = overhead + slope x asked``): ``(overhead, None)``, or ``(None, why)``
+        when the server gives no counts or its tokenizer does not count the workload's words one
+        token each (slope off 1 by more than 2 %: lengths in server tokens cannot be built)."""
+        if self._calibration is None:
+            from pytest_inference.engine import EndpointError
+            from pytest_inference.workloads import calibration, prompt_overhead
+
+            cal = calibration()
+            try:
+                run = self.client.run(cal.specs(self.endpoint.model), concurrency=1, warmup=0,
+                                      deadline_s=self.deadline_s)
+            except EndpointError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            got = [r.prompt_tokens if r.ok else None for r in run.results]
+            if any(g is None for g in got):
+                self._calibration = (None, "the calibration requests got no usage.prompt_tokens: the server's prompt "
+                                           "token counts cannot be compared")
+            else:
+                overhead, slope = prompt_overhead(cal.input_tokens, got)  # type: ignore[arg-type]
+                if abs(slope - 1.0) > 0.02:
+                    self._calibration = (None, f"the server counts {slope:.3f} tokens per workload word (calibration "
+                                               f"{cal.input_tokens} -> {got}): synthetic lengths are not server tokens here")
+                else:
+                    self._calibration = (round(overhead), None)
+        return self._calibration
+
+    def announced(self) -> dict[str, Any]:
+        """What the server says it can hold: its /metrics cache_config_info, and the embedded local
+        server's start log (KV-cache tokens, max concurrency, weights and KV memory)."""
+        if self._announced is None:
+            from pytest_inference.engine import EndpointError
+            from pytest_inference.probes.server_capacity import announced
+
+            try:
+                text = self.client.get_text("/metrics")
+            except EndpointError:
+                text = None
+            facts = None
+            if self.session.endpoint is None:  # the embedded local server: its log is ours to read
+                try:
+                    handle = self.request.getfixturevalue("inference_local").shared()
+                    from pytest_inference.vllm.startup_log import parse_log
+
+                    facts = parse_log(open(handle.log_path, errors="replace").read()).facts
+                except Exception as exc:  # noqa: BLE001 - a log we cannot read is a note, not an error
+                    facts = None
+                    self.session.add_metadata(load_server_log_error=f"{type(exc).__name__}: {exc}")
+            a = announced(text, facts).to_dict()
+            if a.get("reserved_bytes") is None and a.get("weights_bytes") is not None and a.get("kv_cache_bytes") is not None:
+                a["reserved_bytes"] = a["weights_bytes"] + a["kv_cache_bytes"]
+            if text is None and not facts:
+                a["problem"] = "the endpoint exposes no /metrics and no start log is ours to read"
+            self._announced = a
+        return self._announced
+
+    def figures(self) -> list[dict]:
+        """Latency vs offered rate (SLO line, capacity bracket shaded), achieved vs offered, and the
+        dispatch-lag histogram over every open-loop run of the session."""
+        from pytest_inference.report.load import load_figures
+
+        runs = [(r, None) for r in self.runs.values()] + [(r, v) for _, r, v, _ in self.probes]
+        points, lags = [], []
+        for run, verdict in runs:
+            if run.mode != "open":
+                continue
+            lags += run.dispatch_lag_ms
+            points.append({"offered_rps": run.offered_rps or run.rate_rps, "achieved_rps": run.achieved_rps,
+                           "ttft_p50_ms": _q(run.ttft_ms, 0.5), "ttft_p99_ms": _q(run.ttft_ms, 0.99),
+                           "tpot_p99_ms": _q(run.tpot_ms, 0.99), "e2e_p99_ms": _q(run.e2e_ms, 0.99),
+                           "verdict": verdict})
+        bracket = self.bracket.to_dict() if self.bracket is not None else None
+        return load_figures(points, slo=self.plan.slo, bracket=bracket, lags_ms=lags or None,
+                            max_lag_ms=self.plan.max_lag_ms)
+
+    def search(self, requirement):
+        """The capacity search (once): double the rate from --search-start-rps until a probe fails,
+        then bisect; each probe a load run of --search-requests judged by ``probe_verdict``."""
+        if self.bracket is not None:
+            return self.bracket
+        from pytest_inference import capacity
+        from pytest_inference.probes.load import probe_verdict
+
+        s, slo, target = self.plan.search, self.plan.slo, self.session.target
+
+        def probe(rate: float):
+            run = self._measure(f"capacity probe {rate:g} req/s", rate_rps=rate, requests=s.requests)
+            verdict, details = probe_verdict(run, slo, requirement, confidence=target.confidence, target=target.name)
+            self.probes.append((rate, run, verdict, details))
+            self._write_records(f"capacity-probe-{len(self.probes)}-{rate:g}rps", run)
+            return verdict, details
+
+        self.bracket = capacity.search(probe, start_rps=s.start_rps, max_rps=s.max_rps, min_rps=s.min_rps,
+                                       tight=s.tight, max_probes=s.max_probes, max_seconds=s.max_s)
+        return self.bracket
+
+
+def _q(xs, q: float):
+    from pytest_inference.stats import percentile
+
+    return percentile(xs, q * 100) if xs else None
+
+
+@pytest.fixture(scope="session")
+def load_bench(request, inference_session, inference_endpoint, inference_client) -> LoadBench:
+    from pytest_inference.engine.options import request_deadline_s
+
+    plan = load_plan.plan(inference_session.settings)
+    workload = load_plan.parse_workload_spec(plan.workload_spec)
+    longest = max((r.max_tokens or 0 for r in workload.requests), default=0) or inference_session.settings.max_tokens
+    bench = LoadBench(request, inference_session, inference_endpoint, inference_client, plan, workload,
+                      request_deadline_s(request.config, longest))
+    inference_session.add_metadata(load_plan=plan.to_dict(), load_workload=workload.describe())
+    return bench
