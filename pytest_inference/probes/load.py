@@ -52,8 +52,8 @@ from typing import Any, Sequence
 
 from .. import stats
 
-__all__ = ["LoadRun", "Drift", "measure_load", "probe_verdict", "steadiness", "DRIFT_REL", "DRIFT_ABS_MS",
-           "DRIFT_MIN_SAMPLES", "DRIFT_REASON"]
+__all__ = ["LoadRun", "Drift", "measure_load", "from_engine", "probe_verdict", "steadiness", "DRIFT_REL",
+           "DRIFT_ABS_MS", "DRIFT_MIN_SAMPLES", "DRIFT_REASON"]
 
 #: a run drifts when the last window's median TTFT exceeds the first's by more than the larger of
 #: these (a relative and an absolute allowance for window-to-window noise)
@@ -448,7 +448,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         else:
             from ..engine.workers import run_open_loop_workers
 
-            eng = run_open_loop_workers(base_url, specs, offsets, workers=workers, api_key=api_key,  # type: ignore[arg-type]
+            eng = run_open_loop_workers(base_url, specs, offsets,  # type: ignore[arg-type]
+                                        workers=workers, api_key=api_key,
                                         timeout_s=getattr(client, "timeout_s", 60.0),
                                         verify=getattr(client, "_verify", True), deadline_s=deadline_s,
                                         warmup=0, max_connections=max_connections, max_lag_ms=max_lag_ms)

@@ -168,8 +168,8 @@ def test_search_brackets_the_known_capacity(tmp_path, monkeypatch):
             server_late = [v["ttft_ms"] - v["queue_ms"] - TTFT_MS for v in truth.values() if v.get("ttft_ms")]
             client_late = [r.ttft_ms - r.dispatch_lag_ms - truth[r.response_id]["ttft_ms"] for r in run.results
                            if r.ok and r.response_id in truth and truth[r.response_id].get("ttft_ms")]
-            details.update(max_server_late_ms=max(server_late, default=0), max_client_late_ms=max(client_late, default=0),
-                           max_service_ms=max(service, default=0))
+            details.update(max_server_late_ms=max(server_late, default=0),
+                           max_client_late_ms=max(client_late, default=0), max_service_ms=max(service, default=0))
             if verdict == INCONCLUSIVE:
                 return verdict, details
             # a probe outside the model's allowances measured the host, not the server: never a bound
