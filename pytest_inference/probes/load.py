@@ -25,14 +25,22 @@ Either way the figures measured the client, not the server: :func:`probe_verdict
 inconclusive, and a capacity search never uses it as a bound.
 
 Steadiness (:meth:`LoadRun.drift`, :func:`steadiness`): the run's scheduled time (open loop; the
-send time in closed loop) is cut into ``windows`` equal windows, and the median TTFT of the
-completed requests of the first window is compared with the last's. The run *drifts* when the
-last median exceeds the first by more than ``max(DRIFT_ABS_MS, DRIFT_REL x first median)``
-(5 ms, 25 %): a queue that grows by a constant step per request (a server past its capacity) adds
-``(n/windows) x step x (windows - 1)`` between them, while a steady server's window medians differ
-by noise only. Fewer than :data:`DRIFT_MIN_SAMPLES` completed requests in either window, or a run
-scheduled all at once: steadiness cannot be told (``drifting`` None; the verdict is left as the
-attainment decides — a run that short rarely supports an attainment claim anyway). A drifting
+send time in closed loop) is cut into ``windows`` equal windows, and the TTFTs of the completed
+requests of the first window are compared with the last's. The run *drifts* when both
+
+* the last window's median exceeds the first's by more than ``max(DRIFT_ABS_MS, DRIFT_REL x first
+  median)`` (5 ms, 25 %): a queue that grows by a constant step per request (a server past its
+  capacity) adds ``(n/windows) x step x (windows - 1)`` between them; and
+* the last window's TTFTs are larger than the first's beyond chance: one-sided Mann-Whitney
+  p < :data:`DRIFT_P` (0.01; normal approximation with tie correction). A steady server whose
+  TTFTs spread widely (mixed prompt lengths, prefix-cache hits and misses) has window medians
+  that differ by sampling noise alone — with 10 requests a window and a spread of half the
+  median, by more than 25 % about one run in five — and is not drifting for that.
+
+Fewer than :data:`DRIFT_MIN_SAMPLES` completed requests in either window (five each: the fewest
+at which complete separation reaches p < 0.01), or a run scheduled all at once: steadiness cannot
+be told (``drifting`` None; the verdict is left as the attainment decides — a run that short
+rarely supports an attainment claim anyway). A drifting
 run never passes (its latency was still growing: a longer run at the same rate would have
 fared worse), but a failing run stays a fail (a growing queue is exactly a server that does not
 hold the rate). Per-window attainment is reported beside the medians when an SLO is given.
@@ -53,14 +61,16 @@ from typing import Any, Sequence
 from .. import stats
 
 __all__ = ["LoadRun", "Drift", "measure_load", "from_engine", "probe_verdict", "steadiness", "DRIFT_REL",
-           "DRIFT_ABS_MS", "DRIFT_MIN_SAMPLES", "DRIFT_REASON"]
+           "DRIFT_ABS_MS", "DRIFT_P", "DRIFT_MIN_SAMPLES", "DRIFT_REASON", "mann_whitney_greater"]
 
 #: a run drifts when the last window's median TTFT exceeds the first's by more than the larger of
 #: these (a relative and an absolute allowance for window-to-window noise)
 DRIFT_REL = 0.25
 DRIFT_ABS_MS = 5.0
+#: ... and the last window's TTFTs exceed the first's beyond chance (one-sided Mann-Whitney p below this)
+DRIFT_P = 0.01
 #: completed requests each of the first and last windows needs for the comparison
-DRIFT_MIN_SAMPLES = 3
+DRIFT_MIN_SAMPLES = 5
 #: what a passing probe that drifted says
 DRIFT_REASON = "latency grew from first to last window; a longer run may fail"
 #: distinct error texts kept on a run
@@ -81,6 +91,7 @@ class Drift:
     attainment: list[float | None] | None = None  # per window, when an SLO was given
     growth_ms: float | None = None  # last median - first median
     bound_ms: float | None = None  # the growth allowed
+    p_value: float | None = None  # one-sided Mann-Whitney: last window's TTFTs larger than the first's
     drifting: bool | None = None  # None: cannot tell
     reason: str | None = None  # why it drifts, or why it cannot tell
 
@@ -88,8 +99,38 @@ class Drift:
         return {"windows": self.windows, "window_s": self.window_s, "counts": list(self.counts),
                 "ttft_median_ms": list(self.ttft_median_ms),
                 "attainment": None if self.attainment is None else list(self.attainment),
-                "growth_ms": self.growth_ms, "bound_ms": self.bound_ms, "drifting": self.drifting,
+                "growth_ms": self.growth_ms, "bound_ms": self.bound_ms, "p_value": self.p_value,
+                "drifting": self.drifting,
                 "reason": self.reason}
+
+
+def mann_whitney_greater(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """One-sided p-value that ``ys`` tend to be larger than ``xs`` (Mann-Whitney U, normal
+    approximation with continuity and tie correction; 1.0 when every value is tied). Pure."""
+    n1, n2 = len(xs), len(ys)
+    if not n1 or not n2:
+        raise ValueError("mann_whitney_greater needs samples on both sides")
+    pooled = sorted([(float(v), 0) for v in xs] + [(float(v), 1) for v in ys])
+    ranks = [0.0] * len(pooled)
+    ties = 0.0
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        t = j - i + 1
+        ties += t ** 3 - t
+        i = j + 1
+    r2 = sum(r for r, (_, side) in zip(ranks, pooled) if side == 1)
+    u = r2 - n2 * (n2 + 1) / 2  # pairs (x, y) with y > x (ties count half)
+    n = n1 + n2
+    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
+    if var <= 0:
+        return 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / math.sqrt(var)
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def _check_windows(windows: Any) -> int:
@@ -140,10 +181,12 @@ def steadiness(offsets_s: Sequence[float | None], ttft_ms: Sequence[float | None
     a, b = medians[0], medians[-1]
     d.growth_ms = b - a  # type: ignore[operator]
     d.bound_ms = max(DRIFT_ABS_MS, DRIFT_REL * a)  # type: ignore[operator]
-    d.drifting = d.growth_ms > d.bound_ms
+    d.p_value = mann_whitney_greater(first, last)  # type: ignore[arg-type]
+    d.drifting = d.growth_ms > d.bound_ms and d.p_value < DRIFT_P
     if d.drifting:
         d.reason = (f"median TTFT grew from {a:.1f} ms in the first to {b:.1f} ms in the last of {windows} "
-                    f"windows (+{d.growth_ms:.1f} ms > {d.bound_ms:.1f} ms allowed): latency was still growing")
+                    f"windows (+{d.growth_ms:.1f} ms > {d.bound_ms:.1f} ms allowed; p = {d.p_value:.2g}): "
+                    "latency was still growing")
     return d
 
 

@@ -305,6 +305,11 @@ def test_steadiness_rule():
     assert growing.drifting is True and growing.growth_ms == pytest.approx(60.0) and "still growing" in growing.reason
     # small TTFTs: the absolute allowance (5 ms) keeps jitter from counting as drift
     assert steadiness(offs, [2.0 + (i % 2) * 3 for i in range(40)]).drifting is False
+    # a steady bimodal server (hits and misses of a cache) whose window medians flip by chance: the
+    # medians grew 190 ms, but the last window is not larger beyond chance (p 0.20)
+    bimodal = steadiness(offs, [10.0] * 6 + [200.0] * 4 + [10.0, 200.0] * 10 + [10.0] * 4 + [200.0] * 6)
+    assert bimodal.growth_ms == 190.0 and bimodal.p_value == pytest.approx(0.2038, abs=1e-4)
+    assert bimodal.drifting is False
     # per-window attainment with met flags
     d = steadiness(offs, [100.0] * 40, [i < 30 for i in range(40)])
     assert d.attainment == [1.0, 1.0, 1.0, 0.0] and d.drifting is False
@@ -315,6 +320,18 @@ def test_steadiness_rule():
     assert steadiness([None, None], [None, None]).drifting is None
     with pytest.raises(ValueError, match="windows must be an integer >= 2"):
         steadiness(offs, [1.0] * 40, windows=1)
+
+
+def test_mann_whitney_matches_the_reference():
+    # values from scipy.stats.mannwhitneyu(ys, xs, alternative="greater", method="asymptotic")
+    assert load.mann_whitney_greater([1] * 5, [2] * 5) == pytest.approx(0.0019884, rel=1e-4)
+    assert load.mann_whitney_greater([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == pytest.approx(0.5422350, rel=1e-6)
+    assert load.mann_whitney_greater([10] * 6 + [200] * 4, [10] * 4 + [200] * 6) == pytest.approx(0.2037812,
+                                                                                                rel=1e-6)
+    assert load.mann_whitney_greater([3.0] * 5, [3.0] * 7) == 1.0  # all tied: no evidence
+    assert load.mann_whitney_greater([2] * 5, [1] * 5) > 0.99
+    with pytest.raises(ValueError, match="samples on both sides"):
+        load.mann_whitney_greater([], [1.0])
 
 
 def test_probe_verdict_rules():
