@@ -179,6 +179,16 @@ def test_closed_loop(quiet_host):
     assert run.details()["mode"] == "closed"
 
 
+def test_a_run_by_duration_sends_the_schedule_of_that_length(quiet_host):
+    want = arrivals.gamma(60, 2.0, duration_s=0.5, seed=7)
+    with FakeOpenAIServer(ttft_ms=2, token_ms=0) as srv, StreamClient(srv.base_url) as c:
+        run = measure_load(c, wl(5, output="1"), model=MODEL, rate_rps=60, arrival="gamma:2", seed=7,
+                           duration_s=0.5)
+    assert run.requests == len(want) == len(run.results) and run.arrival == "gamma:2"
+    assert run.offsets_s == pytest.approx(want, abs=1e-9)
+    assert all(r.ok for r in run.results) and run.details()["requests"] == len(want)
+
+
 def test_two_workers_merge(quiet_host):
     n = 40
     work = wl(n, output="uniform(1,6)", seed=5)
