@@ -85,11 +85,13 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
                           workers: int = 2, api_key: str | None = None, timeout_s: float = 60.0,
                           verify: bool | str = True, deadline_s: float | None = None,
                           connections: int | None = None, warmup: int = 0, max_lag_ms: float | None = None,
-                          max_connections: int | None = None, ready_timeout_s: float = 30.0):
+                          max_connections: int | None = None, ready_timeout_s: float = 30.0,
+                          stop_early: bool = True):
     """Run one open-loop schedule over ``workers`` processes; returns an
     :class:`~.openloop.OpenLoopResult` of every request once, in submission order.
 
-    ``connections`` and ``max_connections`` are per worker (default: its share, at most 64, and no
+    ``stop_early`` as :class:`~.client.StreamClient`'s (False under load: a run of timeouts is
+    misses, not a dead endpoint). ``connections`` and ``max_connections`` are per worker (default: its share, at most 64, and no
     cap: see :meth:`~.client.StreamClient.run_open_loop`); ``warmup`` per worker (closed
     loop, before the barrier). The run is bounded: the schedule's span, plus ``deadline_s`` (or
     ``timeout_s``) for the last responses, plus ``ready_timeout_s``; a worker past that is killed
@@ -120,7 +122,7 @@ def run_open_loop_workers(base_url: str, specs: Sequence[RequestSpec], offsets: 
                 "worker": k, "base_url": base_url, "api_key": api_key, "timeout_s": timeout_s, "verify": verify,
                 "specs": [specs[i] for i in share], "offsets": [offs[i] for i in share],
                 "deadline_s": deadline_s, "connections": connections, "warmup": warmup, "max_lag_ms": lag_bound,
-                "max_connections": max_connections,
+                "max_connections": max_connections, "stop_early": stop_early,
             })
         ready_by = time.monotonic() + ready_timeout_s
         for k, p in enumerate(procs):
@@ -208,7 +210,7 @@ def _worker(parent: int) -> int:
 
     try:
         client = StreamClient(job["base_url"], api_key=job["api_key"], timeout_s=job["timeout_s"],
-                              verify=job["verify"])
+                              verify=job["verify"], stop_early=job.get("stop_early", True))
         specs, offs = job["specs"], job["offsets"]
         n_conn = job["connections"] or min(len(specs), 64)
         warm = []

@@ -495,7 +495,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
                                         workers=workers, api_key=api_key,
                                         timeout_s=getattr(client, "timeout_s", 60.0),
                                         verify=getattr(client, "_verify", True), deadline_s=deadline_s,
-                                        warmup=0, max_connections=max_connections, max_lag_ms=max_lag_ms)
+                                        warmup=0, max_connections=max_connections, max_lag_ms=max_lag_ms,
+                                        stop_early=False)
     finally:
         if stop_early is not None:
             client.stop_early = stop_early

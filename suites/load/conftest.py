@@ -9,6 +9,7 @@ capacity search publishes ``capacity.max_rps_at_slo`` to the session (the econom
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash.get(SESSION_KEY, None)
     points = load_plan.plan(state.settings).points if state else []
     metafunc.parametrize("load_point", points, ids=[p.id for p in points])
+
+
+@contextlib.contextmanager
+def _one_load_at_a_time(config: pytest.Config, base_url: str):
+    """One load run at a time per endpoint on this machine (xdist workers, parallel sessions): two
+    loads at once would each measure the other's. Waiting says so."""
+    from pytest_inference.server.lock import DeviceLock
+
+    lock = DeviceLock("load-" + base_url)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+
+    def said(text: str, waited_s: float) -> None:
+        if tr is not None:
+            tr.write_line(f"[load] waiting {waited_s:.0f} s for another load run on {base_url} ({text})")
+
+    lock.acquire(progress=said)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _watch(endpoint, client) -> Any:
@@ -54,26 +75,31 @@ class LoadBench:
     _announced: dict[str, Any] | None = None
 
     def _measure(self, label: str, *, rate_rps: float | None = None, concurrency: int | None = None,
-                 requests: int | None = None, duration_s: float | None = None):
+                 requests: int | None = None):
+        """One load run (the plan's length unless ``requests``), one at a time per endpoint."""
         from pytest_inference.engine import EndpointError
         from pytest_inference.probes.load import measure_load
         from pytest_inference.progress import TerminalProgress
 
         p = self.plan
-        length = {"requests": requests} if requests is not None else (
-            {"duration_s": duration_s} if duration_s is not None else p.length())
-        if concurrency is not None and "duration_s" in length:
-            # a closed loop runs a count: the duration's worth of requests at the open loop's first rate
-            length = {"requests": p.requests or max(1, int(duration_s or p.duration_s or 1))}
+        length = {"requests": requests} if requests is not None else p.length()
+        if concurrency is not None and "duration_s" in length:  # a closed loop runs a count
+            length = {"requests": self.settings_requests}
         try:
-            return measure_load(
-                self.client, self.workload, model=self.endpoint.model, rate_rps=rate_rps, concurrency=concurrency,
-                arrival=p.arrival, seed=p.seed, workers=p.workers if rate_rps is not None else 1,
-                base_url=self.endpoint.base_url, api_key=self.endpoint.api_key, deadline_s=self.deadline_s,
-                warmup=p.warmup, progress=TerminalProgress(self.request.config, label), watch=_watch(self.endpoint, self.client),
-                max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length)
+            with _one_load_at_a_time(self.request.config, self.endpoint.base_url):
+                return measure_load(
+                    self.client, self.workload, model=self.endpoint.model, rate_rps=rate_rps,
+                    concurrency=concurrency, arrival=p.arrival, seed=p.seed,
+                    workers=p.workers if rate_rps is not None else 1, base_url=self.endpoint.base_url,
+                    api_key=self.endpoint.api_key, deadline_s=self.deadline_s, warmup=p.warmup,
+                    progress=TerminalProgress(self.request.config, label), watch=_watch(self.endpoint, self.client),
+                    max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length)
         except EndpointError as exc:
             pytest.fail(str(exc), pytrace=False)
+
+    @property
+    def settings_requests(self) -> int:
+        return self.session.settings.load_requests
 
     def run(self, point: load_plan.Point):
         """The run at ``point`` (measured once); its records are written to the report folder."""
