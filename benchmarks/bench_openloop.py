@@ -151,11 +151,13 @@ def fmt(x: float | None, width: int, spec: str = ".3f") -> str:
 
 
 def print_row(r: Row) -> None:
-    sat = "n/a" if r.client.startswith("vllm") else ("yes" if r.saturated else "no")
-    print(f"{r.server:<10} {r.rate:>6g} {r.client:<16} {r.n:>5} {fmt(r.share, 8, '.4f')} "
-          f"{fmt(r.lag_p99_ms, 8) if r.lag_p99_ms is not None or not r.client.startswith('vllm') else format('n/rec', '>8')} "
+    vllm = r.client.startswith("vllm")
+    sat = "n/a" if vllm else ("yes" if r.saturated else "no")
+    lag = format("n/rec", ">8") if vllm and r.lag_p99_ms is None else fmt(r.lag_p99_ms, 8)
+    print(f"{r.server:<10} {r.rate:>6g} {r.client:<16} {r.n:>5} {fmt(r.share, 8, '.4f')} {lag} "
           f"{fmt(r.read_p99_ms, 8)} {fmt(r.cpu_ms, 10)} {fmt(r.err_p50_ms, 8)} {fmt(r.err_p99_ms, 8)} "
-          f"{r.failed:>5} {fmt(r.srv_excess_p50_ms, 8)} {fmt(r.srv_excess_p99_ms, 8)} {'yes' if r.server_held else 'NO':>5}  {sat}", flush=True)
+          f"{r.failed:>5} {fmt(r.srv_excess_p50_ms, 8)} {fmt(r.srv_excess_p99_ms, 8)} "
+          f"{'yes' if r.server_held else 'NO':>5}  {sat}", flush=True)
 
 
 def goals(rows: list[Row], vllm_missing: str | None) -> list[str]:
@@ -258,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     if vllm_missing:
         print(f"vllm bench serve: not run: {vllm_missing}", flush=True)
     hdr = (f"{'server':<10} {'rate':>6} {'client':<16} {'n':>5} {'ach/req':>8} {'lag p99':>8} {'read p99':>8} "
-           f"{'CPU ms/req':>10} {'err p50':>8} {'err p99':>8} {'fail':>5} {'srv+ p50':>8} {'srv+ p99':>8} {'held':>5}  saturated")
+           f"{'CPU ms/req':>10} {'err p50':>8} {'err p99':>8} {'fail':>5} {'srv+ p50':>8} {'srv+ p99':>8} "
+           f"{'held':>5}  saturated")
     rows: list[Row] = []
     t_start = time.monotonic()
     for name in servers:
