@@ -15,7 +15,8 @@ engine with 1 process, the engine over N worker processes (``run_open_loop_worke
 
 * ``ach/req``: achieved ÷ requested rate — the scheduled span over the span the client took to send
   every request (engine: ``achieved_rps / offered_rps``; vLLM: the same on vLLM's own schedule);
-* ``lag p99``: the client's dispatch lag, scheduled time -> sent (engine: bytes written; vLLM:
+* ``lag p99``: (every percentile here is ``stats.percentile``, interpolated, for both clients
+  alike) the client's dispatch lag, scheduled time -> sent (engine: bytes written; vLLM:
   its request function starts, derived from vLLM's schedule, a lower bound), and ``read p99``:
   scheduled time -> the *server* read the request (the server's clock; the same for both
   clients: an upper bound of the lag);
@@ -123,7 +124,7 @@ def engine_row(server: FakeOpenAIServer, name: str, rate: float, offs: list[floa
     n = len(run.results)
     return Row(server=name, rate=rate, client=f"engine x{workers}", n=n,
                share=(run.achieved_rps / run.offered_rps) if run.offered_rps and run.achieved_rps is not None else None,
-               lag_p99_ms=run.dispatch_lag_p99_ms, read_p99_ms=_p(reads, 99), cpu_ms=run.client_cpu_s / n * 1e3,
+               lag_p99_ms=_p(run.dispatch_lag_ms(), 99), read_p99_ms=_p(reads, 99), cpu_ms=run.client_cpu_s / n * 1e3,
                err_p50_ms=_p(errs, 50), err_p99_ms=_p(errs, 99), err_min_ms=min(errs) if errs else None,
                matched=len(ok), failed=len(run.failed),
                **_server_excess([truth[r.response_id] for r in ok], SERVERS[name]["ttft_ms"]),
