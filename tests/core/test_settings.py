@@ -255,7 +255,7 @@ def test_a_profile_value_is_checked_by_the_same_table():
     (["--workload", "file:missing.jsonl"], "ERROR: --workload does not parse: *missing.jsonl*"),
     (["--load-workers", "0"], "ERROR: --load-workers must be at least 1; got 0"),
     (["--search-start-rps", "100", "--search-max-rps", "10"],
-     "ERROR: the capacity search range is upside down: need --search-min-rps (6.25) <= --search-start-rps (100) <= "
+     "ERROR: the capacity search range is upside down: need --search-min-rps (1) <= --search-start-rps (100) <= "
      "--search-max-rps (10)"),
 ])
 def test_bad_option_is_a_usage_error_in_one_line(pytester, args, line):
