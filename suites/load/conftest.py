@@ -171,8 +171,6 @@ class LoadBench:
                     facts = None
                     self.session.add_metadata(load_server_log_error=f"{type(exc).__name__}: {exc}")
             a = announced(text, facts).to_dict()
-            if a.get("reserved_bytes") is None and a.get("weights_bytes") is not None and a.get("kv_cache_bytes") is not None:
-                a["reserved_bytes"] = a["weights_bytes"] + a["kv_cache_bytes"]
             if text is None and not facts:
                 a["problem"] = "the endpoint exposes no /metrics and no start log is ours to read"
             self._announced = a

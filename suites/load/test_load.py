@@ -171,8 +171,10 @@ def test_kv_cache_and_preemptions(load_bench, load_point, claim):
                               ("load.preemptions", "preemptions", "value")):
         value = server.get(key)
         if value is None:
+            missing = server.get("missing")
             _not_exposed(claim, load_bench, metric, server.get("problem") or
-                         f"the server's /metrics have no {key.split('_')[0]} figure", details=server,
+                         (f"the server's /metrics do not expose {', '.join(missing)}" if missing else
+                          f"the server's /metrics have no {key.split('_')[0]} figure"), details=server,
                          parameters=params)
         else:
             claim(metric, [value], stat=stat, unit="", details=server, parameters=params)
@@ -206,7 +208,8 @@ def test_what_the_server_announces(load_bench, claim, metric, key, unit, scale):
         _not_exposed(claim, load_bench, metric, announced.get("problem") or
                      f"the server announces no {key.replace('_', ' ')}", unit=unit, details=details)
         return
-    if key in (announced.get("problem") or ""):  # the server's two statements disagree: neither is a measurement
+    if any(part.strip().startswith(f"{key}: ") for part in (announced.get("problem") or "").split(";")):
+        # the server's two statements (its /metrics and its start log) disagree: neither is a measurement
         claim.inconclusive(metric, announced["problem"], unit=unit, details=details)
         return
     claim(metric, [value * scale], unit=unit, details=details)
