@@ -179,18 +179,11 @@ class LoadBench:
     def figures(self) -> list[dict]:
         """Latency vs offered rate (SLO line, capacity bracket shaded), achieved vs offered, and the
         dispatch-lag histogram over every open-loop run of the session."""
-        from pytest_inference.report.load import load_figures
+        from pytest_inference.report.load import load_figures, load_point
 
         runs = [(r, None) for r in self.runs.values()] + [(r, v) for _, r, v, _ in self.probes]
-        points, lags = [], []
-        for run, verdict in runs:
-            if run.mode != "open":
-                continue
-            lags += run.dispatch_lag_ms
-            points.append({"offered_rps": run.offered_rps or run.rate_rps, "achieved_rps": run.achieved_rps,
-                           "ttft_p50_ms": _q(run.ttft_ms, 0.5), "ttft_p99_ms": _q(run.ttft_ms, 0.99),
-                           "tpot_p99_ms": _q(run.tpot_ms, 0.99), "e2e_p99_ms": _q(run.e2e_ms, 0.99),
-                           "verdict": verdict})
+        points = [load_point(run, verdict) for run, verdict in runs if run.mode == "open"]
+        lags = [x for run, _ in runs if run.mode == "open" for x in run.dispatch_lag_ms]
         bracket = self.bracket.to_dict() if self.bracket is not None else None
         return load_figures(points, slo=self.plan.slo, bracket=bracket, lags_ms=lags or None,
                             max_lag_ms=self.plan.max_lag_ms)
@@ -215,12 +208,6 @@ class LoadBench:
         self.bracket = capacity.search(probe, start_rps=s.start_rps, max_rps=s.max_rps, min_rps=s.min_rps,
                                        tight=s.tight, max_probes=s.max_probes, max_seconds=s.max_s)
         return self.bracket
-
-
-def _q(xs, q: float):
-    from pytest_inference.stats import percentile
-
-    return percentile(xs, q * 100) if xs else None
 
 
 @pytest.fixture(scope="session")
