@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable
 
 __all__ = [
     "ProcStat",
+    "kill_and_reap",
     "parse_stat",
     "proc_stat",
     "start_time",
@@ -549,3 +550,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def kill_and_reap(p: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """The plain end of a ``subprocess.Popen`` child the caller owns (the open-loop workers, the fake
+    server, test helpers): SIGKILL ``p`` if it still runs, reap it (waiting at most ``timeout_s``: a child stuck in the
+    kernel is left behind rather than hang the caller) and close the pipes it was given."""
+    if p.poll() is None:
+        p.kill()
+    try:
+        p.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass

@@ -31,7 +31,7 @@ import time
 from time import perf_counter_ns
 from typing import Any, Sequence
 
-from ..procs import kill_and_reap
+from ..supervise import kill_and_reap
 from .errors import EndpointError
 from .results import RequestSpec
 

@@ -1165,15 +1165,10 @@ class FakeOpenAIServer:
         return self._log.read().decode("utf-8", "replace")
 
     def stop(self) -> None:
-        p = self.proc
-        if p is not None and p.poll() is None:
-            p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        if p is not None and p.stdout is not None:
-            p.stdout.close()
+        from ..supervise import kill_and_reap
+
+        if self.proc is not None:
+            kill_and_reap(self.proc)
         self.proc = None
 
     def __enter__(self) -> "FakeOpenAIServer":

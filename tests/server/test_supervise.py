@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_inference import supervise as sv
-from pytest_inference.procs import kill_and_reap
+from pytest_inference.supervise import kill_and_reap
 from server_helpers import wait_for
 
 SUPERVISE = Path(sv.__file__)
