@@ -34,6 +34,7 @@ late keeps none of that wait in its TTFT.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -66,6 +67,7 @@ class VllmBenchRun:
     completed: int
     failed: int
     ttft_ms: list[float | None]  # from vLLM's request-function start; None where it failed
+    latency_ms: list[float | None]  # request-function start -> its last token; None where it failed
     start_ns: list[int]  # perf_counter_ns (CLOCK_MONOTONIC) of each request function's start
     errors: list[str]
     duration_s: float  # vLLM's own benchmark duration
@@ -203,6 +205,7 @@ def _build_run(res: dict[str, Any], drv: dict[str, Any], *, num_prompts: int, ra
     run = VllmBenchRun(
         num_prompts=num_prompts, rate=rate, max_concurrency=max_concurrency, completed=int(res.get("completed", 0)),
         failed=int(res.get("failed", 0)), ttft_ms=ttfts, start_ns=start_ns, errors=errors,
+        latency_ms=[x * 1e3 if not err else None for x, err in zip(res.get("latencies", []), errors)],
         duration_s=float(res.get("duration", float("nan"))), cpu_s=drv.get("cpu_window_s"),
         cpu_startup_s=drv.get("cpu_before_window_s"), cpu_total_s=float(drv.get("cpu_total_s", float("nan"))),
         wall_s=wall_s, window_start_ns=drv.get("origin_ns"), result=res)
@@ -223,37 +226,62 @@ def _build_run(res: dict[str, Any], drv: dict[str, Any], *, num_prompts: int, ra
 def ttft_errors_ms(run: VllmBenchRun, truth: dict[str, dict[str, Any]]) -> tuple[list[float], list[tuple[int, dict]]]:
     """vLLM's TTFT minus the server's true TTFT (ms) per request, and the (request index, truth) pairs.
 
-    vLLM keeps no response id, so each request is matched to the server's record by time (one
-    CLOCK_MONOTONIC for both processes): in start order, the earliest unmatched record the server
-    read at or after the request started whose first token was written before vLLM saw it. Records
-    read before the first start (warm-ups) are never candidates."""
-    recs = sorted((t for t in truth.values() if t.get("ttft_ms") is not None and t.get("first_token_ns")),
-                  key=lambda t: t["recv_ns"])
-    used = [False] * len(recs)
-    errs: list[float] = []
-    pairs: list[tuple[int, dict]] = []
-    order = sorted(range(len(run.start_ns)), key=lambda i: run.start_ns[i])
-    lo = 0
-    for i in order:
-        ttft = run.ttft_ms[i]
-        if ttft is None:
+    vLLM keeps no response id, so requests are matched to the server's records by time (one
+    CLOCK_MONOTONIC for both processes). A record can be a request's only if causality allows it:
+    the server read it at or after vLLM started the request, wrote its first token before vLLM saw
+    its first, and its last token before vLLM saw its last. Among those, the pairs are taken in
+    order of the least total transfer delay (read - started + first seen - first written + last
+    seen - last written), each request and record once: the right record's delays are the
+    loopback's, a wrong one's carry another request's start or another TTFT; then a request left
+    without one takes one through an augmenting path (as many requests matched as causality
+    allows). Records read before every start (warm-ups) are never candidates. Unmatched requests
+    are left out (``len(pairs)`` says how many matched)."""
+    recs = sorted((t for t in truth.values() if t.get("ttft_ms") is not None and t.get("first_token_ns")
+                   and t.get("last_token_ns")), key=lambda t: t["recv_ns"])
+    recv = [t["recv_ns"] for t in recs]
+    cands: list[tuple[int, int, int]] = []  # (delay ns, request, record)
+    for i, (st, ttft, lat) in enumerate(zip(run.start_ns, run.ttft_ms, run.latency_ms)):
+        if ttft is None or lat is None:
             continue
-        st = run.start_ns[i]
-        seen = st + round(ttft * 1e6)
-        while lo < len(recs) and used[lo]:
-            lo += 1
-        for j in range(lo, len(recs)):
-            r = recs[j]
-            if used[j] or r["recv_ns"] < st:
-                continue  # read before this request started: an earlier one's, or a warm-up's
-            if r["recv_ns"] > seen:
-                break
-            if r["first_token_ns"] <= seen:
-                used[j] = True
-                errs.append(ttft - r["ttft_ms"])
-                pairs.append((i, r))
-                break
-    return errs, pairs
+        first, last = st + round(ttft * 1e6), st + round(lat * 1e6)
+        for j in range(bisect.bisect_left(recv, st), bisect.bisect_right(recv, first)):
+            t = recs[j]
+            if t["first_token_ns"] <= first and t["last_token_ns"] <= last:
+                cands.append(((t["recv_ns"] - st) + (first - t["first_token_ns"]) + (last - t["last_token_ns"]),
+                              i, j))
+    cands.sort()
+    owner: dict[int, int] = {}  # record -> request
+    mine: dict[int, int] = {}  # request -> record
+    for _, i, j in cands:  # least delay first
+        if i not in mine and j not in owner:
+            mine[i], owner[j] = j, i
+    # then every request still without a record gets one where an augmenting path allows (Kuhn):
+    # a time-only match must not drop a request because a neighbour took its record first
+    options: dict[int, list[int]] = {}
+    for _, i, j in cands:
+        options.setdefault(i, []).append(j)
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in options.get(i, ()):
+            if j in seen:
+                continue
+            seen.add(j)
+            if j not in owner or augment(owner[j], seen):
+                mine[i], owner[j] = j, i
+                return True
+        return False
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * len(recs) + 100))
+    try:
+        for i in options:
+            if i not in mine:
+                augment(i, set())
+    finally:
+        sys.setrecursionlimit(limit)
+    pairs = [(i, recs[j]) for i, j in mine.items()]
+    pairs.sort(key=lambda p: p[0])
+    return [run.ttft_ms[i] - t["ttft_ms"] for i, t in pairs], pairs  # type: ignore[operator]
 
 
 def server_read_lag_ms(sched_ns: list[int] | None, pairs: list[tuple[int, dict]]) -> list[float] | None:
@@ -316,6 +344,9 @@ def _driver(side: str, parent: int, argv: list[str]) -> None:
             return None
         reqs = list(p["input_requests"])
         rate, burst = float(p["request_rate"]), float(p.get("burstiness", 1.0))
+        if rate == float("inf"):
+            rec["note"] = "no schedule: every request is due at once (closed loop under --max-concurrency)"
+            return None
         delays = []
         for _ in reqs:  # as vllm.benchmarks.serve.get_request draws them
             if rate == float("inf"):

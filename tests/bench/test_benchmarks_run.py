@@ -105,3 +105,39 @@ def test_vllm_bench_runs_only_against_loopback():
         with pytest.raises(ValueError, match="loopback"):
             _vllm_bench.check_loopback(url)
     assert _vllm_bench.check_loopback("http://127.0.0.1:8123/v1") == ("127.0.0.1", 8123, "/v1")
+
+
+def _fake_run(starts_ms, ttfts_ms, lats_ms):
+    n = len(starts_ms)
+    return _vllm_bench.VllmBenchRun(
+        num_prompts=n, rate=10.0, max_concurrency=None, completed=n, failed=0, ttft_ms=list(ttfts_ms),
+        latency_ms=list(lats_ms), start_ns=[round(x * 1e6) for x in starts_ms], errors=[""] * n, duration_s=1.0,
+        cpu_s=None, cpu_startup_s=None, cpu_total_s=0.0, wall_s=1.0)
+
+
+def _rec(recv_ms, first_ms, last_ms):
+    return {"recv_ns": round(recv_ms * 1e6), "first_token_ns": round(first_ms * 1e6),
+            "last_token_ns": round(last_ms * 1e6), "ttft_ms": first_ms - recv_ms}
+
+
+def test_vllm_requests_match_the_server_records_by_causality_and_least_delay():
+    # two requests 0.1 ms apart; the second's record (read at 0.15, first token at 30.15) is also a
+    # causal candidate for the first (seen at 40.3) — least delay pairs each with its own
+    run = _fake_run([0.0, 0.1], [40.3, 30.3], [40.5, 30.5])
+    truth = {"warm": _rec(-5.0, -4.0, -3.9),  # read before every start: a warm-up, never matched
+             "a": _rec(0.2, 40.2, 40.4), "b": _rec(0.15, 30.15, 30.35)}
+    errs, pairs = _vllm_bench.ttft_errors_ms(run, truth)
+    assert [i for i, _ in pairs] == [0, 1]
+    assert [t["recv_ns"] for _, t in pairs] == [200_000, 150_000]
+    assert errs == pytest.approx([40.3 - 40.0, 30.3 - 30.0])
+
+
+def test_vllm_matching_never_drops_a_request_a_neighbour_could_do_without():
+    # least delay alone gives record X to request 0 (1.25 ms of delay, against 1.85 for request 1)
+    # and leaves request 1 nothing (Y was read before it started), though request 0 can also take
+    # Y: the augmenting path matches both
+    run = _fake_run([0.0, 1.0], [21.0, 20.8], [21.2, 21.0])
+    truth = {"X": _rec(1.05, 20.9, 21.1), "Y": _rec(0.5, 15.0, 15.2)}
+    errs, pairs = _vllm_bench.ttft_errors_ms(run, truth)
+    assert dict((i, t["recv_ns"]) for i, t in pairs) == {0: 500_000, 1: 1_050_000}
+    assert errs == pytest.approx([21.0 - 14.5, 20.8 - 19.85])
