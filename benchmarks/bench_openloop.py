@@ -19,7 +19,8 @@ engine with 1 process, the engine over N worker processes (``run_open_loop_worke
   alike) the client's dispatch lag, scheduled time -> sent (engine: bytes written; vLLM:
   its request function starts, derived from vLLM's schedule, a lower bound), and ``read p99``:
   scheduled time -> the *server* read the request (the server's clock; the same for both
-  clients: an upper bound of the lag);
+  clients: an upper bound of the lag), and ``stamp p99``: the server wrote the first token -> the
+  client stamped it (the receiving side of the TTFT error, the same figure for both clients);
 * ``CPU ms/req``: client CPU per request over the measured window (engine: ``process_time`` of
   every worker process; vLLM: its process's CPU from the start of its schedule to its last
   response — interpreter start, imports, tokenizer and prompt sampling excluded; its whole
@@ -77,6 +78,7 @@ class Row:
     share: float | None = None  # achieved / requested
     lag_p99_ms: float | None = None  # None: not recorded
     read_p99_ms: float | None = None  # scheduled -> server read, p99
+    stamp_p99_ms: float | None = None  # server wrote the first token -> the client stamped it, p99
     cpu_ms: float | None = None
     err_p50_ms: float | None = None
     err_p99_ms: float | None = None
@@ -121,10 +123,12 @@ def engine_row(server: FakeOpenAIServer, name: str, rate: float, offs: list[floa
     ok = [r for r in run.results if r.ok and r.response_id in truth and truth[r.response_id]["ttft_ms"] is not None]
     errs = [r.ttft_ms - truth[r.response_id]["ttft_ms"] for r in ok]
     reads = [(truth[r.response_id]["recv_ns"] - r.scheduled_ns) / 1e6 for r in ok]
+    stamps = [(r.scheduled_ns + r.ttft_ms * 1e6 - truth[r.response_id]["first_token_ns"]) / 1e6 for r in ok]
     n = len(run.results)
     return Row(server=name, rate=rate, client=f"engine x{workers}", n=n,
                share=(run.achieved_rps / run.offered_rps) if run.offered_rps and run.achieved_rps is not None else None,
-               lag_p99_ms=_p(run.dispatch_lag_ms(), 99), read_p99_ms=_p(reads, 99), cpu_ms=run.client_cpu_s / n * 1e3,
+               lag_p99_ms=_p(run.dispatch_lag_ms(), 99), read_p99_ms=_p(reads, 99), stamp_p99_ms=_p(stamps, 99),
+               cpu_ms=run.client_cpu_s / n * 1e3,
                err_p50_ms=_p(errs, 50), err_p99_ms=_p(errs, 99), err_min_ms=min(errs) if errs else None,
                matched=len(ok), failed=len(run.failed),
                **_server_excess([truth[r.response_id] for r in ok], SERVERS[name]["ttft_ms"]),
@@ -139,8 +143,11 @@ def vllm_row(server: FakeOpenAIServer, name: str, rate: float, n: int, tokens: i
     errs, pairs = _vllm_bench.ttft_errors_ms(run, server.truth())
     lags = run.lag_ms
     reads = _vllm_bench.server_read_lag_ms(run.sched_ns, pairs)
+    stamps = [(run.start_ns[i] + run.ttft_ms[i] * 1e6 - t["first_token_ns"]) / 1e6  # type: ignore[operator]
+              for i, t in pairs]
     return Row(server=name, rate=rate, client="vllm bench serve", n=n, share=run.achieved_share,
                lag_p99_ms=_p(lags, 99) if lags else None, read_p99_ms=_p(reads, 99) if reads else None,
+               stamp_p99_ms=_p(stamps, 99),
                cpu_ms=run.cpu_ms_per_request, err_p50_ms=_p(errs, 50), err_p99_ms=_p(errs, 99),
                err_min_ms=min(errs) if errs else None, matched=len(errs), failed=run.failed + (n - len(run.start_ns)),
                **_server_excess([t for _, t in pairs], SERVERS[name]["ttft_ms"]),
@@ -156,7 +163,8 @@ def print_row(r: Row) -> None:
     sat = "n/a" if vllm else ("yes" if r.saturated else "no")
     lag = format("n/rec", ">8") if vllm and r.lag_p99_ms is None else fmt(r.lag_p99_ms, 8)
     print(f"{r.server:<10} {r.rate:>6g} {r.client:<16} {r.n:>5} {fmt(r.share, 8, '.4f')} {lag} "
-          f"{fmt(r.read_p99_ms, 8)} {fmt(r.cpu_ms, 10)} {fmt(r.err_p50_ms, 8)} {fmt(r.err_p99_ms, 8)} "
+          f"{fmt(r.read_p99_ms, 8)} {fmt(r.stamp_p99_ms, 9)} {fmt(r.cpu_ms, 10)} "
+          f"{fmt(r.err_p50_ms, 8)} {fmt(r.err_p99_ms, 8)} "
           f"{r.failed:>5} {fmt(r.srv_excess_p50_ms, 8)} {fmt(r.srv_excess_p99_ms, 8)} "
           f"{'yes' if r.server_held else 'NO':>5}  {sat}", flush=True)
 
@@ -261,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if vllm_missing:
         print(f"vllm bench serve: not run: {vllm_missing}", flush=True)
     hdr = (f"{'server':<10} {'rate':>6} {'client':<16} {'n':>5} {'ach/req':>8} {'lag p99':>8} {'read p99':>8} "
-           f"{'CPU ms/req':>10} {'err p50':>8} {'err p99':>8} {'fail':>5} {'srv+ p50':>8} {'srv+ p99':>8} "
+           f"{'stamp p99':>9} {'CPU ms/req':>10} {'err p50':>8} {'err p99':>8} {'fail':>5} {'srv+ p50':>8} "
+           f"{'srv+ p99':>8} "
            f"{'held':>5}  saturated")
     rows: list[Row] = []
     t_start = time.monotonic()
@@ -280,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     except (RuntimeError, ValueError) as e:
                         print(f"{name:<10} {rate:>6g} vllm bench serve: {e}", flush=True)
     print("lag: scheduled -> sent (engine: bytes written; vllm: request function start, derived; n/rec: not "
-          "recorded); read: scheduled -> the server read it;\nerr: reported TTFT - the server's true TTFT; "
+          "recorded); read: scheduled -> the server read it;\nstamp: server wrote the first token -> the client "
+          "stamped it; err: reported TTFT - the server's true TTFT; "
           f"srv+: the server's own TTFT above the injected; held: no failures and srv+ p50 <= {SERVER_SLACK_MS:g} ms")
     sat = [r for r in rows if r.saturated]
     for r in sat:

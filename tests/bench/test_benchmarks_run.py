@@ -55,6 +55,7 @@ def _check_against_truth(r: dict) -> None:
     assert r["err_min_ms"] >= 0.0 and r["err_p50_ms"] <= r["err_p99_ms"], r
     assert r["lag_p99_ms"] is not None and r["lag_p99_ms"] >= 0.0, r
     assert r["read_p99_ms"] >= r["lag_p99_ms"], r
+    assert r["stamp_p99_ms"] >= 0.0, r  # the client stamps a first token after the server wrote it
     assert r["cpu_ms"] > 0 and 0 < r["share"] <= 1.5, r
 
 
