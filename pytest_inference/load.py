@@ -82,6 +82,11 @@ class Search:
     max_probes: int
     tight: float
     attainment: float = 0.9
+    min_s: float = 0.0
+
+    def requests_at(self, rate: float) -> int:
+        """A probe's requests: ``requests``, or more to last ``min_s`` seconds at ``rate``."""
+        return max(self.requests, math.ceil(rate * self.min_s - 1e-9) + 1 if self.min_s else 0)
 
     def probe_rule(self):
         """What a probe must show to pass: SLO attainment >= ``attainment`` (one-sided binomial bound)."""
@@ -139,7 +144,7 @@ def plan(settings: Any) -> Plan:
     search = Search(start_rps=g("load_search_start_rps"), min_rps=g("load_search_min_rps"),
                     max_rps=g("load_search_max_rps"), requests=g("load_search_requests"),
                     max_s=g("load_search_max_s"), max_probes=g("load_search_max_probes"), tight=g("load_search_tight"),
-                    attainment=g("load_search_attainment"))
+                    attainment=g("load_search_attainment"), min_s=g("load_search_min_s"))
     search.check()
     duration = g("load_duration_s")
     return Plan(points=points, requests=None if duration is not None else g("load_requests"), duration_s=duration,
@@ -175,6 +180,8 @@ OPTIONS = (
     ("--search-min-rps", "load_search_min_rps", float, "RPS", "capacity search: lowest rate"),
     ("--search-max-rps", "load_search_max_rps", float, "RPS", "capacity search: highest rate"),
     ("--search-requests", "load_search_requests", int, "N", "capacity search: requests per probe"),
+    ("--search-min-s", "load_search_min_s", float, "S", "capacity search: seconds of arrivals a probe lasts at "
+     "least (ceil(rate x S) requests when that is more than --search-requests)"),
     ("--search-max-s", "load_search_max_s", float, "S", "capacity search: no probe starts after this many seconds"),
     ("--search-max-probes", "load_search_max_probes", int, "N", "capacity search: most probes"),
     ("--search-attainment", "load_search_attainment", float, "SHARE", "capacity search: SLO attainment a probe "

@@ -180,6 +180,10 @@ SETTINGS: dict[str, Setting] = {
                                    **_LOAD, doc="capacity search: the highest rate probed"),
     "load_search_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=60, option="load_search_requests",
                                     flag="--search-requests", **_LOAD, doc="capacity search: requests per probe"),
+    "load_search_min_s": Setting("number", minimum=0, maximum=3600, default=5.0, option="load_search_min_s",
+                                 flag="--search-min-s", **_LOAD,
+                                 doc="capacity search: seconds of arrivals a probe lasts at least (more requests at "
+                                 "high rates: a queue needs time to grow)"),
     "load_search_max_s": Setting(**_SECONDS, default=300.0, option="load_search_max_s", flag="--search-max-s",
                                  **_LOAD, doc="capacity search: seconds after which no new probe starts"),
     "load_search_max_probes": Setting(**_COUNT, maximum=100, default=12, option="load_search_max_probes",

@@ -398,7 +398,7 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
                  base_url: str | None = None, api_key: str | None = None, max_tokens: int | None = None,
                  deadline_s: float | None = None, warmup: int = 0, progress=None,
                  watch=None, windows: int = 4, max_connections: int | None = None,
-                 max_lag_ms: float | None = None) -> LoadRun:
+                 max_lag_ms: float | None = None, exact_rate: bool = True) -> LoadRun:
     """Send ``workload`` at ``rate_rps`` (open loop, ``arrival`` schedule seeded by ``seed``) or
     with ``concurrency`` in flight (closed loop); the run's length is ``requests`` or (open loop)
     ``duration_s``. Requests are the workload's, in order, cycled when the schedule is longer
@@ -413,7 +413,9 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     closed loop keeps no schedule and ignores it). ``watch``: an object with ``start()`` and
     ``stop() -> dict`` (a ``/metrics`` sampler), started right before the measured run and
     stopped right after (also when it raises); its dict is :attr:`LoadRun.server`.
-    ``max_tokens``: for workload requests that name none. Bad arguments: one ValueError line.
+    ``max_tokens``: for workload requests that name none. ``exact_rate`` (a run of ``requests``):
+    the schedule offers exactly ``rate_rps`` (:func:`..engine.arrivals.schedule`), so a run
+    labelled 64 req/s asked for 64. Bad arguments: one ValueError line.
     A request that times out (``deadline_s``, the client's idle timeout) is a miss of the run: the
     client's early stop after timeouts in a row is off during the measured run (on for the
     warm-up, which finds a dead endpoint). Endpoint errors that stop the run (unreachable, auth, not
@@ -443,7 +445,8 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     if rate_rps is not None:
         rate = _positive("rate_rps", rate_rps)
         shape, cv = arrivals.parse_arrival(arrival)
-        offsets = arrivals.schedule(shape, rate, n=requests, duration_s=duration_s, seed=seed, cv=cv)
+        offsets = arrivals.schedule(shape, rate, n=requests, duration_s=duration_s, seed=seed, cv=cv,
+                                    exact_rate=exact_rate)
         n = len(offsets)
         mode = "open"
     else:

@@ -199,7 +199,7 @@ class LoadBench:
         s, slo, target = self.plan.search, self.plan.slo, self.session.target
 
         def probe(rate: float):
-            run = self._measure(f"capacity probe {rate:g} req/s", rate_rps=rate, requests=s.requests)
+            run = self._measure(f"capacity probe {rate:g} req/s", rate_rps=rate, requests=s.requests_at(rate))
             verdict, details = probe_verdict(run, slo, requirement, confidence=target.confidence, target=target.name)
             self.probes.append((rate, run, verdict, details))
             self._write_records(f"capacity-probe-{len(self.probes)}-{rate:g}rps", run)

@@ -167,3 +167,17 @@ def test_parse_arrival_bad_input_is_one_line(text, fragment):
         arrivals.parse_arrival(text)
     msg = str(e.value)
     assert msg.startswith("--arrival") and fragment in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("shape,cv", [("poisson", 1.0), ("gamma", 2.0), ("constant", 1.0)])
+def test_exact_rate_offers_exactly_the_rate_asked(shape, cv):
+    from pytest_inference.engine.arrivals import offered_rate, schedule
+
+    raw = schedule(shape, 64, n=48, seed=5, cv=cv)
+    exact = schedule(shape, 64, n=48, seed=5, cv=cv, exact_rate=True)
+    assert offered_rate(exact) == pytest.approx(64, rel=1e-9)
+    assert exact[0] == 0.0 and exact == sorted(exact) and len(exact) == 48
+    if shape != "constant":  # a random sample of 48 gaps misses the rate; scaled, the gaps keep their shape
+        assert abs(offered_rate(raw) - 64) > 0.5
+        ratios = {round(b / a, 9) for a, b in zip(raw[1:], exact[1:])}
+        assert len(ratios) == 1

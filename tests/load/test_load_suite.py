@@ -34,6 +34,7 @@ max_lag_ms = 5
 search_start_rps = 5
 search_max_rps = 40
 search_requests = 40
+search_min_s = 0           # 40 requests a probe whatever the rate: the D/D/K ground truth is for N = 40
 search_attainment = 0.9
 search_max_s = 120
 search_tight = 0.1
