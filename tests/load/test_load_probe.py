@@ -80,7 +80,7 @@ def test_open_loop_ttft_from_schedule_is_the_servers_plus_lag(quiet_host):
     assert all(r.ok for r in run.results), run.errors
     assert len(truth) == n + 2  # the two warm-ups reached the server, unmeasured
     # the schedule is the seeded Poisson one, at the offsets the run reports
-    assert run.offsets_s == pytest.approx(arrivals.poisson(rate, n=n, seed=seed), abs=1e-9)
+    assert run.offsets_s == pytest.approx(arrivals.schedule("poisson", rate, n=n, seed=seed, exact_rate=True), abs=1e-9)
     assert run.seed == seed and run.arrival == "poisson" and run.rate_rps == rate
     errs = []
     for r in run.results:
@@ -205,7 +205,7 @@ def test_two_workers_merge(quiet_host):
     assert [r.output_tokens for r in run.results] == work.output_tokens
     assert [r.prompt_tokens for r in run.results] == work.input_tokens
     assert run.output_length_check().ok_fraction == 1.0
-    assert run.offsets_s == pytest.approx(arrivals.poisson(50, n=n, seed=0), abs=1e-9)
+    assert run.offsets_s == pytest.approx(arrivals.schedule("poisson", 50, n=n, seed=0, exact_rate=True), abs=1e-9)
     for r in run.results:
         assert r.ttft_ms >= r.dispatch_lag_ms + truth[r.response_id]["ttft_ms"] - 1e-6
 
