@@ -198,5 +198,6 @@ def add_options(group: Any) -> None:
     for flag, key, kind, metavar, text in OPTIONS:
         spec = SETTINGS[key]
         assert spec.flag == flag, (flag, spec.flag)
+        help_text = f"{text} (default: {default_text(key)})."
         group.addoption(flag, dest=spec.option, type=kind, metavar=metavar, default=None,
-                        help=f"{text} (default: {default_text(key)}).")
+                        help=help_text.replace("%", "%%"))  # argparse formats help with %

@@ -168,6 +168,12 @@ def test_help_documents_every_option(pytester):
                 "--inference-inconclusive", "--inference-baseline", "--inference-baseline-tolerance",
                 "--warm-requests", "--warm-warmup", "--max-tokens"):
         assert opt in text
+    from pytest_inference.settings import SETTINGS
+
+    for key, spec in SETTINGS.items():  # every run setting's option, with its default from the table
+        if spec.flag:
+            assert spec.flag in text, key
+    assert "90 %)" in text  # a % in a help text is escaped for argparse (unescaped, --help crashes)
     assert "--api-key " not in text  # the key itself is never an option
 
 
