@@ -11,6 +11,7 @@ The suite (``suites/load``) measures with :mod:`pytest_inference.probes.load` an
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,35 @@ def parse_rates(text: str) -> list[float]:
 def parse_concurrencies(text: str) -> list[int]:
     """``"8"`` or ``"4,16"`` → closed-loop concurrencies, integers >= 1."""
     return _numbers(text, "load concurrency", int)
+
+
+#: the rate one engine process is given under --load-workers auto: the open-loop benchmark's single
+#: process kept its schedule up to 800 req/s on a zero-delay server at ~0.65 ms CPU a request (about half
+#: a core); 400 leaves it half its headroom for a server that streams more tokens per request
+RATE_PER_WORKER = 400.0
+MAX_WORKERS = 64
+
+
+def parse_workers(text: str) -> int | None:
+    """``"auto"`` → None (chosen per rate: :meth:`Plan.workers_for`), ``"2"`` → 2 (1 .. 64)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("load workers is empty: give a number of client processes or auto")
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        n = int(text.strip())
+    except ValueError:
+        raise ValueError(f"load workers: {text.strip()!r} is neither a number of processes nor auto") from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise ValueError(f"load workers: {n} must be between 1 and {MAX_WORKERS}")
+    return n
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_arrival(text: str) -> tuple[str, float]:
@@ -112,10 +142,20 @@ class Plan:
     seed: int
     slo_text: str | None
     workload_spec: str
-    workers: int
+    workers: int | None  # None: auto
     max_lag_ms: float
     search: Search
     sources: dict[str, str] = field(default_factory=dict)
+
+    def workers_for(self, rate_rps: float | None, cpus: int | None = None) -> int:
+        """Client processes for an open-loop run at ``rate_rps`` (a closed loop: 1): the fixed
+        ``--load-workers``, else one per :data:`RATE_PER_WORKER` req/s, at most ``cpus`` (default:
+        the CPUs this process may use)."""
+        if rate_rps is None:
+            return 1
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(cpus or usable_cpus(), MAX_WORKERS, math.ceil(rate_rps / RATE_PER_WORKER - 1e-9)))
 
     @property
     def slo(self):
@@ -130,7 +170,8 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {"points": [p.id for p in self.points], "requests": self.requests, "duration_s": self.duration_s,
                 "warmup": self.warmup, "arrival": self.arrival, "seed": self.seed, "slo": self.slo_text,
-                "workload": self.workload_spec, "workers": self.workers, "max_lag_ms": self.max_lag_ms,
+                "workload": self.workload_spec, "workers": "auto" if self.workers is None else self.workers,
+                "max_lag_ms": self.max_lag_ms,
                 "search": self.search.__dict__.copy()}
 
 
@@ -149,7 +190,8 @@ def plan(settings: Any) -> Plan:
     duration = g("load_duration_s")
     return Plan(points=points, requests=None if duration is not None else g("load_requests"), duration_s=duration,
                 warmup=g("load_warmup"), arrival=g("load_arrival"), seed=g("load_seed"), slo_text=g("load_slo"),
-                workload_spec=g("load_workload"), workers=g("load_workers"), max_lag_ms=g("load_max_lag_ms"),
+                workload_spec=g("load_workload"), workers=parse_workers(g("load_workers")),
+                max_lag_ms=g("load_max_lag_ms"),
                 search=search,
                 sources={k: settings.source(k) for k in ("load_rate_rps", "load_slo", "load_workload")})
 
@@ -171,8 +213,9 @@ OPTIONS = (
     ("--workload", "load_workload", str, "SPEC", "requests of the load runs: synthetic:input=lognormal(512,0.5),"
      "output=220[,n=200,seed=1] (lengths in server tokens: fixed N, uniform(a,b), lognormal(median,sigma)), "
      "prefix:prefix=256,input=64,output=64, or file:PATH.jsonl (a prompt or messages, max_tokens per line)"),
-    ("--load-workers", "load_workers", int, "N", "client processes sharing an open-loop schedule (common start, "
-     "merged samples) when one cannot keep the rate"),
+    ("--load-workers", "load_workers", str, "N|auto", "client processes sharing an open-loop schedule (one engine "
+     "each, common start, merged samples): auto gives one per 400 req/s offered, at most the CPUs this process "
+     "may use; each run says how many it used"),
     ("--load-max-lag-ms", "load_max_lag_ms", float, "MS", "p99 dispatch lag (scheduled -> sent) above which a run "
      "measured the client, not the server: its latency claims are inconclusive"),
     ("--search-start-rps", "load_search_start_rps", float, "RPS", "capacity search: first rate (then double until "

@@ -167,8 +167,10 @@ SETTINGS: dict[str, Setting] = {
                              flag="--workload", parse="pytest_inference.load:parse_workload_spec", **_LOAD,
                              doc="synthetic:input=lognormal(512,0.5),output=220 | prefix:prefix=256,input=64,output=64"
                              " | file:requests.jsonl (a path relative to the current folder)"),
-    "load_workers": Setting(**_COUNT, maximum=64, default=1, option="load_workers", flag="--load-workers", **_LOAD,
-                            doc="client processes sharing an open-loop schedule (one engine each, common start)"),
+    "load_workers": Setting("str", minimum=1, default="auto", option="load_workers", flag="--load-workers",
+                            parse="pytest_inference.load:parse_workers", **_LOAD,
+                            doc="client processes sharing an open-loop schedule (one engine each, common start): "
+                            "a number, or auto (one per 400 req/s offered, at most the CPUs this process may use)"),
     "load_max_lag_ms": Setting(**_SECONDS, maximum=60000, default=1.0, option="load_max_lag_ms",
                                flag="--load-max-lag-ms", **_LOAD,
                                doc="p99 dispatch lag above which a run measured the client, not the server"),

@@ -90,7 +90,7 @@ class LoadBench:
                 return measure_load(
                     self.client, self.workload, model=self.endpoint.model, rate_rps=rate_rps,
                     concurrency=concurrency, arrival=p.arrival, seed=p.seed,
-                    workers=p.workers if rate_rps is not None else 1, base_url=self.endpoint.base_url,
+                    workers=p.workers_for(rate_rps), base_url=self.endpoint.base_url,
                     api_key=self.endpoint.api_key, deadline_s=self.deadline_s, warmup=p.warmup,
                     progress=TerminalProgress(self.request.config, label), watch=_watch(self.endpoint, self.client),
                     max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length)

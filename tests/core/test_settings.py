@@ -253,7 +253,7 @@ def test_a_profile_value_is_checked_by_the_same_table():
     (["--slo", "ttft_ms:fast"], "ERROR: --slo does not parse: *; got 'ttft_ms:fast'"),
     (["--arrival", "zipf"], "ERROR: --arrival does not parse: *; got 'zipf'"),
     (["--workload", "file:missing.jsonl"], "ERROR: --workload does not parse: *missing.jsonl*"),
-    (["--load-workers", "0"], "ERROR: --load-workers must be at least 1; got 0"),
+    (["--load-workers", "0"], "ERROR: --load-workers does not parse: load workers: 0 must be between 1 and 64; got '0'"),
     (["--search-start-rps", "100", "--search-max-rps", "10"],
      "ERROR: the capacity search range is upside down: need --search-min-rps (1) <= --search-start-rps (100) <= "
      "--search-max-rps (10)"),
