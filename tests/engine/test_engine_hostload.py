@@ -111,9 +111,16 @@ def test_busy_loops_on_every_core_make_the_run_inconclusive(start_fake):
 
 def test_declared_processes_count_as_the_runs_own(monkeypatch):
     """A server started by another process of the test (PYTEST_INFERENCE_OWN_PIDS) is part of the
-    measurement: its busy CPU is not foreign; undeclared, the same load is."""
+    measurement: its busy CPU is not foreign; undeclared, the same load is. The other processes'
+    load is read first: on a box others already load, the rule cannot be told apart from them."""
     from pytest_inference.testing.load import busy_loops
 
+    w = CpuPressure()
+    time.sleep(1.0)
+    before = w.window()["foreign_cores"]
+    if before is None or before > 0.25:
+        pytest.skip(f"other processes used {before} cores before the test: the box is not quiet enough to tell "
+                    "declared from undeclared load")
     with busy_loops(per_cpu=1, seconds=10) as pids:
         time.sleep(0.3)
         w = CpuPressure()
