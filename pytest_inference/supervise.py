@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable
 
 __all__ = [
     "ProcStat",
+    "json_object_lines",
     "kill_and_reap",
     "parse_stat",
     "proc_stat",
@@ -568,3 +569,19 @@ def kill_and_reap(p: subprocess.Popen, timeout_s: float = 5.0) -> None:
                 f.close()
             except OSError:
                 pass
+
+
+def json_object_lines(lines, source: str, noun: str = "a line must be"):
+    """``(line number, object)`` for each non-blank line of a JSONL text (``lines``: its lines), each
+    a JSON object; otherwise one ValueError line ``SOURCE:N: not JSON (...)`` or ``SOURCE:N: {noun}
+    a JSON object, not list``. The one JSONL reader of the workload files and the report's records."""
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}:{no}: not JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{source}:{no}: {noun} a JSON object, not {type(obj).__name__}")
+        yield no, obj

@@ -362,16 +362,10 @@ def load_jsonl(path: str | os.PathLike[str], ignore_eos: bool = True) -> Workloa
     except OSError as e:
         raise ValueError(f"workload file {p}: {e.strerror or e}") from None
     reqs: list[Request] = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    from .supervise import json_object_lines
+
+    for no, obj in json_object_lines(lines, p, "a request must be"):
         where = f"{p}:{no}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"{where}: a request must be a JSON object, not {type(obj).__name__}")
         has_p, has_m = "prompt" in obj, "messages" in obj
         if not has_p and not has_m:
             raise ValueError(f"{where}: no \"prompt\" or \"messages\"")

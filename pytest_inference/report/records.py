@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..supervise import write_text_atomic
+from ..supervise import json_object_lines, write_text_atomic
 from .redact import redact_userinfo, secret_forms
 
 __all__ = ["RECORDS_DIR", "SECRET_KEYS", "MASK", "record_path", "write_records", "read_records", "clean_record"]
@@ -149,15 +149,4 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{p}: cannot read records ({type(exc).__name__}: {exc})") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}:{n}: not JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"{p}:{n}: a record is a JSON object, not {type(obj).__name__}")
-        out.append(obj)
-    return out
+    return [obj for _, obj in json_object_lines(text.splitlines(), str(p), "a record is")]
