@@ -10,6 +10,7 @@ The suite (``suites/load``) measures with :mod:`pytest_inference.probes.load` an
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -80,10 +81,18 @@ def parse_arrival(text: str) -> tuple[str, float]:
 
 
 def parse_workload_spec(text: str):
-    """A ``--workload`` spec → :class:`~pytest_inference.workloads.Workload` (reads a ``file:`` path)."""
+    """A ``--workload`` spec → :class:`~pytest_inference.workloads.Workload` (reads a ``file:`` path
+    relative to the current folder). Built once per spec and folder: the start-up check of the setting
+    (a target's [load] table, an h200 that extends h100 reading it twice) and the suite share the
+    (immutable) workload instead of generating 600 prompts again each time."""
+    return _workload(text, os.getcwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _workload(text: str, cwd: str):
     from .workloads import parse_workload
 
-    return parse_workload(text)
+    return parse_workload(text, base_dir=cwd)
 
 
 @dataclass(frozen=True)
