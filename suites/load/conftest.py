@@ -70,7 +70,6 @@ class LoadBench:
     runs: dict[str, Any] = field(default_factory=dict)
     probes: list[tuple[float, Any, str, dict]] = field(default_factory=list)  # (rate, run, verdict, details)
     bracket: Any = None
-    records: dict[str, str] = field(default_factory=dict)  # point id -> JSONL path
     _calibration: tuple[int | None, str | None] | None = None
     _announced: dict[str, Any] | None = None
 
@@ -116,8 +115,8 @@ class LoadBench:
         from pytest_inference.report.records import write_records
 
         try:
-            self.records[name] = str(write_records(self.session.report_dir, name, run.records(self.plan.slo),
-                                                   secrets=[k for k in (self.endpoint.api_key,) if k]))
+            write_records(self.session.report_dir, name, run.records(self.plan.slo),
+                          secrets=[k for k in (self.endpoint.api_key,) if k])
         except (OSError, ValueError) as exc:  # the report folder was checked at start; a full disk is a note, not a verdict
             self.session.add_metadata(**{f"{name}_records_error": str(exc)})
 

@@ -252,5 +252,5 @@ def _point_figures(bench, run) -> list:
 
     if run.mode != "open" or not run.dispatch_lag_ms:
         return []
-    return [f for f in load_figures([], slo=None, bracket=None, lags_ms=run.dispatch_lag_ms,
-                                    max_lag_ms=run.max_lag_ms or bench.plan.max_lag_ms)]
+    return load_figures([], slo=None, bracket=None, lags_ms=run.dispatch_lag_ms,
+                        max_lag_ms=run.max_lag_ms or bench.plan.max_lag_ms)
