@@ -1,0 +1,1 @@
+"""The API conformance suite's parts: probe, rules, checks, fuzzer, reference."""
