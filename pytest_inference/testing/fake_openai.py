@@ -105,7 +105,9 @@ import argparse
 import asyncio
 import collections
 import gc
+import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -116,6 +118,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
@@ -149,12 +152,13 @@ DEFAULTS: dict[str, Any] = {
     "endless": None,
     "hang": False,
     "metrics": "prom",
+    "strict": False,
 }
 _INT = {"tokens", "eos_after", "split_events", "reasoning_tokens", "tokens_per_chunk", "status", "drop_after",
         "cut_after", "usage_tokens"}
 _FLOAT = {"ttft_ms", "token_ms", "split_pause_ms"}
 _BOOL = {"ignore_max_tokens", "role_chunk", "empty_chunks", "burst", "content_length", "close",
-         "close_silently", "tool_calls", "hang"}
+         "close_silently", "tool_calls", "hang", "strict"}
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -273,6 +277,8 @@ class State:
         self.preempt_above: int | None = None
         self.preemptions = 0
         self.kv_live: dict[int, list[int]] = {}  # per running stream (by id): [tokens it holds]
+        self.defects: frozenset[str] = frozenset()  # --defect: each breaks one rule (implies strict)
+        self.live: list[list[Choice]] = []  # strict streams being served, oldest first (mix_streams)
 
     @property
     def kv_metrics(self) -> bool:
@@ -311,9 +317,12 @@ class State:
             "# HELP vllm:num_requests_running Number of requests in model execution batches.",
             "# TYPE vllm:num_requests_running gauge",
             f"vllm:num_requests_running{{{lab}}} {float(self.running)}",
-            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-            "# TYPE vllm:num_requests_waiting gauge",
-            f"vllm:num_requests_waiting{{{lab}}} {float(self.waiting)}",
+        ]
+        if "no_queue_gauge" not in self.defects:
+            out += ["# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+                    "# TYPE vllm:num_requests_waiting gauge",
+                    f"vllm:num_requests_waiting{{{lab}}} {float(self.waiting)}"]
+        out += [
             "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
             "# TYPE vllm:prompt_tokens_total counter",
             f"vllm:prompt_tokens_total{{{lab}}} {float(self.prompt_tokens)}",
@@ -335,6 +344,325 @@ class State:
         if self.kv_metrics:
             out += self._kv_lines(lab)
         return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------
+# strict mode: a conformant OpenAI API (validation, deterministic text, stop, n, logprobs),
+# and the defects that each break one rule of it
+
+DEFECTS: dict[str, str] = {
+    "no_done": "streams end without data: [DONE]",
+    "wrong_usage": "usage.completion_tokens is one more than the tokens sent",
+    "finish_always_stop": 'finish_reason is "stop" even when max_tokens was hit',
+    "unknown_field_500": "a body with a top-level field the fake does not know gets HTTP 500",
+    "ignore_max_tokens": "generates max_tokens + 3 tokens",
+    "mix_streams": "overlapping streams carry the other stream's tokens",
+    "hang_on_bad_body": "a body that is not JSON, or a chat body without messages, is never answered",
+    "role_chunk_content": 'the role-only opening chunk carries the extra content "Hi"',
+    "mixed_ids": "every chunk of a stream has a different id",
+    "bad_sse_framing": 'SSE events end with a single "\\n" instead of a blank line',
+    "errors_500": "validation errors are answered with status 500",
+    "error_body_plain": 'validation errors keep their status but the body is text/plain "bad request"',
+    "ignore_stop": "stop strings are ignored",
+    "ignore_n": "n > 1 returns a single choice",
+    "ignore_seed": "greedy and seeded answers are random",
+    "no_logprobs": 'logprobs asked for are not returned ("logprobs": null)',
+    "models_bad_shape": 'GET /v1/models answers a bare JSON list ["model"]',
+    "no_queue_gauge": "/metrics lacks vllm:num_requests_waiting",
+    "any_key": "with --api-key, any bearer token (or none) is accepted",
+}
+
+_COMMON_FIELDS = frozenset({
+    "model", "max_tokens", "n", "temperature", "top_p", "stream", "stream_options", "stop", "seed", "logprobs",
+    "frequency_penalty", "presence_penalty", "logit_bias", "user",
+    # vLLM's extensions, and the fake's own
+    "ignore_eos", "return_tokens_as_token_ids", "top_k", "min_p", "repetition_penalty", "min_tokens",
+    "skip_special_tokens", "fake"})
+CHAT_FIELDS = _COMMON_FIELDS | {
+    "messages", "max_completion_tokens", "top_logprobs", "response_format", "tools", "tool_choice",
+    "parallel_tool_calls", "functions", "function_call", "metadata", "store", "service_tier", "reasoning_effort",
+    "modalities", "prediction", "audio", "web_search_options"}
+COMPLETION_FIELDS = _COMMON_FIELDS | {"prompt", "best_of", "echo", "suffix"}
+
+
+def _make_vocab() -> tuple[str, ...]:
+    syl = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]  # 70 syllables
+    return tuple(syl[i % 70] + syl[(i // 70 * 23 + i * 7) % 70] for i in range(211))
+
+
+VOCAB = _make_vocab()  # 211 (a prime) distinct two-syllable words; a token is " " + word
+
+
+def _hash(*parts: Any) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "big")
+
+
+def token_ranking(key: str, pos: int) -> tuple[int, int, float]:
+    """The model's distribution at position ``pos`` after prompt ``key``: every vocabulary id
+    has a rank, id = (first + rank * step) % len(VOCAB); rank 0 has probability p0, rank r ≥ 1
+    (1 - p0) / 2**r. Returns (first, step, p0)."""
+    v = len(VOCAB)
+    h = _hash(key, pos)
+    return h % v, 1 + (h >> 16) % (v - 1), 0.6 + ((h >> 40) % 1000) / 1000 * 0.3
+
+
+def logprob_of(key: str, pos: int, tid: int) -> float:
+    """The logprob of token ``tid`` at ``pos`` (≤ 0; the greedy token's is the highest)."""
+    first, step, p0 = token_ranking(key, pos)
+    rank = (tid - first) * pow(step, -1, len(VOCAB)) % len(VOCAB)
+    return math.log(p0) if rank == 0 else math.log(1 - p0) - rank * math.log(2)
+
+
+def top_logprobs(key: str, pos: int, k: int) -> list[tuple[int, float]]:
+    """The ``k`` most likely (id, logprob) at ``pos``, best first."""
+    first, step, p0 = token_ranking(key, pos)
+    out = []
+    for r in range(k):
+        out.append(((first + r * step) % len(VOCAB), math.log(p0) if r == 0 else math.log(1 - p0) - r * math.log(2)))
+    return out
+
+
+def cut_at_stop(texts: list[str], stops: list[str]) -> tuple[list[str], bool]:
+    """The token texts kept when generation stops before the first stop string: after each
+    token the text so far is searched; at the first hit the text is cut at the earliest stop
+    string's start. The tokens that have text before the cut are kept (the last one may be
+    cut short); returns (kept texts, whether a stop string was hit)."""
+    stops = [s for s in stops if s]
+    text = ""
+    for i, t in enumerate(texts):
+        text += t
+        hits = [text.find(s) for s in stops if s in text]
+        if hits:
+            pos, start, kept = min(hits), 0, []
+            for u in texts[:i + 1]:
+                if start >= pos:
+                    break
+                kept.append(u[:pos - start])
+                start += len(u)
+            return kept, True
+    return list(texts), False
+
+
+class ApiError(Exception):
+    """A request the strict server rejects: an OpenAI error body with this status."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, hang: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.hang = status, message, param, hang
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": "NotFoundError" if self.status == 404 else
+                          "BadRequestError", "param": self.param, "code": self.status}}
+
+
+@dataclass
+class ApiRequest:
+    """A validated completion request (strict mode)."""
+
+    model: str
+    prompts: list[str]       # one generation key per prompt (chat: the messages)
+    prompt_tokens: list[int]  # per prompt, as the fake counts
+    max_tokens: int | None
+    n: int = 1
+    temperature: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    logprobs: int | None = None  # top-k asked for (chat: top_logprobs, 0 without); None: not asked
+    as_ids: bool = False
+    ignore_eos: bool = False
+
+
+@dataclass
+class Choice:
+    """One generated choice (strict mode): the emitted tokens and why it ended."""
+
+    index: int
+    key: str                 # the prompt's generation key (for the logprobs)
+    ids: list[int]
+    texts: list[str]         # text per token; the last may be cut short by a stop string
+    finish: str
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
+def validate_request(req: Any, chat: bool, model: str, max_model_len: int) -> ApiRequest:
+    """Check a parsed body like a conformant server (vLLM's rules); raises :class:`ApiError`."""
+    if not isinstance(req, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    if chat:
+        msgs = req.get("messages")
+        if msgs is None:
+            raise ApiError(400, "'messages' is a required property", "messages", hang=True)
+        if not isinstance(msgs, list) or not msgs:
+            raise ApiError(400, "'messages' must be a non-empty list", "messages")
+        for i, m in enumerate(msgs):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise ApiError(400, f"messages[{i}] must be an object with a string 'role'", "messages")
+            c = m.get("content")
+            if not isinstance(c, (str, list)):
+                raise ApiError(400, f"messages[{i}].content must be a string or a list of parts", "messages")
+        texts = [_content_text(m["content"]) for m in msgs]
+        prompts = [json.dumps([[m["role"], t] for m, t in zip(msgs, texts)])]
+        prompt_tokens = [sum(len(t.split()) + 4 for t in texts)]
+    else:
+        p = req.get("prompt")
+        if p is None:
+            raise ApiError(400, "'prompt' is a required property", "prompt")
+        if isinstance(p, str):
+            plist: list[str] = [p]
+        elif isinstance(p, list) and p and all(_is_int(x) for x in p):
+            plist = [" ".join(map(str, p))]  # token ids: one token each
+        elif isinstance(p, list) and p and all(isinstance(x, str) for x in p):
+            plist = list(p)
+        else:
+            raise ApiError(400, "'prompt' must be a string, a list of strings or a list of token ids", "prompt")
+        prompts = plist
+        prompt_tokens = [len(x.split()) for x in plist]
+    if "model" in req and req["model"] is not None:
+        if not isinstance(req["model"], str):
+            raise ApiError(400, "'model' must be a string", "model")
+        if req["model"] != model:
+            raise ApiError(404, f"The model `{req['model']}` does not exist.", "model")
+
+    def opt(name: str, ok: Any, what: str) -> Any:
+        v = req.get(name)
+        if v is not None and not ok(v):
+            raise ApiError(400, f"'{name}' must be {what}; got {json.dumps(v)[:80]}", name)
+        return v
+
+    mt_name = "max_completion_tokens" if chat and req.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = opt(mt_name, lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    n = opt("n", lambda v: _is_int(v) and 1 <= v <= 16, "an integer from 1 to 16")
+    temperature = opt("temperature", lambda v: _is_num(v) and 0 <= v <= 2, "a number from 0 to 2")
+    opt("top_p", lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]")
+    stream = opt("stream", lambda v: isinstance(v, bool), "a boolean")
+    stop = opt("stop", lambda v: isinstance(v, str) or (isinstance(v, list) and len(v) <= 4 and all(
+        isinstance(s, str) for s in v)), "a string or a list of at most 4 strings")
+    seed = opt("seed", _is_int, "an integer")
+    so = opt("stream_options", lambda v: isinstance(v, dict), "an object")
+    if so is not None and not stream:
+        raise ApiError(400, "'stream_options' is only allowed when 'stream' is true", "stream_options")
+    logprobs: int | None = None
+    if chat:
+        lp = opt("logprobs", lambda v: isinstance(v, bool), "a boolean")
+        top = opt("top_logprobs", lambda v: _is_int(v) and 0 <= v <= 20, "an integer from 0 to 20")
+        if top is not None and not lp:
+            raise ApiError(400, "'top_logprobs' requires 'logprobs' to be true", "top_logprobs")
+        logprobs = (top or 0) if lp else None
+    else:
+        logprobs = opt("logprobs", lambda v: _is_int(v) and 0 <= v <= 5, "an integer from 0 to 5")
+    for ptoks in prompt_tokens:
+        what = "messages" if chat else "prompt"
+        if ptoks > max_model_len:
+            raise ApiError(400, f"This model's maximum context length is {max_model_len} tokens. However, your "
+                                f"request has {ptoks} input tokens. Please reduce the length of the {what}.", what)
+        if max_tokens is not None and ptoks + max_tokens > max_model_len:
+            raise ApiError(400, f"This model's maximum context length is {max_model_len} tokens. However, you "
+                                f"requested {ptoks + max_tokens} tokens ({ptoks} in the {what}, {max_tokens} in "
+                                f"the completion). Please reduce the length of the {what} or completion.", mt_name)
+    return ApiRequest(model=model, prompts=prompts, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+                      n=n or 1, temperature=temperature, seed=seed,
+                      stop=[stop] if isinstance(stop, str) else list(stop or []), stream=bool(stream),
+                      include_usage=bool(so and so.get("include_usage")), logprobs=logprobs,
+                      as_ids=req.get("return_tokens_as_token_ids") is True, ignore_eos=req.get("ignore_eos") is True)
+
+
+def generate(r: ApiRequest, tokens: int, eos_after: int | None, max_model_len: int, rng: random.Random,
+             defects: frozenset[str] = frozenset()) -> list[Choice]:
+    """The choices of a validated request (``n`` per prompt, index = prompt * n + choice).
+
+    Tokens: greedy (temperature 0) from (prompt, position), every choice alike; seeded from
+    (prompt, seed, choice, position); otherwise from ``rng``. Length: ``max_tokens``
+    (finish "length"), else ``tokens`` then a natural end (finish "stop"; at most what the
+    context leaves), ``eos_after`` stops earlier; stop strings cut it (finish "stop")."""
+    n = 1 if "ignore_n" in defects else r.n
+    greedy = r.temperature == 0 and "ignore_seed" not in defects
+    seeded = r.seed is not None and "ignore_seed" not in defects
+    out = []
+    for j, (key, ptoks) in enumerate(zip(r.prompts, r.prompt_tokens)):
+        for c in range(n):
+            if r.max_tokens is not None:
+                count, finish = r.max_tokens + (3 if "ignore_max_tokens" in defects else 0), "length"
+            elif r.ignore_eos:
+                count, finish = max_model_len - ptoks, "length"
+            else:
+                count = min(tokens, max_model_len - ptoks)
+                finish = "stop" if count == tokens else "length"
+            if eos_after is not None and not r.ignore_eos and eos_after < count:
+                count, finish = eos_after, "stop"
+            if greedy:
+                ids = [token_ranking(key, p)[0] for p in range(count)]
+            elif seeded:
+                ids = [_hash(key, r.seed, c, p) % len(VOCAB) for p in range(count)]
+            else:
+                ids = [rng.randrange(len(VOCAB)) for _ in range(count)]
+            texts = [" " + VOCAB[i] for i in ids]
+            if r.stop and "ignore_stop" not in defects:
+                texts, hit = cut_at_stop(texts, r.stop)
+                ids = ids[:len(texts)]
+                if hit:
+                    finish = "stop"
+            if "finish_always_stop" in defects:
+                finish = "stop"
+            out.append(Choice(j * n + c, key, ids, texts, finish))
+    return out
+
+
+def _token_str(tid: int, as_ids: bool) -> str:
+    return f"token_id:{tid}" if as_ids else " " + VOCAB[tid]
+
+
+def chat_logprobs(ch: Choice, a: int, b: int, k: int, as_ids: bool) -> dict[str, Any]:
+    """Chat ``logprobs`` for tokens a..b of a choice (one ``content`` entry per token)."""
+    content = []
+    for p in range(a, b):
+        t = _token_str(ch.ids[p], as_ids)
+        tops = []
+        for tid, lp in top_logprobs(ch.key, p, k):
+            s = _token_str(tid, as_ids)
+            tops.append({"token": s, "logprob": lp, "bytes": list(s.encode())})
+        content.append({"token": t, "logprob": logprob_of(ch.key, p, ch.ids[p]), "bytes": list(t.encode()),
+                        "top_logprobs": tops})
+    return {"content": content}
+
+
+def completion_logprobs(ch: Choice, a: int, b: int, k: int, as_ids: bool) -> dict[str, Any]:
+    """Completions ``logprobs`` for tokens a..b (``text_offset`` from the completion's start;
+    ``top_logprobs`` holds the top k and the chosen token, as vLLM's)."""
+    off = sum(len(t) for t in ch.texts[:a])
+    out: dict[str, Any] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for p in range(a, b):
+        t = _token_str(ch.ids[p], as_ids)
+        lp = logprob_of(ch.key, p, ch.ids[p])
+        tops = {_token_str(tid, as_ids): v for tid, v in top_logprobs(ch.key, p, k)}
+        tops.setdefault(t, lp)
+        out["tokens"].append(t)
+        out["token_logprobs"].append(lp)
+        out["top_logprobs"].append(tops)
+        out["text_offset"].append(off)
+        off += len(ch.texts[p])
+    return out
+
+
+_NOT_JSON = object()  # a request body that did not parse
 
 
 _CL_RE = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*(\d+)")
@@ -476,21 +804,23 @@ class HTTPProtocol(asyncio.Protocol):
             st.truth.clear()
             self._send_json(200, {"ok": True})
         elif path.startswith("/v1/"):
-            if st.api_key is not None and headers.get("authorization") != f"Bearer {st.api_key}":
+            if (st.api_key is not None and headers.get("authorization") != f"Bearer {st.api_key}"
+                    and "any_key" not in st.defects):
                 given = headers.get("authorization", "").removeprefix("Bearer ").strip()
                 self._send_json(401, {"error": {
                     "message": f"Incorrect API key provided: {given or '(none)'}.",
                     "type": "invalid_request_error", "code": "invalid_api_key"}})
                 return False
-            if path == "/v1/models" and method == "GET":
+            if path == "/v1/models" and method == "GET" and "models_bad_shape" in st.defects:
+                self._send_json(200, [st.model])
+            elif path == "/v1/models" and method == "GET":
                 self._send_json(200, {"object": "list", "data": [
                     {"id": st.model, "object": "model", "created": 0, "owned_by": "fake"}]})
             elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
                 try:
                     req = json.loads(body or b"{}")
                 except ValueError:
-                    self._send_json(400, {"error": {"message": "body is not JSON", "type": "BadRequestError"}})
-                    return False
+                    req = _NOT_JSON
                 return await self._completion(path, headers, req, t_recv, reads)
             else:
                 self._send_json(404, {"error": {"message": f"no route {method} {path}", "type": "NotFound"}})
@@ -500,7 +830,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _options(self, headers: dict[str, str], req: dict[str, Any]) -> dict[str, Any]:
         o = dict(self.state.opts)
-        fake = req.get("fake")
+        fake = req.get("fake") if isinstance(req, dict) else None
         if isinstance(fake, dict):
             for k, v in fake.items():
                 k = k.replace("-", "_")
@@ -531,6 +861,24 @@ class HTTPProtocol(asyncio.Protocol):
         o = self._options(headers, req)
         st.n_req += 1
         chat = path.endswith("chat/completions")
+        api: ApiRequest | None = None
+        if o["strict"] or st.defects:
+            try:
+                if req is _NOT_JSON:
+                    raise ApiError(400, "the request body is not valid JSON", hang=True)
+                if isinstance(req, dict) and "unknown_field_500" in st.defects:
+                    unknown = sorted(set(req) - (CHAT_FIELDS if chat else COMPLETION_FIELDS))
+                    if unknown:
+                        self._send_json(500, {"error": {"message": f"Internal Server Error: unexpected field "
+                                                                   f"{unknown[0]!r}", "type": "InternalServerError",
+                                                        "param": None, "code": 500}})
+                        return False
+                api = validate_request(req, chat, st.model, st.max_model_len)
+            except ApiError as e:
+                return await self._api_error(e)
+        elif req is _NOT_JSON:
+            self._send_json(400, {"error": {"message": "body is not JSON", "type": "BadRequestError"}})
+            return False
         if o["status"]:
             # echoes the bearer token it got, as some real servers do: clients must scrub it
             given = headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -547,6 +895,8 @@ class HTTPProtocol(asyncio.Protocol):
         if reply == "json":
             self._send_json(200, {"status": "ok", "result": {"answer": "hello"}})
             return False
+        if api is not None:
+            return await self._strict(api, o, chat, t_recv, reads)
         model = req.get("model") or st.model
         if "messages" in req:
             prompt = " ".join(str(m.get("content", "")) for m in req["messages"] if isinstance(m, dict))
@@ -563,14 +913,7 @@ class HTTPProtocol(asyncio.Protocol):
         token_ms = o["token_ms"]
         created = int(time.time())
         rid = ("chatcmpl-" if chat else "cmpl-") + f"fake{st.n_req:06d}{st.rng.getrandbits(32):08x}"
-        truth: dict[str, Any] = {"recv_ns": t_recv, "first_token_ns": None, "last_token_ns": None,
-                                 "end_ns": None, "ttft_ms": None, "injected_ttft_ms": ttft_ms,
-                                 "injected_token_ms": token_ms, "conn_id": self.cid,
-                                 "request_reads": reads, "tokens": 0, "events": 0, "burst": o["burst"],
-                                 # the server's run-queue wait in the wakes that read the request
-                                 # and wrote the first token (a starved server, not the client)
-                                 "recv_stall_ms": self.recv_stall_ns / 1e6, "write_stall_ms": None}
-        st.truth[rid] = truth
+        truth = self._new_truth(rid, o, t_recv, reads, ttft_ms, token_ms)
 
         if reply == "nonstream" or not req.get("stream"):
             await asyncio.sleep(max(0.0, ttft_ms / 1000))
@@ -633,7 +976,26 @@ class HTTPProtocol(asyncio.Protocol):
                                           '"total_tokens":%d,"completion_tokens":%d}}\n\n'
                                           % (prompt_tokens, prompt_tokens + nu, nu)).encode()))
         done = b"data: [DONE]\n\n"
+        return await self._serve(o, events, done, truth, t_recv, ttft_ms, token_ms, finish, prompt_tokens,
+                                 head_tmpl, chat)
 
+    def _new_truth(self, rid: str, o: dict[str, Any], t_recv: int, reads: int, ttft_ms: float,
+                   token_ms: float) -> dict[str, Any]:
+        truth: dict[str, Any] = {"recv_ns": t_recv, "first_token_ns": None, "last_token_ns": None,
+                                 "end_ns": None, "ttft_ms": None, "injected_ttft_ms": ttft_ms,
+                                 "injected_token_ms": token_ms, "conn_id": self.cid,
+                                 "request_reads": reads, "tokens": 0, "events": 0, "burst": o["burst"],
+                                 # the server's run-queue wait in the wakes that read the request
+                                 # and wrote the first token (a starved server, not the client)
+                                 "recv_stall_ms": self.recv_stall_ns / 1e6, "write_stall_ms": None}
+        self.state.truth[rid] = truth
+        return truth
+
+    async def _serve(self, o: dict[str, Any], events: list[tuple[bool, int, Any]], done: bytes,
+                     truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float, finish: str,
+                     prompt_tokens: int, head_tmpl: str, chat: bool) -> bool:
+        """Serve a stream's events: through the --capacity queue or --max-running, or hang/endless."""
+        st = self.state
         if st.capacity is not None:
             await self._capacity_slot()
             if self.closed:  # the client left while queued
@@ -665,6 +1027,111 @@ class HTTPProtocol(asyncio.Protocol):
             st.running -= 1
             if st.sem is not None:
                 st.sem.release()
+
+    async def _api_error(self, e: ApiError) -> bool:
+        """Answer a rejected request (strict), or break the rule as a defect says."""
+        d = self.state.defects
+        if e.hang and "hang_on_bad_body" in d:
+            while not self.closed:
+                await asyncio.sleep(0.05)
+            return True
+        status = 500 if "errors_500" in d else e.status
+        if "error_body_plain" in d:
+            self._send(status, "text/plain; charset=utf-8", b"bad request")
+        else:
+            self._send_json(status, e.body())
+        return False
+
+    async def _strict(self, r: ApiRequest, o: dict[str, Any], chat: bool, t_recv: int, reads: int) -> bool:
+        """A validated request answered like a conformant server (module docstring, strict mode)."""
+        st = self.state
+        d = st.defects
+        choices = generate(r, o["tokens"], o["eos_after"], st.max_model_len, st.rng, d)
+        prompt_tokens = sum(r.prompt_tokens)
+        sent = sum(len(c.ids) for c in choices)
+        ct = sent + (1 if "wrong_usage" in d else 0) if o["usage_tokens"] is None else o["usage_tokens"]
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": ct, "total_tokens": prompt_tokens + ct}
+        top_k = None if "no_logprobs" in d else r.logprobs
+        lp_fn = chat_logprobs if chat else completion_logprobs
+        ttft_ms = self._pick_ttft(o)
+        token_ms = o["token_ms"]
+        created = int(time.time())
+        rid = ("chatcmpl-" if chat else "cmpl-") + f"fake{st.n_req:06d}{st.rng.getrandbits(32):08x}"
+        truth = self._new_truth(rid, o, t_recv, reads, ttft_ms, token_ms)
+        obj_name = "chat.completion" if chat else "text_completion"
+
+        def logprobs(ch: Choice, a: int, b: int) -> dict[str, Any] | None:
+            return None if top_k is None else lp_fn(ch, a, b, top_k, r.as_ids)
+
+        if o["reply"] == "nonstream" or not r.stream:
+            await asyncio.sleep(max(0.0, ttft_ms / 1000))
+            out = [{"index": c.index, **({"message": {"role": "assistant", "content": c.text}} if chat else
+                                        {"text": c.text}),
+                    "logprobs": logprobs(c, 0, len(c.ids)), "finish_reason": c.finish} for c in choices]
+            self._send_json(200, {"id": rid, "object": obj_name, "created": created, "model": r.model,
+                                  "choices": out, "usage": usage})
+            return False
+
+        sep = "\n" if "bad_sse_framing" in d else "\n\n"
+        n_chunk = [0]
+
+        def chunk(chs: list[dict[str, Any]], use: dict[str, Any] | None = None) -> bytes:
+            n_chunk[0] += 1
+            obj: dict[str, Any] = {"id": rid + (f"-{n_chunk[0]}" if "mixed_ids" in d else ""),
+                                   "object": obj_name + ("" if not chat else ".chunk"), "created": created,
+                                   "model": r.model, "choices": chs}
+            if use is not None:
+                obj["usage"] = use
+            return ("data: " + json.dumps(obj) + sep).encode()
+
+        def token_choice(c: Choice, a: int, b: int, text: str) -> dict[str, Any]:
+            fr = c.finish if b >= len(c.ids) else None
+            body = {"delta": {"content": text}} if chat else {"text": text}
+            return {"index": c.index, **body, "logprobs": logprobs(c, a, b), "finish_reason": fr}
+
+        def mixed(c: Choice, a: int, b: int) -> bytes:
+            # mix_streams: the text the other most recently started stream writes at these positions
+            others = [x for x in st.live if x is not choices]
+            text = "".join(c.texts[a:b])
+            if others:
+                oc = others[-1][c.index] if c.index < len(others[-1]) else others[-1][0]
+                if len(oc.texts) >= b:
+                    text = "".join(oc.texts[a:b])
+            return chunk([token_choice(c, a, b, text)])
+
+        events: list[tuple[bool, int, Any]] = []
+        if chat and o["role_chunk"]:
+            for c in choices:
+                events.append((False, 0, chunk([{"index": c.index, "delta": {
+                    "role": "assistant", "content": "Hi" if "role_chunk_content" in d else ""},
+                    "logprobs": None, "finish_reason": None}])))
+        k = max(1, o["tokens_per_chunk"])
+        groups = [[(a, min(a + k, len(c.ids))) for a in range(0, len(c.ids), k)] for c in choices]
+        for rnd in range(max((len(g) for g in groups), default=0)):  # the choices round robin
+            for c, g in zip(choices, groups):
+                if rnd < len(g):
+                    a, b = g[rnd]
+                    if "mix_streams" in d:
+                        events.append((True, b - a, lambda c=c, a=a, b=b: mixed(c, a, b)))
+                    else:
+                        events.append((True, b - a, chunk([token_choice(c, a, b, "".join(c.texts[a:b]))])))
+        for c, g in zip(choices, groups):
+            if not g:  # a stop string at once: no token, only the finish
+                events.append((False, 0, chunk([token_choice(c, 0, 0, "")])))
+        if o["usage"] == "always" or (o["usage"] == "auto" and r.include_usage):
+            events.append((False, 0, chunk([], usage)))
+        done = b"" if "no_done" in d else ("data: [DONE]" + sep).encode()
+        head_tmpl = '{"id":"%s","object":"%s.chunk","created":%d,"model":%s,"choices":[' % (
+            rid, obj_name, created, json.dumps(r.model))
+        st.live.append(choices)
+        try:
+            return await self._serve(o, events, done, truth, t_recv, ttft_ms, token_ms,
+                                     choices[0].finish if choices else "stop", prompt_tokens, head_tmpl, chat)
+        finally:
+            for i, x in enumerate(st.live):
+                if x is choices:
+                    del st.live[i]
+                    break
 
     async def _capacity_slot(self) -> None:
         """Wait (FIFO) for one of the ``--capacity`` slots."""
@@ -723,7 +1190,7 @@ class HTTPProtocol(asyncio.Protocol):
         if d > 0:
             await asyncio.sleep(d)
 
-    async def _stream(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
+    async def _stream(self, o: dict[str, Any], events: list[tuple[bool, int, Any]], done: bytes,
                       truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
                       finish: str, prompt_tokens: int, t_start: int | None = None) -> bool:
         """One stream (already counted in ``running``); with --kv-cache-tokens / --preempt-above
@@ -743,7 +1210,7 @@ class HTTPProtocol(asyncio.Protocol):
         finally:
             del st.kv_live[id(live)]
 
-    async def _stream_body(self, o: dict[str, Any], events: list[tuple[bool, int, bytes]], done: bytes,
+    async def _stream_body(self, o: dict[str, Any], events: list[tuple[bool, int, Any]], done: bytes,
                            truth: dict[str, Any], t_recv: int, ttft_ms: float, token_ms: float,
                            finish: str, prompt_tokens: int, t_start: int | None = None,
                            live: list[int] | None = None) -> bool:
@@ -758,7 +1225,7 @@ class HTTPProtocol(asyncio.Protocol):
 
         if o["burst"] or o["content_length"]:
             n_tok_events = sum(1 for e in events if e[0])
-            body_parts = [e[2] for e in events] + [done]
+            body_parts = [p for p in [e[2]() if callable(e[2]) else e[2] for e in events] + [done] if p]
             await self._sleep_until(first_deadline + step * max(0, n_tok_events - 1))
             if o["content_length"]:
                 body = b"".join(body_parts)
@@ -788,7 +1255,6 @@ class HTTPProtocol(asyncio.Protocol):
             pause = o["split_pause_ms"] / 1000
             k = 0
             for is_tok, n_ev, payload in events:
-                frame = payload if until_close else b"%x\r\n%s\r\n" % (len(payload), payload)
                 if is_tok:
                     if o["drop_after"] is not None and k >= o["drop_after"]:
                         self.transport.abort()  # type: ignore[union-attr]
@@ -800,6 +1266,9 @@ class HTTPProtocol(asyncio.Protocol):
                         return True
                     await self._sleep_until(first_deadline + step * k)
                     k += 1
+                if callable(payload):  # made when written (mix_streams)
+                    payload = payload()
+                frame = payload if until_close else b"%x\r\n%s\r\n" % (len(payload), payload)
                 if split and split > 1 and len(frame) > split:
                     size = -(-len(frame) // split)
                     pieces = [frame[j:j + size] for j in range(0, len(frame), size)]
@@ -817,7 +1286,10 @@ class HTTPProtocol(asyncio.Protocol):
                 if self.closed:
                     return True
             end = perf_counter_ns()
-            self._write(done if until_close else b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
+            if until_close:
+                self._write(done)
+            else:
+                self._write((b"%x\r\n%s\r\n" % (len(done), done) if done else b"") + b"0\r\n\r\n")
         truth["end_ns"] = end
         if token_writes:
             first = token_writes[0]
@@ -854,6 +1326,7 @@ async def _main(args: argparse.Namespace, opts: dict[str, Any]) -> None:
     state.max_model_len = args.max_model_len
     state.kv_cache_bytes = args.kv_cache_bytes
     state.preempt_above = args.preempt_above
+    state.defects = frozenset(x for names in args.defect for x in names)
     if args.keep_alive_timeout_ms is not None:
         state.keep_alive_timeout_s = float(args.keep_alive_timeout_ms) / 1000
     sel = getattr(loop, "_selector", None)
@@ -902,13 +1375,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="known capacity: K streams at once, the rest queue FIFO and their TTFT/token clock "
                         "starts when served (capacity K / (ttft_ms + (tokens-1) * token_ms) req/s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--defect", action="append", default=[], type=_defect_names, metavar="NAME[,NAME]",
+                   help="break one rule of the OpenAI API (implies --strict; repeatable): " + ", ".join(DEFECTS))
     k = p.add_argument_group("what it says it can hold (vLLM's cache_config_info, KV usage, preemptions)")
     k.add_argument("--kv-cache-tokens", type=int, default=None, metavar="N",
                    help="expose vllm:cache_config_info (kv_cache_size_tokens N) and vllm:kv_cache_usage_perc "
                         "(tokens of the running streams / N) and vllm:num_preemptions_total on /metrics")
     k.add_argument("--block-size", type=int, default=16, help="block_size in cache_config_info (16)")
     k.add_argument("--max-model-len", type=int, default=2048,
-                   help="kv_cache_max_concurrency = N / this (2048)")
+                   help="the context length: kv_cache_max_concurrency = N / this, and (strict) longer "
+                        "prompts + max_tokens are rejected (2048)")
     k.add_argument("--kv-cache-bytes", type=int, default=None, help="kv_cache_memory_bytes in cache_config_info")
     k.add_argument("--preempt-above", type=int, default=None, metavar="K",
                    help="count a preemption (vllm:num_preemptions_total) each time a stream starts while more "
@@ -945,6 +1421,15 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument(flag, dest=key, default=default, metavar=key.upper())
     return p
+
+
+def _defect_names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in names if x not in DEFECTS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown defect {', '.join(bad) or repr(text)}; "
+                                         f"known: {', '.join(DEFECTS)}")
+    return names
 
 
 def _startup_simulated(args: argparse.Namespace) -> bool:
