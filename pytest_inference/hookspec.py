@@ -6,7 +6,10 @@ of their own and removable by name with ``-p no:NAME``:
 
 * ``inference-terminal`` (:mod:`.report.terminal`): the claims table at the end of the run;
 * ``inference-summary-json`` (:mod:`.report.summary`): ``summary.json``;
-* ``inference-allure`` (:mod:`.report.allure_sink`): each claim and attachment in allure-pytest's result.
+* ``inference-allure`` (:mod:`.report.allure_sink`): each claim and attachment in allure-pytest's result;
+* ``inference-conformance`` (:mod:`.report.conformance`): one row per check id (``K8S-…``, ``API-…``) in
+  the terminal, ``summary.json``'s ``conformance`` and ``conformance-report.yaml``; a check's test that
+  skips carries its id in ``user_properties`` (``("inference_check", ID)``, ``("inference_check_title", TITLE)``).
 
 A ``conftest.py`` or plugin adds a sink by implementing any of them::
 

@@ -31,6 +31,7 @@ SINKS = {
     "inference-terminal": "pytest_inference.report.terminal",
     "inference-summary-json": "pytest_inference.report.summary",
     "inference-allure": "pytest_inference.report.allure_sink",
+    "inference-conformance": "pytest_inference.report.conformance",
 }
 
 INCONCLUSIVE_MODES = ("fail", "xfail")
