@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
+from ..checks import CheckResult  # noqa: F401  (the checks' result; re-exported)
 from . import DEFAULT_TAINT_KEY
 
 STATIC, LIVE = "static", "live"
@@ -108,47 +109,6 @@ class Settings:
     nfs_vers_min: tuple[int, int] = (4, 1)
     #: a tuner pod created within this many seconds of its node is the node's join-time tuner
     join_window_s: float = 120.0
-
-
-@dataclass
-class CheckResult:
-    """What one check saw: its measured figure and the findings behind it, with expected, actual
-    and a remediation line. No verdict: :func:`pytest_inference.claims.judge` gives it, against the
-    target's requirement for ``metric`` or else the catalog's default (``catalog/checks.toml``).
-
-    ``measured`` None: the check could not measure, ``reason`` says why (the claim is inconclusive).
-    ``cleanup``: what a mutating check could not undo — its test fails whatever the figure.
-    """
-
-    id: str
-    title: str
-    metric: str
-    measured: float | None
-    expected: str
-    actual: str
-    remediation: str
-    unit: str | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    reason: str = ""
-    subject: str = ""
-    cleanup: list[str] = field(default_factory=list)
-
-    def details(self) -> dict[str, Any]:
-        """What reaches summary.json and Allure with the claim."""
-        return {
-            "check": self.id, "title": self.title, "subject": self.subject,
-            "expected": self.expected, "actual": self.actual, "remediation": self.remediation,
-            "reason": self.reason, "findings": self.findings, "cleanup_failures": list(self.cleanup),
-        }
-
-    def line(self) -> str:
-        """The one line a failing test shows: id, actual, expected, remediation."""
-        head = f"{self.id} {self.title}"
-        if self.subject:
-            head += f" [{self.subject}]"
-        if self.measured is None:
-            return f"{head}: cannot judge: {self.reason} (expected {self.expected})"
-        return f"{head}: {self.actual} (expected {self.expected}) — fix: {self.remediation}"
 
 
 # --------------------------------------------------------------------------- small pure helpers

@@ -8,14 +8,12 @@ kubeconfig of some other cluster is not taken by surprise).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
-from ..catalog.checks import check as check_spec
-from ..claims import FAIL
+from .. import checks
 from .model import LIVE, STATIC, CheckResult, Observation, Settings
 
 NO_MODE = ("the k8s suite needs a cluster or manifests: --kubeconfig FILE [--context NAME] judges a live cluster "
@@ -107,26 +105,5 @@ def with_namespace(s: Settings, ns: str | None) -> Settings:
 
 
 def report(result: CheckResult, claim: Any, *, mode: str) -> CheckResult:
-    """Record a check's figure as a claim and fail the test with the check's one line when the claim
-    fails (or when a mutating check could not undo what it did, whatever the figure).
-
-    The verdict is :func:`pytest_inference.claims.judge`'s, through the claim recorder: against the
-    target's requirement for the metric, else the catalog's default (``catalog/checks.toml``), so a
-    target without a requirement still cannot pass a defective deployment. A check that measured
-    nothing makes the claim inconclusive with its reason. The claim's details carry id, expected,
-    actual, remediation and the findings (summary.json, Allure).
-    """
-    default = check_spec(result.id).requirement
-    params = {"check": result.id, "mode": mode}
-    details = result.details()
-    if result.measured is None:
-        # the session fails (or xfails) an inconclusive claim with its message
-        c = claim.inconclusive(result.metric, f"{result.id} {result.title}: {result.reason}", unit=result.unit,
-                               parameters=params, details=details, default=default)
-    else:
-        c = claim(result.metric, [result.measured], stat="value", unit=result.unit, details=details,
-                  parameters=params, default=default)
-    claim.attach(f"{result.id} details", json.dumps(details, indent=2, default=str))
-    if c.verdict == FAIL or result.cleanup:
-        pytest.fail(f"{result.line()} [{c.message()}]", pytrace=False)
-    return result
+    """Record a check's figure as a claim (:func:`pytest_inference.checks.report`), its mode a parameter."""
+    return checks.report(result, claim, parameters={"check": result.id, "mode": mode})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_inference.checks import tag
 from pytest_inference.k8s.checks import CHECKS
 from pytest_inference.k8s.model import STATIC
 from pytest_inference.k8s.suite import K8sUsage, report, resolve, settings_from
@@ -75,11 +76,12 @@ def k8s_observation(_k8s_observed):
 
 
 @pytest.fixture
-def k8s_check(claim, k8s_observation, k8s_settings):
+def k8s_check(request, claim, k8s_observation, k8s_settings):
     """``k8s_check("K8S-DEPLOY-001")``: run one check, report it as a claim, fail with one line."""
 
     def run(cid: str):
         spec = CHECKS[cid]
+        tag(request, cid, spec.title)
         if k8s_observation.mode not in spec.modes:
             pytest.skip(f"{cid} needs a live cluster (--kubeconfig): manifests carry no cluster history or status")
         return report(spec.fn(k8s_observation, k8s_settings), claim, mode=k8s_observation.mode)
