@@ -59,7 +59,45 @@ the request body. Options (underscore or dash spelling):
 ``metrics``             what ``GET /metrics`` serves (server-wide): "prom" (default),
                         "inf" (TTFT histogram sum ``+Inf``), "nan" (``NaN``), "html"
                         (an HTML page with status 200), "none" (404: no /metrics at all)
+``strict``              a conformant OpenAI API server (below); off by default
 ======================  ==========================================================
+
+Strict mode (``--strict``, or the per-request option ``strict``), for proving the API
+conformance suite (``suites/api``): the server answers like a conformant OpenAI server.
+
+* Validation (:func:`validate_request`): a body that is not a JSON object, a missing or
+  malformed ``messages``/``prompt``, ``max_tokens``/``max_completion_tokens`` not an int ≥ 1,
+  ``n`` not in 1..16, ``temperature`` not in [0, 2], ``top_p`` not in (0, 1], ``stream`` not a
+  bool, ``stop`` not a string or ≤ 4 strings, ``seed`` not an int, chat ``top_logprobs`` not in
+  0..20 or without ``logprobs: true``, completions ``logprobs`` not in 0..5, ``stream_options``
+  without streaming, a ``model`` that is not a string: 400; another model than ``--model``:
+  404 (param "model"); prompt words (chat: each message's words + 4) over ``--max-model-len``,
+  or prompt + max_tokens over it: 400. The body is ``{"error": {"message", "type"
+  ("BadRequestError"/"NotFoundError"), "param", "code"}}``. Unknown fields are ignored.
+* Text: tokens are " " + a word of :data:`VOCAB` (211 words). Greedy (``temperature`` 0): a
+  function of (prompt, position), the same for every choice; with a ``seed``: of (prompt,
+  seed, choice index, position); otherwise from the server's RNG (different each time).
+* Length: ``max_tokens`` tokens (finish "length"); without it ``tokens`` and then a natural
+  end (finish "stop"; "length" if the context runs out first); ``ignore_eos`` runs to the
+  context length; ``eos_after`` ends earlier with "stop".
+* ``stop``: after each token the text is searched; at the first hit the text is cut at the
+  stop string's start (it is never sent), finish "stop". The tokens kept are those with text
+  before the cut (the last one may be cut short in the text; its logprobs entry is the whole
+  token): ``usage.completion_tokens`` = the number of logprobs entries, always.
+* ``n``: choices with index 0..n-1 (a list of prompts: index = prompt * n + choice); a stream
+  interleaves them round robin, one role chunk each, each ends with its own finish_reason.
+* Logprobs: chat ``logprobs``/``top_logprobs`` → ``{"content": [{"token", "logprob", "bytes",
+  "top_logprobs"}]}``; completions ``logprobs: k`` → ``tokens``, ``token_logprobs``,
+  ``top_logprobs`` (top k and the chosen token), ``text_offset``. Logprobs are a fixed
+  distribution per (prompt, position) (:func:`token_ranking`); the greedy token is its best.
+  ``return_tokens_as_token_ids`` writes tokens as ``"token_id:<index in VOCAB>"``.
+* usage: always when not streaming; in a stream with ``stream_options.include_usage`` a last
+  chunk with ``"choices": []``.
+
+``--defect NAME`` (repeatable or comma-separated; implies strict) breaks one rule each; the
+names and what they break are :data:`DEFECTS` (e.g. ``no_done``: no ``data: [DONE]``;
+``mix_streams``: overlapping streams carry each other's tokens; ``any_key``: ``--api-key``
+accepts any token).
 
 Startup simulation (server-wide, for testing launchers and cold-start timing; see
 :func:`simulate_startup`): ``--fork-children N`` forks N sleeping children first (like
