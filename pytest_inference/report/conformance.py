@@ -2,10 +2,11 @@
 
 A suite that checks rules records each check's figure as a claim whose ``details`` carry ``check``
 (the id), ``title``, ``subject``, ``expected``, ``actual``, ``remediation`` and ``reason``
-(:func:`pytest_inference.k8s.suite.report`). A check that cannot run at all is a skipped test whose
+(the suites' ``report()``). A check that cannot run at all is a skipped test whose
 report carries the id in ``user_properties`` (``("inference_check", ID)`` and
-``("inference_check_title", TITLE)``, appended by the suite's fixture before it skips). This sink folds
-both into one row per id — the worst verdict of every subject/mode the check was reported for — and
+``("inference_check_title", TITLE)``, appended by the suite's fixture before it runs the check); a
+check's test that errored before it recorded a claim is an inconclusive part. This sink folds them
+into one row per id — the worst verdict of every subject/mode the check was reported for — and
 writes it three ways: a ``conformance`` table at the end of the terminal output, ``summary.json``'s
 ``conformance`` section, and ``conformance-report.yaml`` in the report folder, shaped like the
 Gateway API's (and the Gateway API Inference Extension's) ``ConformanceReport`` so the tooling and
@@ -45,26 +46,37 @@ _MARKUP = {PASS: {"green": True}, FAIL: {"red": True, "bold": True}, INCONCLUSIV
 
 @dataclass(frozen=True)
 class SkippedCheck:
-    """A check whose test skipped: the id and title its fixture put in ``user_properties``, the skip reason."""
+    """A check whose test made no claim: the id and title its fixture put in ``user_properties``, and
+    why. ``verdict`` ``skipped`` (the test skipped: the skip reason), or ``inconclusive`` for a test
+    that errored before its claim (``reason``: the error's one line); :func:`rows` drops the latter
+    when the same test did record a claim for the check (a failing claim fails its test too)."""
 
     id: str
     title: str = ""
     reason: str = ""
     test: str = ""
+    verdict: str = SKIPPED
 
 
 def skipped_check(report: Any) -> SkippedCheck | None:
-    """The check a skipped test report is about (None: not skipped, an xfail, or no check id)."""
-    if not getattr(report, "skipped", False) or hasattr(report, "wasxfail"):
+    """The check a test report that made no claim is about (None: passed, an xfail, or no check id)."""
+    if hasattr(report, "wasxfail"):
         return None
     props = dict(getattr(report, "user_properties", None) or ())
     cid = props.get(CHECK_PROPERTY)
     if not isinstance(cid, str) or not cid:
         return None
+    title, test = str(props.get(TITLE_PROPERTY) or ""), getattr(report, "nodeid", "")
     longrepr = getattr(report, "longrepr", None)
-    reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else "skipped"
-    return SkippedCheck(id=cid, title=str(props.get(TITLE_PROPERTY) or ""),
-                        reason=reason.removeprefix("Skipped: "), test=getattr(report, "nodeid", ""))
+    if getattr(report, "skipped", False):
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else "skipped"
+        return SkippedCheck(id=cid, title=title, reason=reason.removeprefix("Skipped: "), test=test)
+    if getattr(report, "failed", False):
+        crash = getattr(longrepr, "reprcrash", None)
+        line = " ".join(str(getattr(crash, "message", "") or "").split()) or f"the test failed in {report.when}"
+        return SkippedCheck(id=cid, title=title, test=test, verdict=INCONCLUSIVE,
+                            reason=f"the check's test failed in {report.when} before judging: {line[:200]}")
+    return None
 
 
 def suite_of(cid: str) -> str:
@@ -100,12 +112,12 @@ def _claim_part(c: Claim) -> dict[str, Any]:
 
 
 def _skipped_part(s: SkippedCheck) -> dict[str, Any]:
-    return {"subject": "", "verdict": SKIPPED, "measured": None, "unit": None, "requirement": "",
+    return {"subject": "", "verdict": s.verdict, "measured": None, "unit": None, "requirement": "",
             "actual": "", "expected": "", "remediation": "", "reason": s.reason, "test": s.test}
 
 
 def rows(claims: Sequence[Claim], skipped: Sequence[SkippedCheck] = ()) -> list[dict[str, Any]]:
-    """One row per check id, in first-seen order (claims first, then checks that only skipped).
+    """One row per check id, in first-seen order (claims first, then checks whose tests made no claim).
 
     A check reported several times (per node, per endpoint mode, a skipped run of it) folds into one
     row: the worst part's verdict and figures (fail > inconclusive > skipped > measured > pass), with
@@ -114,14 +126,18 @@ def rows(claims: Sequence[Claim], skipped: Sequence[SkippedCheck] = ()) -> list[
     """
     parts: dict[str, list[dict[str, Any]]] = {}
     titles: dict[str, str] = {}
+    judged: set[tuple[str, str]] = set()
     for c in claims:
         cid = c.details.get("check")
         if not isinstance(cid, str) or not cid:
             continue
         parts.setdefault(cid, []).append(_claim_part(c))
+        judged.add((cid, c.test or ""))
         if not titles.get(cid) and c.details.get("title"):
             titles[cid] = str(c.details["title"])
     for s in skipped:
+        if s.verdict != SKIPPED and (s.id, s.test) in judged:
+            continue  # the test failed because of (or after) its claim: the claim is the check's part
         parts.setdefault(s.id, []).append(_skipped_part(s))
         if not titles.get(s.id) and s.title:
             titles[s.id] = s.title
@@ -292,15 +308,17 @@ def dump_yaml(doc: dict[str, Any]) -> str:
 
 # --- the sink: state on the config's stash, and implementations of the hooks in hookspec.py -------------
 class _Checks:
-    """The skipped checks of one run (registered per config, so two runs in one process share nothing)."""
+    """The checks of one run whose tests made no claim (registered per config, so two runs in one process share nothing)."""
 
     def __init__(self) -> None:
         self.skipped: list[SkippedCheck] = []
+        self._seen: set[tuple[str, str]] = set()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # under xdist the controller gets every worker's reports, user_properties included
         s = skipped_check(report)
-        if s is not None and s not in self.skipped:
+        if s is not None and (s.id, s.test) not in self._seen:  # one part per test (call + teardown fail)
+            self._seen.add((s.id, s.test))
             self.skipped.append(s)
 
 

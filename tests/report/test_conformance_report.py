@@ -143,7 +143,23 @@ def test_a_skip_report_carries_its_check_and_an_xfail_or_a_plain_skip_does_not()
     xfail = SimpleNamespace(**{**vars(skip), "wasxfail": "inconclusive"})
     assert conf.skipped_check(xfail) is None
     assert conf.skipped_check(SimpleNamespace(**{**vars(skip), "user_properties": []})) is None
-    assert conf.skipped_check(SimpleNamespace(**{**vars(skip), "skipped": False})) is None
+    passed = SimpleNamespace(**{**vars(skip), "skipped": False, "failed": False, "longrepr": None})
+    assert conf.skipped_check(passed) is None
+    crash = SimpleNamespace(reprcrash=SimpleNamespace(message="ConnectionError: refused\n  at probe"))
+    error = SimpleNamespace(**{**vars(passed), "failed": True, "when": "setup", "longrepr": crash})
+    assert conf.skipped_check(error) == SkippedCheck(
+        "API-TOOLS-001", "tool calls", "the check's test failed in setup before judging: ConnectionError: refused at probe",
+        "t::tools", "inconclusive")
+
+
+def test_a_failed_test_is_a_part_only_when_it_recorded_no_claim_for_the_check():
+    judged = check("API-SSE-001", 2)  # its test failed because the claim failed
+    failed = SkippedCheck("API-SSE-001", "", "failed in call", judged.test, "inconclusive")
+    (row,) = conf.rows([judged], [failed])
+    assert row["subjects"] == 1 and row["verdict"] == "fail"
+    elsewhere = SkippedCheck("API-SSE-001", "", "failed in setup", "t::other", "inconclusive")
+    (row,) = conf.rows([check("API-SSE-001", 0)], [elsewhere])
+    assert (row["subjects"], row["verdict"], row["reason"]) == (2, "inconclusive", "failed in setup")
 
 
 # --- the ConformanceReport document -------------------------------------------------------------------
@@ -206,7 +222,8 @@ CHECKS_MODULE = textwrap.dedent(f'''
 
 
     @pytest.mark.parametrize("mode", ["stream", "stream-usage"])
-    def test_sse(claim, mode):
+    def test_sse(request, claim, mode):
+        request.node.user_properties.append(("inference_check", "API-SSE-001"))
         n = 0 if mode == "stream" else 2
         claim("api.sse_framing_violations", [n], stat="value", default=ZERO["api.sse_framing_violations"],
               parameters={{"check": "API-SSE-001", "mode": mode}},
@@ -227,6 +244,16 @@ CHECKS_MODULE = textwrap.dedent(f'''
         request.node.user_properties.append(("inference_check", "API-TOOLS-001"))
         request.node.user_properties.append(("inference_check_title", "tool calls"))
         pytest.skip("the server was started without --enable-auto-tool-choice")
+
+
+    @pytest.fixture
+    def models_probe(request):
+        request.node.user_properties.append(("inference_check", "API-MODELS-001"))
+        raise ConnectionError("the endpoint refused the connection")
+
+
+    def test_models(models_probe):
+        pass
 
 
     def test_unrelated_skip():
@@ -251,15 +278,16 @@ def test_a_run_shows_the_table_and_writes_summary_and_yaml_and_no_inference_conf
         checks_project, monkeypatch):
     monkeypatch.setenv("CONF_KEY", SECRET)
     res = run_checks(checks_project)
-    res.assert_outcomes(passed=3, failed=1, skipped=2)
+    res.assert_outcomes(passed=3, failed=1, skipped=2, errors=1)
     out = res.stdout.str()
     assert SECRET not in out
     res.stdout.fnmatch_lines([
-        "*= conformance (3 checks: 1 pass, 1 fail, 0 inconclusive, 1 skipped) =*",
+        "*= conformance (4 checks: 1 pass, 1 fail, 1 inconclusive, 1 skipped) =*",
         "id*verdict*actual*requirement",
         "API-SSE-001*fail (2 parts)*stream-usage: 2 events unframed (key ***)*api.sse_framing_violations == 0*",
         "K8S-DEPLOY-001*pass*0 pods without a probe*k8s.deploy_violations == 0*",
         "API-TOOLS-001*skipped*the server was started without --enable-auto-tool-choice*",
+        "API-MODELS-001*inconclusive*the check's test failed in setup before judging: Connection…*",
         "API-SSE-001: stream-usage: 2 events unframed (key ***) — fix: frame every event with a blank line",
         "report: *conformance-report.yaml",
     ])
@@ -268,11 +296,15 @@ def test_a_run_shows_the_table_and_writes_summary_and_yaml_and_no_inference_conf
     report = checks_project.path / "report"
     summary = json.loads((report / "summary.json").read_text())
     sec = summary["conformance"]
+    # the failing SSE test carried its check id too: its claim is the part, not its failure
     assert [(r["id"], r["verdict"], r["subjects"]) for r in sec["checks"]] == [
-        ("API-SSE-001", "fail", 2), ("K8S-DEPLOY-001", "pass", 1), ("API-TOOLS-001", "skipped", 1)]
+        ("API-SSE-001", "fail", 2), ("K8S-DEPLOY-001", "pass", 1), ("API-TOOLS-001", "skipped", 1),
+        ("API-MODELS-001", "inconclusive", 1)]
     assert sec["checks"][2]["title"] == "tool calls"
     assert sec["checks"][2]["parts"][0]["test"] == "test_checks.py::test_tools"
-    assert sec["totals"] == {"pass": 1, "fail": 1, "inconclusive": 0, "skipped": 1, "measured": 0}
+    assert sec["checks"][3]["reason"] == ("the check's test failed in setup before judging: "
+                                          "ConnectionError: the endpoint refused the connection")
+    assert sec["totals"] == {"pass": 1, "fail": 1, "inconclusive": 1, "skipped": 1, "measured": 0}
     assert set(sec["suites"]) == {"API", "K8S"}
     text = (report / "conformance-report.yaml").read_text()
     assert SECRET not in text
@@ -280,12 +312,12 @@ def test_a_run_shows_the_table_and_writes_summary_and_yaml_and_no_inference_conf
     assert doc["kind"] == "ConformanceReport" and doc["model"] == "tiny-llama"
     assert doc["implementation"]["url"] == doc["endpoint"] == "http://127.0.0.1:8011/v1"
     api, k8s = doc["profiles"]
-    assert (api["name"], api["core"]["result"], api["core"]["failedTests"], api["core"]["skippedTests"]) == \
-        ("API", "failure", ["API-SSE-001"], ["API-TOOLS-001"])
+    assert (api["name"], api["core"]["result"], api["core"]["failedTests"], api["core"]["skippedTests"],
+            api["core"]["inconclusiveTests"]) == ("API", "failure", ["API-SSE-001"], ["API-TOOLS-001"], ["API-MODELS-001"])
     assert (k8s["name"], k8s["core"]["result"]) == ("K8S", "success")
 
     removed = run_checks(checks_project, "-p", "no:inference-conformance")
-    removed.assert_outcomes(passed=3, failed=1, skipped=2)
+    removed.assert_outcomes(passed=3, failed=1, skipped=2, errors=1)
     assert "= conformance (" not in removed.stdout.str() and "inference claims (target" in removed.stdout.str()
     assert "conformance" not in json.loads((report / "summary.json").read_text())
     # the first run's file is still there: the second run wrote none (its date would differ)
@@ -318,3 +350,34 @@ def test_tools(request):
     first.stdout.fnmatch_lines(["*= conformance (1 check: 0 pass, 0 fail, 0 inconclusive, 1 skipped) =*"])
     second = pytester.runpytest("--inference-report", "report", "-p", "no:cacheprovider", "-k", "nothing")
     assert "= conformance (" not in second.stdout.str()
+
+
+def test_under_xdist_the_controller_folds_every_workers_checks(checks_project, monkeypatch):
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("CONF_KEY", SECRET)
+    res = run_checks(checks_project, "-n", "2")
+    res.assert_outcomes(passed=3, failed=1, skipped=2, errors=1)
+    res.stdout.fnmatch_lines(["*= conformance (4 checks: 1 pass, 1 fail, 1 inconclusive, 1 skipped) =*"])
+    sec = json.loads((checks_project.path / "report" / "summary.json").read_text())["conformance"]
+    assert sorted((r["id"], r["verdict"], r["subjects"]) for r in sec["checks"]) == [
+        ("API-MODELS-001", "inconclusive", 1), ("API-SSE-001", "fail", 2), ("API-TOOLS-001", "skipped", 1),
+        ("K8S-DEPLOY-001", "pass", 1)]
+    assert (checks_project.path / "report" / "conformance-report.yaml").is_file()
+
+
+def test_the_k8s_suite_static_run_reports_one_row_per_check(pytester):
+    """The real suites/k8s on a broken variant: the failing check's row and fix, a live-only check skipped."""
+    res = pytester.runpytest_subprocess(
+        str(ROOT / "suites" / "k8s"), "--rootdir", str(ROOT), "--manifests",
+        str(ROOT / "fixtures" / "k8s" / "broken" / "tuner-or-true"), "--inference-report", "report",
+        "-p", "no:cacheprovider", "-p", "no:randomly", timeout=300)
+    res.assert_outcomes(failed=1, passed=14, skipped=3)
+    res.stdout.fnmatch_lines(["*= conformance (16 checks: 14 pass, 1 fail, 0 inconclusive, 1 skipped) =*",
+                              "K8S-TUNER-003*fail*2 found: initContainer tune*k8s.tuner_masked_failures == 0",
+                              "K8S-TAINT-001*skipped*needs a live cluster*",
+                              "K8S-TUNER-003: *masks a failure* — fix: drop '|| true'*"])
+    doc = yaml.safe_load((pytester.path / "report" / "conformance-report.yaml").read_text())
+    (k8s,) = doc["profiles"]
+    assert (k8s["name"], k8s["core"]["result"], k8s["core"]["failedTests"], k8s["core"]["skippedTests"]) == \
+        ("K8S", "failure", ["K8S-TUNER-003"], ["K8S-TAINT-001"])
+    assert k8s["core"]["statistics"] == {"Passed": 14, "Failed": 1, "Skipped": 1, "Inconclusive": 0, "Measured": 0}
