@@ -437,7 +437,7 @@ def _mix_streams(s) -> bool:
 
     def run(i: int) -> None:
         got[i] = streamed_text(stream(s, CHAT, chat_body(prompts[i], temperature=0, max_tokens=8, fake={
-            "token_ms": 15, "ttft_ms": 5, "role_chunk": False})))
+            "token_ms": 25, "ttft_ms": 5, "role_chunk": False})))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
