@@ -343,7 +343,8 @@ def _invalid(model: str, max_tokens: int) -> tuple:
             ("temperature", 100), ("temperature", "hot"), ("top_p", 0), ("top_p", -0.5), ("top_p", 2),
             ("seed", 2**70),
         ]))
-        body.pop("max_completion_tokens", None) if name == "max_tokens" else None
+        if name == "max_tokens":
+            body.pop("max_completion_tokens", None)
         body[name] = value
         if name == "n" and value != 0:
             body.setdefault("temperature", 1.0)
@@ -470,15 +471,21 @@ def run(send: Callable[[FuzzCase], str | None], *, model: str, seed: int, exampl
             if len(res.failures) < MAX_FAILURES:
                 res.failures.append(record_of(case, problem))
 
+    broken: list[BaseException] = []  # send itself raised while shrinking (hypothesis would hide it)
+
     def shrink(case: FuzzCase) -> None:
         key = (case.path, case.body)
         if key in answers:
             problem = answers[key]
-        elif res.shrink_sends >= MAX_SHRINK_SENDS or over_time():
+        elif broken or res.shrink_sends >= MAX_SHRINK_SENDS or over_time():
             return  # out of budget: counts as passing, so the shrinker settles on what it has
         else:
             res.shrink_sends += 1
-            problem = send_once(case)
+            try:
+                problem = send_once(case)
+            except Exception as e:
+                broken.append(e)
+                return
         if problem is not None:
             raise _Problem(case, problem)
 
@@ -499,9 +506,13 @@ def run(send: Callable[[FuzzCase], str | None], *, model: str, seed: int, exampl
         raise outcome  # a bug of this module (or of send): not a server's problem
     if res.failures_total and not over_time():
         outcome = drive(shrink, (Phase.generate, Phase.shrink))
+        if broken:
+            raise broken[0]  # send itself failed (a caller's bug), not a server's problem
         found = _first_problem(outcome)
         if found is not None:
             res.minimal = record_of(found.case, found.problem)
+        elif outcome is not None and not type(outcome).__module__.startswith("hypothesis"):
+            raise outcome  # send itself failed (a caller's bug), not a server's problem
     if res.failures_total and res.minimal is None:  # shrinking could not run or reproduce: the smallest seen
         res.minimal = dict(min(res.failures, key=lambda f: len(f["body"])))
     res.elapsed_s = time.monotonic() - t0

@@ -184,3 +184,23 @@ def test_the_real_cpu_vllm_survives_20_fuzz_cases() -> None:
     assert res.failures == [], res.failures
     assert res.tried >= 10 and res.valid >= 3 and res.invalid >= 3 and res.stopped == "examples"
     assert any(s >= 400 for s in statuses) and 200 in statuses
+
+
+def test_a_send_that_raises_is_the_callers_bug_and_propagates() -> None:
+    def broken(case: FuzzCase) -> str | None:
+        raise RuntimeError("send is broken")
+
+    with pytest.raises(RuntimeError, match="send is broken"):
+        fuzz.run(broken, model="m", seed=1, examples=5, max_s=60)
+
+    calls = []
+
+    def fails_then_breaks(case: FuzzCase) -> str | None:  # breaks while shrinking (after pass 1's ≤ 50)
+        calls.append(case)
+        if len(calls) > 50:
+            raise RuntimeError("send broke later")
+        body = _obj(case)
+        return "HTTP 500" if isinstance(body, dict) and type(body.get("n")) is int and body["n"] >= 2 else None
+
+    with pytest.raises(RuntimeError, match="send broke later"):
+        fuzz.run(fails_then_breaks, model="m", seed=1, examples=50, max_s=60)
