@@ -317,6 +317,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from .load import add_options as _load_options
 
     _load_options(group)
+    # --- API suite options (pytest_inference/api/options.py; suites/api) -----------------------------
+    from .api.options import add_options as _api_options
+
+    _api_options(group)
     # --- measuring-engine options (pytest_inference/engine/options.py) ------------------------------
     from .engine.options import add_options as _engine_options
 

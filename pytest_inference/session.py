@@ -48,6 +48,7 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 SERVER_FIXTURES = frozenset({
     "inference_endpoint", "inference_client", "inference_local", "serverless_endpoint", "serverless_client",
     "cold_starts",  # suites/coldstart/conftest.py
+    "api_endpoint", "api_context",  # suites/api/conftest.py
 })
 
 

@@ -102,6 +102,7 @@ class Setting:
 
 _COUNT = dict(kind="int", minimum=1)
 _LOAD = dict(table="load")
+_API = dict(table="api")
 _SECONDS = dict(kind="number", minimum=0, exclusive=True)
 _IN_MEMORY = "every request's timings stay in memory"
 
@@ -197,6 +198,22 @@ SETTINGS: dict[str, Setting] = {
     "load_search_tight": Setting(**_SECONDS, maximum=10, default=0.1, option="load_search_tight",
                                  flag="--search-tight", **_LOAD,
                                  doc="capacity search: stop when (lowest fail - highest pass) / highest pass <= this"),
+    # --- API conformance suite (suites/api): the target's [api] table, keys without the api_ prefix -----
+    "api_reference": Setting("str", minimum=1, option="api_reference", flag="--reference",
+                             parse="pytest_inference.api.options:parse_reference", **_API,
+                             doc="answers to compare with: a reference file recorded with --record-reference, or a "
+                             "shipped one by name (tiny-llama-cpu)"),
+    "api_timeout_s": Setting(**_SECONDS, maximum=3600, default=30.0, option="api_timeout_s", flag="--api-timeout-s",
+                             **_API, doc="seconds an answer may take before the API suite calls it a hang"),
+    "api_fuzz_examples": Setting(**_COUNT, maximum=100000, default=100, option="api_fuzz_examples",
+                                 flag="--api-fuzz-examples", **_API, doc="request bodies hypothesis generates"),
+    "api_fuzz_max_s": Setting(**_SECONDS, maximum=86400, default=60.0, option="api_fuzz_max_s", flag="--api-fuzz-max-s",
+                              **_API, doc="seconds after which the fuzzer sends no more bodies"),
+    "api_fuzz_seed": Setting("int", minimum=0, default=0, option="api_fuzz_seed", flag="--api-fuzz-seed", **_API,
+                             doc="seed of the generated bodies (the same seed sends the same bodies)"),
+    "api_max_tokens": Setting(**_COUNT, maximum=4096, default=8, option="api_max_tokens", flag="--api-max-tokens",
+                              **_API, doc="max_tokens of the API checks' requests (small: the checks are about "
+                              "behaviour, not speed)"),
 }
 
 

@@ -543,14 +543,15 @@ class StreamClient:
         return [r.res for r in reqs]
 
     def request(self, method: str, path: str, body: bytes | str | dict | None = None,
-                headers: dict[str, str] | None = None, *, root: bool = False
-                ) -> tuple[int, dict[str, str], bytes]:
+                headers: dict[str, str] | None = None, *, root: bool = False, deadline_s: float | None = None,
+                raise_auth: bool = True) -> tuple[int, dict[str, str], bytes]:
         """A plain blocking request on its own connection (not timed, not pooled).
 
         ``path`` is relative to the base URL (``"/models"`` → ``/v1/models``), or to the
         server root with ``root=True``. Returns ``(status, headers, body)`` with
-        lower-case header names. Raises :class:`EndpointUnreachable` and, for 401/403,
-        :class:`EndpointAuthError`.
+        lower-case header names. Raises :class:`EndpointUnreachable` and, for 401/403 unless
+        ``raise_auth`` is False, :class:`EndpointAuthError`. ``timeout_s`` bounds each read;
+        ``deadline_s`` bounds the whole answer (a server that trickles bytes forever).
         """
         if isinstance(body, dict):
             body = json.dumps(body).encode()
@@ -561,6 +562,7 @@ class StreamClient:
         hdrs = {"User-Agent": "pytest-inference", "Accept": "*/*", "Connection": "close",
                 **self._auth_headers(), **self._extra_headers, **(headers or {})}
         data = build_request(method.upper(), self._origin, full, body, hdrs)
+        end = None if deadline_s is None else time.monotonic() + deadline_s
         sock = self._connect_blocking()
         try:
             sock.settimeout(self.timeout_s)
@@ -568,9 +570,18 @@ class StreamClient:
             parser = ResponseParser(head_only=method.upper() == "HEAD")
             out: list[bytes] = []
             while not parser.done:
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        raise EndpointHTTPError(f"{self.root_url}{full}: no complete answer within "
+                                                f"{deadline_s:g} s")
+                    sock.settimeout(min(self.timeout_s, left))
                 try:
                     d = sock.recv(RECV_SIZE)
                 except (socket.timeout, TimeoutError):
+                    if end is not None and time.monotonic() >= end:
+                        raise EndpointHTTPError(f"{self.root_url}{full}: no complete answer within "
+                                                f"{deadline_s:g} s") from None
                     raise EndpointHTTPError(f"{self.root_url}{full}: timed out after {self.timeout_s:g} s "
                                             "waiting for the response") from None
                 except OSError as e:
@@ -588,7 +599,7 @@ class StreamClient:
                     raise NotOpenAIResponse(scrub(f"{self.root_url}{full}: {e}", self._key)) from None
         finally:
             sock.close()
-        if parser.status in (401, 403):
+        if raise_auth and parser.status in (401, 403):
             raise self._auth_error(parser.status)
         return parser.status, dict(parser.headers), b"".join(out)
 

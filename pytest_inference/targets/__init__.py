@@ -25,7 +25,7 @@ from ..settings import SETTINGS, SettingsError, check_workload
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGET = "cpu-local"
 
-_TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "load", "economics", "notes"}
+_TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "load", "api", "economics", "notes"}
 _CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
 
 
@@ -42,6 +42,7 @@ class Target:
     requirements: dict[str, Requirement] = field(default_factory=dict)
     workload: dict[str, Any] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)  # the load suite's [load] table (settings keys load_*)
+    api: dict[str, Any] = field(default_factory=dict)   # the API suite's [api] table (settings keys api_*)
     economics: dict[str, Any] = field(default_factory=dict)
 
     def requirement(self, metric: str) -> Requirement | None:
@@ -69,6 +70,7 @@ class Target:
             },
             "workload": dict(self.workload),
             "load": dict(self.load),
+            "api": dict(self.api),
         }
 
 
@@ -155,7 +157,7 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
             f"malformed target profile {path}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(_TOP_KEYS))}"
         )
-    for table in ("claims", "workload", "load", "economics"):
+    for table in ("claims", "workload", "load", "api", "economics"):
         if table in data and not isinstance(data[table], dict):
             raise TargetError(f"malformed target profile {path}: '{table}' must be a table")
 
@@ -185,6 +187,11 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
         load.update(check_workload(path, data.get("load", {}), "load"))
     except SettingsError as exc:
         raise TargetError(str(exc)) from None
+    api = dict(base.api) if base else {}
+    try:
+        api.update(check_workload(path, data.get("api", {}), "api"))
+    except SettingsError as exc:
+        raise TargetError(str(exc)) from None
     economics = dict(base.economics) if base else {}
     if data.get("economics"):
         from ..economics import EconomicsError, check_settings_table
@@ -202,6 +209,7 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
         requirements=reqs,
         workload=workload,
         load=load,
+        api=api,
         economics=economics,
     )
 

@@ -1,0 +1,154 @@
+"""The API conformance suite's fixtures: the endpoint (``--endpoint`` or the embedded local vLLM),
+the checks' context, and ``api_check("API-…")``, which runs one check and reports it as a claim.
+
+    pytest suites/api --endpoint http://host:8000/v1 --api-key-env KEY_VAR
+    pytest -m api --target cpu-local                   # the embedded CPU vLLM and its reference
+
+Bad input is one line: an unreachable endpoint, a rejected key, an endpoint that is not OpenAI-compatible
+at all, a reference file that does not parse or was recorded for another model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_inference import checks
+from pytest_inference.api import rules
+from pytest_inference.api.checks import CHECKS, ApiContext, SkipCheck, run_check
+from pytest_inference.api.probe import ApiProbe
+
+
+@dataclass
+class ApiEndpoint:
+    """The endpoint under test. ``repr`` never shows the key."""
+
+    base_url: str
+    model: str
+    models: list[str]
+    context_len: int | None
+    probe: ApiProbe
+
+
+def _discover(probe: ApiProbe, asked_model: str | None, fallback: str | None) -> tuple[str, list[str], int | None]:
+    """(model, served ids, context length) from GET /v1/models; one-line failure when the endpoint cannot
+    be used at all (unreachable, key rejected, not OpenAI-compatible, which model is unclear)."""
+    ex = probe.get("/models", label="discovery: GET /v1/models")
+    url = f"{probe.base_url}/models"
+    if ex.status is None:
+        pytest.fail(f"cannot reach the endpoint: {ex.error}", pytrace=False)
+    if ex.status in (401, 403):
+        pytest.fail(f"the endpoint rejected the API key (HTTP {ex.status} from {url})"
+                    + ("" if probe.uses_key else ": no API key was given (--api-key-env VAR)"), pytrace=False)
+    _, ids = rules.models_shape(ex)
+    if not ids:
+        # a model list that does not parse is API-DISC-001's finding; an endpoint that answers nothing
+        # like the OpenAI API either is not one: one line, no check runs
+        model = asked_model or fallback or "model"
+        chat = probe.post("/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}],
+                                                 "max_tokens": 1}, label="discovery: a one-token chat request")
+        obj = chat.json()
+        if not isinstance(obj, dict) or not ("choices" in obj or "error" in obj):
+            pytest.fail(f"{probe.base_url} is not an OpenAI-compatible endpoint: GET /models answered "
+                        f"{ex.outcome()}, POST /chat/completions answered {chat.outcome()}", pytrace=False)
+    if asked_model:
+        model = asked_model
+    elif len(ids) == 1:
+        model = ids[0]
+    elif fallback and (not ids or fallback in ids):
+        model = fallback
+    elif ids:
+        pytest.fail(f"{probe.base_url} serves several models ({', '.join(ids[:5])}); choose one with --model",
+                    pytrace=False)
+    else:
+        pytest.fail(f"{probe.base_url}: no model given and the model list does not parse; pass --model NAME",
+                    pytrace=False)
+    context = None
+    obj = ex.json()
+    for m in (obj.get("data") if isinstance(obj, dict) and isinstance(obj.get("data"), list) else []):
+        if isinstance(m, dict) and m.get("id") == model and isinstance(m.get("max_model_len"), int):
+            context = m["max_model_len"]
+    return model, ids, context
+
+
+@pytest.fixture(scope="session")
+def api_endpoint(request, inference_session) -> ApiEndpoint:
+    """The endpoint under test (``--endpoint``, else the embedded default started locally), discovered once."""
+    from pytest_inference.fixtures.endpoints import _local_server
+
+    s = inference_session
+    given = bool(s.endpoint)
+    if given:
+        base_url, key = s.endpoint, s.api_key
+    else:
+        base_url, key = _local_server(request, "--endpoint")
+    probe = ApiProbe(base_url, api_key=key, timeout_s=s.settings.api_timeout_s)
+    model, ids, context = _discover(probe, s.model, s.settings.model)
+    s.add_metadata(endpoint=base_url, model=model)
+    if given:
+        s.note_server(accelerator=None, model=model, how=f"--endpoint {base_url}")
+    return ApiEndpoint(base_url, model, ids, context, probe)
+
+
+@pytest.fixture(scope="session")
+def api_context(request, inference_session, api_endpoint) -> ApiContext:
+    """What every check asks with; ``--record-reference FILE`` records the reference answers first."""
+    s = inference_session.settings
+    ref, ref_path = None, None
+    record_to = request.config.getoption("api_record_reference", None)
+    if record_to:
+        ref, ref_path = _record_reference(api_endpoint, record_to, inference_session)
+    if s.api_reference:
+        from pytest_inference.api.options import reference_path
+        from pytest_inference.api.reference import ReferenceError, load
+
+        ref_path = str(reference_path(s.api_reference))
+        try:
+            ref = load(ref_path, model=api_endpoint.model)
+        except ReferenceError as exc:
+            ref = _BadReference(str(exc))
+    return ApiContext(api_endpoint.probe, api_endpoint.model, max_tokens=s.api_max_tokens,
+                      context_len=api_endpoint.context_len, reference=ref, reference_path=ref_path,
+                      fuzz={"seed": s.api_fuzz_seed, "examples": s.api_fuzz_examples, "max_s": s.api_fuzz_max_s})
+
+
+@dataclass
+class _BadReference:
+    """A reference that did not load for this endpoint (another model): the reference checks fail with it."""
+
+    problem: str
+
+
+def _record_reference(ep: ApiEndpoint, path: str, session):
+    from pytest_inference.api.reference import ReferenceError, record, save
+
+    client = ep.probe.client()
+    try:
+        ref = record(client, ep.model, note=f"recorded by pytest-inference from {ep.model} (target {session.target.name})")
+        save(ref, path)
+    except (ReferenceError, OSError) as exc:
+        pytest.fail(f"--record-reference {path}: {exc}", pytrace=False)
+    finally:
+        client.close()
+    session.add_metadata(api_reference_recorded=str(path))
+    return ref, str(path)
+
+
+@pytest.fixture
+def api_check(request, claim, api_context):
+    """``api_check("API-SSE-001", "chat")``: run one check (for one subject), report it as a claim, fail
+    with its one line (id, actual, expected, remediation)."""
+
+    def run(cid: str, subject: str | None = None):
+        spec = CHECKS[cid]
+        checks.tag(request, cid, spec.title)
+        if isinstance(api_context.reference, _BadReference) and cid.startswith("API-REF-"):
+            pytest.fail(api_context.reference.problem, pytrace=False)
+        try:
+            result = run_check(cid, api_context, subject)
+        except SkipCheck as exc:
+            pytest.skip(f"{cid} {spec.title}: {exc}")
+        return checks.report(result, claim, parameters={"subject": subject} if subject else None)
+
+    return run
