@@ -93,6 +93,7 @@ conformance suite (``suites/api``): the server answers like a conformant OpenAI 
   ``return_tokens_as_token_ids`` writes tokens as ``"token_id:<index in VOCAB>"``.
 * usage: always when not streaming; in a stream with ``stream_options.include_usage`` a last
   chunk with ``"choices": []``.
+* ``/v1/models`` also says ``max_model_len``, as vLLM's does.
 
 ``--defect NAME`` (repeatable or comma-separated; implies strict) breaks one rule each; the
 names and what they break are :data:`DEFECTS` (e.g. ``no_done``: no ``data: [DONE]``;
@@ -541,6 +542,13 @@ def _content_text(content: Any) -> str:
     return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
+def _short(v: Any) -> str:
+    try:
+        return json.dumps(v)[:80]
+    except (ValueError, TypeError, RecursionError):
+        return type(v).__name__
+
+
 def validate_request(req: Any, chat: bool, model: str, max_model_len: int) -> ApiRequest:
     """Check a parsed body like a conformant server (vLLM's rules); raises :class:`ApiError`."""
     if not isinstance(req, dict):
@@ -583,7 +591,7 @@ def validate_request(req: Any, chat: bool, model: str, max_model_len: int) -> Ap
     def opt(name: str, ok: Any, what: str) -> Any:
         v = req.get(name)
         if v is not None and not ok(v):
-            raise ApiError(400, f"'{name}' must be {what}; got {json.dumps(v)[:80]}", name)
+            raise ApiError(400, f"'{name}' must be {what}; got {_short(v)}", name)
         return v
 
     mt_name = "max_completion_tokens" if chat and req.get("max_completion_tokens") is not None else "max_tokens"
@@ -852,12 +860,14 @@ class HTTPProtocol(asyncio.Protocol):
             if path == "/v1/models" and method == "GET" and "models_bad_shape" in st.defects:
                 self._send_json(200, [st.model])
             elif path == "/v1/models" and method == "GET":
-                self._send_json(200, {"object": "list", "data": [
-                    {"id": st.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+                entry = {"id": st.model, "object": "model", "created": 0, "owned_by": "fake"}
+                if st.opts.get("strict") or st.defects:  # like vLLM's: the context length
+                    entry["max_model_len"] = st.max_model_len
+                self._send_json(200, {"object": "list", "data": [entry]})
             elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
                 try:
                     req = json.loads(body or b"{}")
-                except ValueError:
+                except (ValueError, RecursionError):  # nested too deep for the parser counts as not JSON
                     req = _NOT_JSON
                 return await self._completion(path, headers, req, t_recv, reads)
             else:
@@ -903,7 +913,7 @@ class HTTPProtocol(asyncio.Protocol):
         if o["strict"] or st.defects:
             try:
                 if req is _NOT_JSON:
-                    raise ApiError(400, "the request body is not valid JSON", hang=True)
+                    raise ApiError(400, "the request body is not valid JSON (or is nested too deep)", hang=True)
                 if isinstance(req, dict) and "unknown_field_500" in st.defects:
                     unknown = sorted(set(req) - (CHAT_FIELDS if chat else COMPLETION_FIELDS))
                     if unknown:
@@ -1128,14 +1138,16 @@ class HTTPProtocol(asyncio.Protocol):
             return {"index": c.index, **body, "logprobs": logprobs(c, a, b), "finish_reason": fr}
 
         def mixed(c: Choice, a: int, b: int) -> bytes:
-            # mix_streams: the text the other most recently started stream writes at these positions
+            # mix_streams: the tokens (text and logprobs) the other most recently started stream
+            # writes at these positions, under this stream's index and finish
             others = [x for x in st.live if x is not choices]
-            text = "".join(c.texts[a:b])
             if others:
                 oc = others[-1][c.index] if c.index < len(others[-1]) else others[-1][0]
-                if len(oc.texts) >= b:
-                    text = "".join(oc.texts[a:b])
-            return chunk([token_choice(c, a, b, text)])
+                if len(oc.ids) >= b:
+                    ch = token_choice(oc, a, b, "".join(oc.texts[a:b]))
+                    ch.update(index=c.index, finish_reason=c.finish if b >= len(c.ids) else None)
+                    return chunk([ch])
+            return chunk([token_choice(c, a, b, "".join(c.texts[a:b]))])
 
         events: list[tuple[bool, int, Any]] = []
         if chat and o["role_chunk"]:

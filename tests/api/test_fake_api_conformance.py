@@ -121,6 +121,8 @@ BAD = [
     (CHAT, chat_body(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
     (CHAT, chat_body(stop=7), 400, "stop"),
     (CHAT, chat_body(seed=1.5), 400, "seed"),
+    (COMP, {"model": MODEL, "prompt": "x", "temperature": float("nan")}, 400, "temperature"),
+    (CHAT, chat_body(stop=json.loads("[" * 500 + "]" * 500)), 400, "stop"),
     (CHAT, chat_body(logprobs=True, top_logprobs=21), 400, "top_logprobs"),
     (CHAT, chat_body(top_logprobs=2), 400, "top_logprobs"),
     (COMP, {"model": MODEL, "prompt": "hi", "logprobs": 6}, 400, "logprobs"),
@@ -144,7 +146,8 @@ def test_validation_error_status_and_body(strict, path, body, status, param):
     assert isinstance(err["message"], str) and err["message"]
 
 
-@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", '"text"'])
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]", '"text"', '{"a": ' * 5000 + "1" + "}" * 5000],
+                         ids=["broken", "list", "string", "too-deep"])
 def test_a_body_that_is_not_a_json_object_is_400(strict, raw):
     got, ctype, data = call(strict, CHAT, raw)
     assert (got, ctype) == (400, "application/json")
@@ -365,7 +368,7 @@ def test_logprob_functions_agree():
 
 def test_models_and_metrics(strict):
     status, _, data = call(strict, "/v1/models", method="GET")
-    assert status == 200 and [m["id"] for m in json.loads(data)["data"]] == [MODEL]
+    assert status == 200 and [(m["id"], m["max_model_len"]) for m in json.loads(data)["data"]] == [(MODEL, 64)]
     text = strict.metrics()
     assert "vllm:num_requests_running{" in text and "vllm:num_requests_waiting{" in text
 
@@ -433,18 +436,24 @@ def _ignore_max_tokens(s) -> bool:
 def _mix_streams(s) -> bool:
     prompts = ["the first story", "a second different tale"]
     solo = [_greedy(s, p, 8) for p in prompts]
-    got: list[str] = ["", ""]
+    got: list[list[Any]] = [[], []]
 
     def run(i: int) -> None:
-        got[i] = streamed_text(stream(s, CHAT, chat_body(prompts[i], temperature=0, max_tokens=8, fake={
-            "token_ms": 25, "ttft_ms": 5, "role_chunk": False})))
+        got[i] = stream(s, CHAT, chat_body(prompts[i], temperature=0, max_tokens=8, logprobs=True, fake={
+            "token_ms": 25, "ttft_ms": 5, "role_chunk": False}))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    return got != solo
+    texts = [streamed_text(evs) for evs in got]
+    assert all(texts)
+    for evs, text in zip(got, texts):  # a mixed token event is mixed whole: its logprobs carry its text's tokens
+        lps = [e["choices"][0]["logprobs"] for e in evs if isinstance(e, dict)]
+        if all(lps):
+            assert "".join(x["token"] for lp in lps for x in lp["content"]) == text
+    return texts != solo
 
 
 def _hang_on_bad_body(s) -> bool:
