@@ -4,7 +4,7 @@ A region is the text between ``<!-- catalog:NAME:begin -->`` and ``<!-- catalog:
 ``python -m pytest_inference.catalog readme README.md`` rewrites every registered region and
 ``... readme --check README.md`` exits 1 with one line when one is stale.
 
-Regions: ``metrics`` (this module, from ``metrics.toml``) and, when ``catalog/checks.py`` exists and
+Regions: ``metrics`` (this module, from ``metrics.toml``), ``api-checks`` (``api_checks.toml``) and, when ``catalog/checks.py`` exists and
 defines ``readme_table() -> str``, ``checks`` from it (imported only then, lazily). Another catalog
 registers the same way: a module of this package with ``readme_table()``, named in :data:`OPTIONAL`.
 """
@@ -46,6 +46,13 @@ def metrics_table() -> str:
     return "\n".join(lines)
 
 
+def api_checks_table() -> str:
+    """The README's API checks table, from ``api_checks.toml``."""
+    from .checks import api_readme_table
+
+    return api_readme_table()
+
+
 def settings_table() -> str:
     """The README's run-settings table, from :data:`pytest_inference.settings.SETTINGS`."""
     from .. import settings
@@ -54,7 +61,8 @@ def settings_table() -> str:
 
 
 #: region name -> what writes it (always present)
-REGIONS: dict[str, Callable[[], str]] = {"metrics": metrics_table, "settings": settings_table}
+REGIONS: dict[str, Callable[[], str]] = {"metrics": metrics_table, "settings": settings_table,
+                                         "api-checks": api_checks_table}
 
 
 def regions() -> dict[str, Callable[[], str]]:
