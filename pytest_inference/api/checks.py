@@ -251,6 +251,9 @@ def finish_reasons(ctx: ApiContext, api: str) -> CheckResult:
         ex, ans = ctx.basic(api, stream)
         if not ans.ok:
             return _unsure(f"the {'streamed ' if stream else ''}answer could not be read: {ex.outcome()}", [ex])
+        if any(c.n_tokens is None for c in ans.choices.values()):
+            return _unsure("logprobs were asked for but an answer carried none: whether max_tokens was reached "
+                           "cannot be told from its own finish_reason (see API-LOGP-001)", [ex])
         problems += [f"{'stream' if stream else 'plain'}: {p}" for p in rules.finish_reason(ans, ctx.max_tokens)]
         seen += [c.finish_reason for c in ans.choices.values()]
     stop = _stop_answers(ctx, api)

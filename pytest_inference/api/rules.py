@@ -126,7 +126,8 @@ def _absorb(ans: Answer, obj: Any, *, chunk: bool) -> None:
             content = part.get("content")
             text = content if isinstance(content, str) else ""
             if chunk and "role" in part and text:
-                c.role_content.append(text)
+                c.role_content.append(text)  # API-SSE-003's finding; not part of the answer's text
+                text = ""
         else:
             text = ch.get("text") if isinstance(ch.get("text"), str) else ""
         c.text += text
