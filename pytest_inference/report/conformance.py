@@ -26,15 +26,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from ..checks import CHECK_PROPERTY, TITLE_PROPERTY  # what a suite's fixture tags a check's test with
 from ..claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Claim, fmt
 
 SKIPPED = "skipped"
 #: worst first: a check's row takes the worst verdict of its parts
 SEVERITY = (FAIL, INCONCLUSIVE, SKIPPED, MEASURED, PASS)
 _RANK = {v: i for i, v in enumerate(SEVERITY)}
-#: the user_properties a suite's fixture appends before a check's test skips
-CHECK_PROPERTY = "inference_check"
-TITLE_PROPERTY = "inference_check_title"
 REPORT_FILE = "conformance-report.yaml"
 #: the ConformanceReport kind/apiVersion of the Gateway API (GEP-1709), whose shape the YAML follows
 API_VERSION = "gateway.networking.k8s.io/v1"

@@ -415,7 +415,7 @@ _COMMON_FIELDS = frozenset({
     "model", "max_tokens", "n", "temperature", "top_p", "stream", "stream_options", "stop", "seed", "logprobs",
     "frequency_penalty", "presence_penalty", "logit_bias", "user",
     # vLLM's extensions, and the fake's own
-    "ignore_eos", "return_tokens_as_token_ids", "top_k", "min_p", "repetition_penalty", "min_tokens",
+    "ignore_eos", "return_tokens_as_token_ids", "return_token_ids", "top_k", "min_p", "repetition_penalty", "min_tokens",
     "skip_special_tokens", "fake"})
 CHAT_FIELDS = _COMMON_FIELDS | {
     "messages", "max_completion_tokens", "top_logprobs", "response_format", "tools", "tool_choice",

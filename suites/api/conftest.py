@@ -73,8 +73,9 @@ def _discover(probe: ApiProbe, asked_model: str | None, fallback: str | None) ->
 
 
 @pytest.fixture(scope="session")
-def api_endpoint(request, inference_session) -> ApiEndpoint:
-    """The endpoint under test (``--endpoint``, else the embedded default started locally), discovered once."""
+def api_endpoint(request, inference_session):
+    """The endpoint under test (``--endpoint``, else the embedded default started locally), discovered
+    once; at the end every exchange goes to ``<report>/records/api-exchanges.jsonl`` (keys masked)."""
     from pytest_inference.fixtures.endpoints import _local_server
 
     s = inference_session
@@ -88,7 +89,19 @@ def api_endpoint(request, inference_session) -> ApiEndpoint:
     s.add_metadata(endpoint=base_url, model=model)
     if given:
         s.note_server(accelerator=None, model=model, how=f"--endpoint {base_url}")
-    return ApiEndpoint(base_url, model, ids, context, probe)
+    yield ApiEndpoint(base_url, model, ids, context, probe)
+    # every request the checks made and what came back: <report>/records/api-exchanges.jsonl
+    import os
+
+    from pytest_inference.report.records import write_records
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    try:
+        path = write_records(s.report_dir, "api-exchanges" + (f"-{worker}" if worker else ""),
+                             [e.to_dict(2000) for e in probe.exchanges], secrets=s.secrets())
+        s.add_metadata(api_exchanges=str(path))
+    except (OSError, ValueError) as exc:
+        s.add_metadata(api_exchanges=f"not written: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,11 @@ from pytest_inference.k8s.suite import report
 pytestmark = pytest.mark.k8s
 
 
-def _mutations(request, k8s_run, what: str) -> None:
+def _mutations(request, k8s_run, what: str, cid: str) -> None:
+    from pytest_inference.catalog.checks import check
+    from pytest_inference.checks import tag
+
+    tag(request, cid, check(cid).title)  # a skipped mutation still shows in the conformance summary
     if k8s_run.mode != LIVE:
         pytest.skip(f"{what} needs a live cluster (--kubeconfig) and --k8s-allow-mutations")
     if not request.config.getoption("k8s_allow_mutations"):
@@ -28,7 +32,7 @@ def _mutations(request, k8s_run, what: str) -> None:
 
 def test_scale_out(request, k8s_run, k8s_settings, claim):
     """K8S-SCALE-001: scale the vLLM Deployment out and time until every replica is Ready."""
-    _mutations(request, k8s_run, "the scale-out check")
+    _mutations(request, k8s_run, "the scale-out check", "K8S-SCALE-001")
     k8s_observation = request.getfixturevalue("k8s_observation")
     from pytest_inference.k8s.mutate import scale_out
 
@@ -53,7 +57,7 @@ def _nfs_server(obs, dep) -> str | None:
 
 def test_gpu_nodes_tuned(request, k8s_run, k8s_settings, inference_target, claim):
     """K8S-NODE-001: the node probes on every GPU node, from a hostNetwork pod on it."""
-    _mutations(request, k8s_run, "the node-tuning check")
+    _mutations(request, k8s_run, "the node-tuning check", "K8S-NODE-001")
     k8s_observation = request.getfixturevalue("k8s_observation")
     from pytest_inference.k8s.mutate import Undo, create_probe_pods, delete_probe_pods, run_node_probes
 
