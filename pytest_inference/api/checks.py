@@ -241,20 +241,32 @@ def _token_counts_unknown(ctx: ApiContext, api: str) -> str | None:
     return None
 
 
+def _both(ctx: ApiContext, api: str) -> list[tuple[str, Exchange, rules.Answer]] | CheckResult:
+    """The basic answer, plain and streamed, as ``[(where, exchange, answer)]``; an inconclusive result
+    when one of them could not be read."""
+    out = []
+    for stream in (False, True):
+        ex, ans = ctx.basic(api, stream)
+        if not ans.ok:
+            return _unsure(f"the {'streamed ' if stream else ''}answer could not be read: {ex.outcome()}", [ex])
+        out.append(("stream" if stream else "plain", ex, ans))
+    return out
+
+
 @check("API-FIN-001", subjects=("chat", "completions"))
 def finish_reasons(ctx: ApiContext, api: str) -> CheckResult:
     why = _token_counts_unknown(ctx, api)
     if why:
         return _unsure(why)
+    got = _both(ctx, api)
+    if isinstance(got, CheckResult):
+        return got
     problems, seen = [], []
-    for stream in (False, True):
-        ex, ans = ctx.basic(api, stream)
-        if not ans.ok:
-            return _unsure(f"the {'streamed ' if stream else ''}answer could not be read: {ex.outcome()}", [ex])
+    for where, ex, ans in got:
         if any(c.n_tokens is None for c in ans.choices.values()):
             return _unsure("logprobs were asked for but an answer carried none: whether max_tokens was reached "
                            "cannot be told from its own finish_reason (see API-LOGP-001)", [ex])
-        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in rules.finish_reason(ans, ctx.max_tokens)]
+        problems += [f"{where}: {p}" for p in rules.finish_reason(ans, ctx.max_tokens)]
         seen += [c.finish_reason for c in ans.choices.values()]
     stop = _stop_answers(ctx, api)
     if isinstance(stop, str):
@@ -276,13 +288,11 @@ def max_tokens(ctx: ApiContext, api: str) -> CheckResult:
     why = _token_counts_unknown(ctx, api)
     if why:
         return _unsure(why)
-    problems, counts = [], []
-    for stream in (False, True):
-        ex, ans = ctx.basic(api, stream)
-        if not ans.ok:
-            return _unsure(f"the answer could not be read: {ex.outcome()}", [ex])
-        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in rules.max_tokens_rule(ans, ctx.max_tokens)]
-        counts += [c.n_tokens for c in ans.choices.values()]
+    got = _both(ctx, api)
+    if isinstance(got, CheckResult):
+        return got
+    problems = [f"{where}: {p}" for where, _, ans in got for p in rules.max_tokens_rule(ans, ctx.max_tokens)]
+    counts = [c.n_tokens for _, _, ans in got for c in ans.choices.values()]
     if any(n is None for n in counts):
         return _unsure("logprobs were asked for but an answer carried none: its tokens cannot be counted "
                        "(see API-LOGP-001)")
@@ -291,12 +301,10 @@ def max_tokens(ctx: ApiContext, api: str) -> CheckResult:
 
 @check("API-USAGE-001", subjects=("chat", "completions"))
 def usage_present(ctx: ApiContext, api: str) -> CheckResult:
-    problems = []
-    for stream in (False, True):
-        ex, ans = ctx.basic(api, stream)
-        if not ans.ok:
-            return _unsure(f"the answer could not be read: {ex.outcome()}", [ex])
-        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in rules.usage_present(ans, expected=True)]
+    got = _both(ctx, api)
+    if isinstance(got, CheckResult):
+        return got
+    problems = [f"{where}: {p}" for where, _, ans in got for p in rules.usage_present(ans, expected=True)]
     return _count(problems, ok="usage in both answers, prompt + completion = total")
 
 
@@ -307,9 +315,9 @@ def usage_counts(ctx: ApiContext, api: str) -> CheckResult:
         return _unsure(why)
     problems, judged = [], 0
     for stream in (False, True):
-        ex, ans = ctx.basic(api, stream)
-        got, ok = rules.usage_count(ans)
-        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in got]
+        _, ans = ctx.basic(api, stream)
+        found, ok = rules.usage_count(ans)
+        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in found]
         judged += ok
     if not judged:
         return _unsure("no answer had both usage and logprobs to count its tokens (see API-USAGE-001, API-LOGP-001)")
@@ -468,12 +476,10 @@ def logprobs_shape(ctx: ApiContext, api: str) -> CheckResult:
     refused = ctx.logprobs_refused(api)
     if refused is not None:
         return _unsure(f"the endpoint refuses logprobs ({refused.outcome()}): nothing to check", [refused])
-    problems = []
-    for stream in (False, True):
-        ex, ans = ctx.basic(api, stream)
-        if not ans.ok:
-            return _unsure(f"the answer could not be read: {ex.outcome()}", [ex])
-        problems += [f"{'stream' if stream else 'plain'}: {p}" for p in rules.logprobs_shape(ans, k=ctx.top_logprobs)]
+    got = _both(ctx, api)
+    if isinstance(got, CheckResult):
+        return got
+    problems = [f"{where}: {p}" for where, _, ans in got for p in rules.logprobs_shape(ans, k=ctx.top_logprobs)]
     return _count(problems, ok=f"one logprobs entry per token with {ctx.top_logprobs} alternatives")
 
 

@@ -62,6 +62,16 @@ def run(tmp_path, proof, *defects: str):
     return proc, out, summary, rows, report
 
 
+#: the dangerous direction: what a defect leaves a check unable to judge is inconclusive, never a pass
+#: (without logprobs nothing counts an answer's tokens; answers that do not repeat hide a stop or a mix;
+#: a model list that does not parse cannot show the model)
+UNJUDGEABLE = {
+    "no_logprobs": {"API-FIN-001", "API-MAXTOK-001", "API-USAGE-002", "API-REF-001", "API-REF-002"},
+    "ignore_seed": {"API-STOP-001", "API-CONC-001"},
+    "models_bad_shape": {"API-DISC-002"},
+}
+
+
 def verdicts(rows, verdict):
     return {cid for cid, r in rows.items() if r["verdict"] == verdict}
 
@@ -85,6 +95,8 @@ def test_each_defect_fails_exactly_the_checks_that_name_it(tmp_path, proof, defe
     assert verdicts(rows, "fail") == named, {c: (r["verdict"], r["actual"][:100]) for c, r in rows.items()
                                              if r["verdict"] != "pass"}
     assert proc.returncode == 1
+    for cid in UNJUDGEABLE.get(defect, ()):
+        assert rows[cid]["verdict"] == "inconclusive", (cid, rows[cid])
     for cid in named:  # one line each: id, what was seen, the fix
         line = next(ln for ln in out.splitlines() if ln.startswith(f"{cid}: "))
         assert "fix:" in line, line

@@ -1,12 +1,11 @@
 """Answers across hardware (pytest_inference.api.reference): the file round trip, its errors in one line,
-the comparison's divergence positions and logprob differences, the shipped tiny-llama reference, and the
-real CPU vLLM against it."""
+the comparison's divergence positions and logprob differences, the shipped tiny-llama reference. (The real
+CPU vLLM is compared with it in tests/integration/test_real_vllm.py: API-REF-001/002 under cpu-local.)"""
 
 from __future__ import annotations
 
 import json
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from pytest_inference.api import reference as R
 from pytest_inference.api.reference import Answer, Reference, ReferenceError
 
 SHIPPED = Path(R.__file__).parent / "references" / "tiny-llama-cpu.json"
-VLLM = ("127.0.0.1", 8011)
 
 
 def _answer(prompt: str, tokens: list[str], ids: list[int] | None, lps: list[float]) -> Answer:
@@ -196,28 +194,3 @@ def test_the_shipped_reference_loads_and_names_tiny_llama() -> None:
     assert not any("://" in str(v) or "127.0.0.1" in str(v) for v in ref.recorded.values())  # no URL kept
     assert all(len(p.split()) <= 30 for p in R.PROMPTS) and len(R.PROMPTS) >= 8
     assert not any(math.isnan(x) for a in ref.answers for x in a.logprobs)
-
-
-def _listening(addr: tuple[str, int]) -> bool:
-    try:
-        socket.create_connection(addr, timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def test_the_real_cpu_vllm_matches_the_shipped_reference() -> None:
-    if not _listening(VLLM):
-        pytest.skip("no vLLM server listening on 127.0.0.1:8011 (scripts/start-vllm-cpu.sh start runs one)")
-    from pytest_inference.engine import StreamClient
-
-    shipped = R.load(SHIPPED, model="tiny-llama")
-    client = StreamClient("http://127.0.0.1:8011/v1", timeout_s=30)
-    two = R.record(client, "tiny-llama", max_tokens=shipped.max_tokens, top_logprobs=shipped.top_logprobs,
-                   prompts=R.PROMPTS[:2], note="test")
-    assert all(a.token_ids is not None for a in two.answers)  # vLLM gave ids: matched by id
-    sub = Reference(model=shipped.model, max_tokens=shipped.max_tokens, top_logprobs=shipped.top_logprobs,
-                    answers=shipped.answers[:2], recorded=shipped.recorded)
-    c = R.compare(sub, two.answers)
-    assert c.match_fraction == 1.0, c.details()
-    assert c.max_abs_diff is not None and c.max_abs_diff < 1e-3 and len(c.samples) == 32
