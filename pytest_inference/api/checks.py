@@ -272,7 +272,7 @@ def finish_reasons(ctx: ApiContext, api: str) -> CheckResult:
     if isinstance(stop, str):
         note = f"; the stop-sequence case could not be run ({stop})"
     else:
-        for stream, (ex, ans, _) in stop.items():
+        for stream, (ex, ans) in stop.answers.items():
             for c in ans.choices.values():
                 n = c.n_tokens
                 if c.finish_reason == "length" and n is not None and n < _STOP_MAX:
@@ -329,12 +329,22 @@ def usage_counts(ctx: ApiContext, api: str) -> CheckResult:
 _STOP_MAX = 16
 
 
-def _stop_answers(ctx: ApiContext, api: str):
-    """{stream: (exchange, answer, expected text)} of a stop-sequence request, or why it cannot be asked.
+@dataclass
+class StopCase:
+    """A stop-sequence request and what it must give: the greedy answer's text before ``stop``."""
+
+    stop: str
+    greedy: str
+    expected: str
+    answers: dict[bool, tuple[Exchange, rules.Answer]]   # streamed? -> (exchange, answer)
+
+
+def _stop_answers(ctx: ApiContext, api: str) -> StopCase | str:
+    """The stop-sequence case (plain and streamed), or why it cannot be asked.
 
     The stop string is 3 characters of the greedy answer (first occurring past its first third), so
     the expected answer is the greedy text before it."""
-    def ask():
+    def ask() -> StopCase | str:
         chat = api == "chat"
         base = ctx.body(api, stream=False, logprobs=ctx.logprobs_refused(api) is None, max_tokens=_STOP_MAX)
         ex = ctx.probe.post(APIS[api], base, label=f"{api}: greedy, max_tokens {_STOP_MAX} (for a stop string)")
@@ -345,22 +355,16 @@ def _stop_answers(ctx: ApiContext, api: str):
         stop = _pick_stop(text)
         if stop is None:
             return f"the greedy answer {text[:60]!r} has no 3-character run to use as a stop string"
-        expected = text[: text.index(stop)]
-        out = {}
+        answers = {}
         for stream in (False, True):
             body = dict(base, stop=[stop])
             if stream:
                 body.update(stream=True, stream_options={"include_usage": True})
             sx = ctx.probe.post(APIS[api], body, label=f"{api}{' stream' if stream else ''}: stop {stop!r}")
-            out[stream] = (sx, rules.parse_answer(sx, chat=chat, stream=stream), expected)
-        out["stop"] = stop  # type: ignore[index]
-        out["greedy"] = text  # type: ignore[index]
-        return out
+            answers[stream] = (sx, rules.parse_answer(sx, chat=chat, stream=stream))
+        return StopCase(stop=stop, greedy=text, expected=text[: text.index(stop)], answers=answers)
 
-    got = ctx.once(("stop", api), ask)
-    if isinstance(got, str):
-        return got
-    return {k: v for k, v in got.items() if isinstance(k, bool)}
+    return ctx.once(("stop", api), ask)
 
 
 def _pick_stop(text: str) -> str | None:
@@ -382,9 +386,9 @@ def stop_sequences(ctx: ApiContext, api: str) -> CheckResult:
     got = _stop_answers(ctx, api)
     if isinstance(got, str):
         return _unsure(got)
-    stop = ctx._cache[("stop", api)]["stop"]
+    stop, expected = got.stop, got.expected
     problems, unsure = [], []
-    for stream, (ex, ans, expected) in got.items():
+    for stream, (ex, ans) in got.answers.items():
         where = "stream" if stream else "plain"
         if not ans.ok or 0 not in ans.choices:
             problems.append(f"{where}: not answered ({ex.outcome()})")
