@@ -366,18 +366,20 @@ def test_under_xdist_the_controller_folds_every_workers_checks(checks_project, m
 
 
 def test_the_k8s_suite_static_run_reports_one_row_per_check(pytester):
-    """The real suites/k8s on a broken variant: the failing check's row and fix, a live-only check skipped."""
+    """The real suites/k8s on a broken variant: the failing check's row and fix, a live-only check and the two
+    mutation checks skipped (each a row with its reason)."""
     res = pytester.runpytest_subprocess(
         str(ROOT / "suites" / "k8s"), "--rootdir", str(ROOT), "--manifests",
         str(ROOT / "fixtures" / "k8s" / "broken" / "tuner-or-true"), "--inference-report", "report",
         "-p", "no:cacheprovider", "-p", "no:randomly", timeout=300)
     res.assert_outcomes(failed=1, passed=14, skipped=3)
-    res.stdout.fnmatch_lines(["*= conformance (16 checks: 14 pass, 1 fail, 0 inconclusive, 1 skipped) =*",
+    res.stdout.fnmatch_lines(["*= conformance (18 checks: 14 pass, 1 fail, 0 inconclusive, 3 skipped) =*",
                               "K8S-TUNER-003*fail*2 found: initContainer tune*k8s.tuner_masked_failures == 0",
+                              "K8S-SCALE-001*skipped*needs a live cluster*",
                               "K8S-TAINT-001*skipped*needs a live cluster*",
                               "K8S-TUNER-003: *masks a failure* — fix: drop '|| true'*"])
     doc = yaml.safe_load((pytester.path / "report" / "conformance-report.yaml").read_text())
     (k8s,) = doc["profiles"]
-    assert (k8s["name"], k8s["core"]["result"], k8s["core"]["failedTests"], k8s["core"]["skippedTests"]) == \
-        ("K8S", "failure", ["K8S-TUNER-003"], ["K8S-TAINT-001"])
-    assert k8s["core"]["statistics"] == {"Passed": 14, "Failed": 1, "Skipped": 1, "Inconclusive": 0, "Measured": 0}
+    assert (k8s["name"], k8s["core"]["result"], k8s["core"]["failedTests"], sorted(k8s["core"]["skippedTests"])) == \
+        ("K8S", "failure", ["K8S-TUNER-003"], ["K8S-NODE-001", "K8S-SCALE-001", "K8S-TAINT-001"])
+    assert k8s["core"]["statistics"] == {"Passed": 14, "Failed": 1, "Skipped": 3, "Inconclusive": 0, "Measured": 0}
