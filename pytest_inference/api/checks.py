@@ -241,9 +241,13 @@ def _token_counts_unknown(ctx: ApiContext, api: str) -> str | None:
     return None
 
 
-def _both(ctx: ApiContext, api: str) -> list[tuple[str, Exchange, rules.Answer]] | CheckResult:
+def _both(ctx: ApiContext, api: str, *, counted: bool = False) -> list[tuple[str, Exchange, rules.Answer]] | CheckResult:
     """The basic answer, plain and streamed, as ``[(where, exchange, answer)]``; an inconclusive result
-    when one of them could not be read."""
+    when one of them could not be read (or, ``counted``, when the endpoint refuses the logprobs that
+    count their tokens)."""
+    why = _token_counts_unknown(ctx, api) if counted else None
+    if why:
+        return _unsure(why)
     out = []
     for stream in (False, True):
         ex, ans = ctx.basic(api, stream)
@@ -255,10 +259,7 @@ def _both(ctx: ApiContext, api: str) -> list[tuple[str, Exchange, rules.Answer]]
 
 @check("API-FIN-001", subjects=("chat", "completions"))
 def finish_reasons(ctx: ApiContext, api: str) -> CheckResult:
-    why = _token_counts_unknown(ctx, api)
-    if why:
-        return _unsure(why)
-    got = _both(ctx, api)
+    got = _both(ctx, api, counted=True)
     if isinstance(got, CheckResult):
         return got
     problems, seen = [], []
@@ -285,10 +286,7 @@ def finish_reasons(ctx: ApiContext, api: str) -> CheckResult:
 
 @check("API-MAXTOK-001", subjects=("chat", "completions"))
 def max_tokens(ctx: ApiContext, api: str) -> CheckResult:
-    why = _token_counts_unknown(ctx, api)
-    if why:
-        return _unsure(why)
-    got = _both(ctx, api)
+    got = _both(ctx, api, counted=True)
     if isinstance(got, CheckResult):
         return got
     problems = [f"{where}: {p}" for where, _, ans in got for p in rules.max_tokens_rule(ans, ctx.max_tokens)]
