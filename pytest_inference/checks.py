@@ -59,6 +59,20 @@ class CheckResult:
         return f"{head}: {self.actual} (expected {self.expected}) — fix: {self.remediation}"
 
 
+def stamp(spec: Any, r: CheckResult) -> CheckResult:
+    """Fill in what the catalog entry ``spec`` says (id, title, metric, unit; expected and remediation
+    unless the check gave more specific ones)."""
+    r.id, r.title, r.metric, r.unit = spec.id, spec.title, spec.metric, spec.unit
+    r.expected = r.expected or spec.expected
+    r.remediation = r.remediation or spec.remediation
+    return r
+
+
+def unimplemented(catalog: dict[str, Any], implemented: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(catalog ids without an implementation, implemented ids without a catalog entry)."""
+    return [c for c in catalog if c not in implemented], [c for c in implemented if c not in catalog]
+
+
 def tag(request: Any, cid: str, title: str) -> None:
     """Mark the running test as check ``cid`` (its report carries the id, also when it skips)."""
     props = request.node.user_properties

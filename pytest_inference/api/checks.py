@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from ..catalog.checks import CheckSpec, api_checks
 from ..catalog.checks import check as check_spec
-from ..checks import CheckResult
+from ..checks import CheckResult, stamp
+from ..checks import unimplemented as shared_unimplemented
 from . import rules
 from .probe import UNKNOWN_FIELD, ApiProbe, Exchange
 
@@ -103,20 +104,13 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def _stamp(spec: CheckSpec, r: CheckResult) -> CheckResult:
-    r.id, r.title, r.metric, r.unit = spec.id, spec.title, spec.metric, spec.unit
-    r.expected = r.expected or spec.expected
-    r.remediation = r.remediation or spec.remediation
-    return r
-
-
 def check(cid: str, subjects: tuple[str, ...] = ()):
     """Register the implementation of catalog check ``cid``; ``subjects``: it runs once for each."""
     spec = check_spec(cid)
 
     def deco(fn):
         def guarded(ctx: ApiContext, *args: Any) -> CheckResult:
-            return _stamp(spec, fn(ctx, *args))
+            return stamp(spec, fn(ctx, *args))
 
         guarded.__name__, guarded.__doc__, guarded.__wrapped__ = fn.__name__, fn.__doc__, fn
         if cid in CHECKS:
@@ -128,8 +122,7 @@ def check(cid: str, subjects: tuple[str, ...] = ()):
 
 def unimplemented() -> tuple[list[str], list[str]]:
     """(catalog ids without an implementation, implemented ids without a catalog entry)."""
-    cat = api_checks()
-    return [c for c in cat if c not in CHECKS], [c for c in CHECKS if c not in cat]
+    return shared_unimplemented(api_checks(), CHECKS)
 
 
 def run_check(cid: str, ctx: ApiContext, subject: str | None = None) -> CheckResult:

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 from ..catalog.checks import CheckSpec
 from ..catalog.checks import check as check_spec
 from ..catalog.checks import checks as catalog_checks
+from ..checks import stamp
+from ..checks import unimplemented as shared_unimplemented
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
 from .model import (LIVE, STATIC, CheckResult, Observation, Settings, containers, label_selector_matches, labels_of,
                     name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
@@ -49,15 +51,6 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def _stamp(spec: CheckSpec, r: CheckResult) -> CheckResult:
-    """Fill in what the catalog says (id, title, metric, unit; expected and remediation unless the
-    check gave more specific ones)."""
-    r.id, r.title, r.metric, r.unit = spec.id, spec.title, spec.metric, spec.unit
-    r.expected = r.expected or spec.expected
-    r.remediation = r.remediation or spec.remediation
-    return r
-
-
 def check(cid: str):
     """Register the implementation of catalog check ``cid`` (its metadata comes from the catalog)."""
     spec = check_spec(cid)
@@ -68,10 +61,10 @@ def check(cid: str):
             # that still makes no sense here (an unrendered "${x}" where a number belongs) is
             # not measured, with one line, never a traceback — and never a pass
             try:
-                return _stamp(spec, fn(*args))
+                return stamp(spec, fn(*args))
             except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
                 text = str(exc).splitlines()[0][:160] if str(exc) else ""
-                return _stamp(spec, _unsure(f"an object has a value this check cannot read "
+                return stamp(spec, _unsure(f"an object has a value this check cannot read "
                                             f"({type(exc).__name__}: {text})"))
 
         guarded.__name__, guarded.__doc__, guarded.__wrapped__ = fn.__name__, fn.__doc__, fn
@@ -94,13 +87,12 @@ def run_all(obs: Observation, s: Settings) -> dict[str, CheckResult]:
 
 def cannot_measure(cid: str, reason: str, **kw: Any) -> CheckResult:
     """Check ``cid``'s result when it could not measure (e.g. nothing to scale): inconclusive, ``reason``."""
-    return _stamp(check_spec(cid), _unsure(reason, **kw))
+    return stamp(check_spec(cid), _unsure(reason, **kw))
 
 
 def unimplemented() -> tuple[list[str], list[str]]:
     """(catalog ids without an implementation, implemented ids without a catalog entry)."""
-    cat = catalog_checks()
-    return [c for c in cat if c not in CHECKS], [c for c in CHECKS if c not in cat]
+    return shared_unimplemented(catalog_checks(), CHECKS)
 
 
 # --------------------------------------------------------------------------- result helpers
