@@ -245,11 +245,6 @@ OPTIONS = (
 
 def add_options(group: Any) -> None:
     """The load options into the plugin's option group (help states each default from the settings)."""
-    from .settings import SETTINGS, default_text
+    from .settings import add_options as add_setting_options
 
-    for flag, key, kind, metavar, text in OPTIONS:
-        spec = SETTINGS[key]
-        assert spec.flag == flag, (flag, spec.flag)
-        help_text = f"{text} (default: {default_text(key)})."
-        group.addoption(flag, dest=spec.option, type=kind, metavar=metavar, default=None,
-                        help=help_text.replace("%", "%%"))  # argparse formats help with %
+    add_setting_options(group, OPTIONS)

@@ -265,6 +265,16 @@ def default_text(key: str) -> str:
     return ", else ".join(parts)
 
 
+def add_options(group: Any, options: Any) -> None:
+    """Options of run settings into a pytest option group: ``options`` is ``(flag, settings key, type,
+    metavar, help)`` rows; each option's help ends with its default, from this table."""
+    for flag, key, kind, metavar, text in options:
+        spec = SETTINGS[key]
+        assert spec.flag == flag, (flag, spec.flag)
+        group.addoption(flag, dest=spec.option, type=kind, metavar=metavar, default=None,
+                        help=f"{text} (default: {default_text(key)}).".replace("%", "%%"))  # argparse formats help with %
+
+
 class RunSettings:
     """The run's settings, resolved once: the option (or its ini key), else the target's validated
     ``[workload]`` value, else the default. Read-only; ``get(key)`` or ``settings.key``.

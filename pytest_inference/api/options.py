@@ -64,13 +64,9 @@ OPTIONS = (
 
 def add_options(group: Any) -> None:
     """The API options into the plugin's option group (help states each default from the settings)."""
-    from ..settings import SETTINGS, default_text
+    from ..settings import add_options as add_setting_options
 
-    for flag, key, kind, metavar, text in OPTIONS:
-        spec = SETTINGS[key]
-        assert spec.flag == flag, (flag, spec.flag)
-        group.addoption(flag, dest=spec.option, type=kind, metavar=metavar, default=None,
-                        help=f"{text} (default: {default_text(key)}).".replace("%", "%%"))
+    add_setting_options(group, OPTIONS)
     group.addoption("--record-reference", dest="api_record_reference", metavar="FILE", default=None,
                     help="record the endpoint's greedy answers (token ids and top logprobs) to the API suite's "
                     "prompt set into FILE, to be used later with --reference FILE on other hardware.")
