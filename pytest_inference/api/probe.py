@@ -125,6 +125,7 @@ class ApiProbe:
     def _send(self, method: str, path: str, raw: bytes | None, sent: Any, label: str, key: Any,
               headers: dict[str, str] | None, timeout_s: float | None, *, root: bool) -> Exchange:
         from ..engine import EndpointError, StreamClient
+        from ..engine.errors import scrub
 
         timeout = self.timeout_s if timeout_s is None else timeout_s
         api_key = self._key if key is _UNSET else key
@@ -137,7 +138,7 @@ class ApiProbe:
             status, hdr, body = client.request(method, path, raw, hdrs, root=root, deadline_s=timeout,
                                                raise_auth=False)
         except (EndpointError, ValueError) as exc:
-            ex.error = _scrub(str(exc), api_key)
+            ex.error = scrub(str(exc), api_key)
         else:
             ex.status, ex.headers, ex.body = status, hdr, body
         finally:
@@ -145,9 +146,3 @@ class ApiProbe:
             ex.elapsed_s = time.monotonic() - t0
         self.exchanges.append(ex)
         return ex
-
-
-def _scrub(text: str, key: str | None) -> str:
-    from ..engine.errors import scrub
-
-    return scrub(text, key)

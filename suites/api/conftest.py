@@ -18,6 +18,7 @@ from pytest_inference import checks
 from pytest_inference.api import rules
 from pytest_inference.api.checks import CHECKS, ApiContext, SkipCheck, run_check
 from pytest_inference.api.probe import ApiProbe
+from pytest_inference.fixtures.endpoints import choose_model
 
 
 @dataclass
@@ -52,18 +53,8 @@ def _discover(probe: ApiProbe, asked_model: str | None, fallback: str | None) ->
         if not isinstance(obj, dict) or not ("choices" in obj or "error" in obj):
             pytest.fail(f"{probe.base_url} is not an OpenAI-compatible endpoint: GET /models answered "
                         f"{ex.outcome()}, POST /chat/completions answered {chat.outcome()}", pytrace=False)
-    if asked_model:
-        model = asked_model
-    elif len(ids) == 1:
-        model = ids[0]
-    elif fallback and (not ids or fallback in ids):
-        model = fallback
-    elif ids:
-        pytest.fail(f"{probe.base_url} serves several models ({', '.join(ids[:5])}); choose one with --model",
-                    pytrace=False)
-    else:
-        pytest.fail(f"{probe.base_url}: no model given and the model list does not parse; pass --model NAME",
-                    pytrace=False)
+    model = choose_model(probe.base_url, ids, asked_model, fallback,
+                         no_model="no model given and the model list does not parse; pass --model NAME")
     context = None
     obj = ex.json()
     for m in (obj.get("data") if isinstance(obj, dict) and isinstance(obj.get("data"), list) else []):
@@ -122,27 +113,22 @@ def api_context(request, inference_session, api_endpoint) -> ApiContext:
             ref = load(ref_path, model=api_endpoint.model)
         except ReferenceError as exc:
             if s.given("api_reference"):
-                ref = _BadReference(str(exc))  # the user's file for another model: bad input, one line
+                ref = _ReferenceProblem(str(exc), skip=False)  # the user's file for another model: bad input
             else:  # the target's reference is for its own model: not for this endpoint
-                ref = _OtherModel(f"{exc} (the reference of {s.source('api_reference')}); record one for this "
-                                  "model with --record-reference FILE and pass --reference FILE")
+                ref = _ReferenceProblem(f"{exc} (the reference of {s.source('api_reference')}); record one for "
+                                        "this model with --record-reference FILE and pass --reference FILE", skip=True)
     return ApiContext(api_endpoint.probe, api_endpoint.model, max_tokens=s.api_max_tokens,
                       context_len=api_endpoint.context_len, reference=ref, reference_path=ref_path,
                       fuzz={"seed": s.api_fuzz_seed, "examples": s.api_fuzz_examples, "max_s": s.api_fuzz_max_s})
 
 
 @dataclass
-class _OtherModel:
-    """The target's reference is for another model than the endpoint serves: the reference checks skip."""
+class _ReferenceProblem:
+    """A reference that did not load for this endpoint: the user's own (``--reference``) fails the
+    reference checks with the line; the target's, for another model, skips them with it."""
 
     problem: str
-
-
-@dataclass
-class _BadReference:
-    """A reference that did not load for this endpoint (another model): the reference checks fail with it."""
-
-    problem: str
+    skip: bool
 
 
 def _record_reference(ep: ApiEndpoint, path: str, session):
@@ -168,11 +154,11 @@ def api_check(request, claim, api_context):
     def run(cid: str, subject: str | None = None):
         spec = CHECKS[cid]
         checks.tag(request, cid, spec.title)
-        if cid.startswith("API-REF-"):
-            if isinstance(api_context.reference, _BadReference):
-                pytest.fail(api_context.reference.problem, pytrace=False)
-            if isinstance(api_context.reference, _OtherModel):
-                pytest.skip(f"{cid} {spec.title}: {api_context.reference.problem}")
+        ref = api_context.reference
+        if cid.startswith("API-REF-") and isinstance(ref, _ReferenceProblem):
+            if ref.skip:
+                pytest.skip(f"{cid} {spec.title}: {ref.problem}")
+            pytest.fail(ref.problem, pytrace=False)
         try:
             result = run_check(cid, api_context, subject)
         except SkipCheck as exc:
