@@ -346,13 +346,13 @@ class ParentWatch:
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> None:
     """Write ``text`` to a fresh temporary file next to ``path`` (``O_EXCL | O_NOFOLLOW``: never a
     planted symlink or someone else's file), then rename it into place: a reader sees the old file or
-    the new one, never half of one. Raises OSError (the temporary file is removed)."""
+    the new one, never half of one; UTF-8 whatever the locale. Raises OSError (the temporary file is removed)."""
     path = os.fspath(path)
     d, name = os.path.split(path)
     tmp = os.path.join(d, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

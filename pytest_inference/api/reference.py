@@ -17,8 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -183,19 +181,14 @@ def observe(client, ref: Reference, *, model: str | None = None) -> list[Answer]
 # ------------------------------------------------------------------------------------------- the file
 def save(ref: Reference, path) -> None:
     """Write the reference as JSON (sorted keys, indent 1), atomically: a temporary file renamed."""
+    from ..supervise import write_text_atomic
+
     path = Path(path)
     doc = {"format": FORMAT, "model": ref.model, "max_tokens": ref.max_tokens, "top_logprobs": ref.top_logprobs,
            "recorded": ref.recorded, "answers": [asdict(a) for a in ref.answers]}
     text = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make a shipped file unreadable to others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # 0o666 less the umask, like any file the user writes: a shipped reference must be readable by others
+    write_text_atomic(path, text, mode=0o666)
 
 
 def load(path, *, model: str | None = None) -> Reference:
@@ -309,12 +302,6 @@ def _short(s: Any) -> str:
 def _line(s: str) -> str:
     s = " ".join(s.split())
     return s if len(s) <= 200 else s[:197] + "..."
-
-
-def _umask() -> int:
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
 
 
 def _json_kind(v: Any) -> str:
