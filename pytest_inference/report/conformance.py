@@ -28,6 +28,7 @@ import pytest
 
 from ..checks import CHECK_PROPERTY, TITLE_PROPERTY  # what a suite's fixture tags a check's test with
 from ..claims import FAIL, INCONCLUSIVE, MEASURED, PASS, Claim, fmt
+from .terminal import aligned
 
 SKIPPED = "skipped"
 #: worst first: a check's row takes the worst verdict of its parts
@@ -205,10 +206,7 @@ def format_table(check_rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
         verdict = r["verdict"] + (f" ({r['subjects']} parts)" if r["subjects"] > 1 else "")
         actual = r["actual"] or (r["reason"] if r["verdict"] in (SKIPPED, INCONCLUSIVE) else "")
         body.append((r["id"], verdict, _cut(actual), r["requirement"] or "-"))
-    widths = [max(len(b[i]) for b in [header, *body]) for i in range(len(header))]
-    line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out = [(line(header), ""), (line(tuple("-" * w for w in widths)), "")]
-    out += [(line(b), r["verdict"]) for b, r in zip(body, check_rows)]
+    out = list(zip(aligned(header, body), ["", ""] + [r["verdict"] for r in check_rows]))
     for r in check_rows:
         if r["verdict"] == FAIL:
             fix = f" — fix: {' '.join(r['remediation'].split())}" if r["remediation"] else ""

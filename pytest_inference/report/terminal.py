@@ -24,15 +24,18 @@ def rows(claims: Sequence[Claim]) -> list[tuple[str, ...]]:
     return out
 
 
-def format_table(claims: Sequence[Claim]) -> list[tuple[str, str]]:
-    """Lines of the table with the verdict each colours by (pure, for tests)."""
-    header = ("metric", "measured", "requirement", "n", "verdict", "margin")
-    body = rows(claims)
+def aligned(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """A plain-text table: the header, a rule of dashes, then the rows, each column as wide as its
+    widest cell (pure)."""
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [(line(header), ""), (line(tuple("-" * w for w in widths)), "")]
-    out += [(line(r), c.verdict) for r, c in zip(body, claims)]
-    return out
+    return [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in body]
+
+
+def format_table(claims: Sequence[Claim]) -> list[tuple[str, str]]:
+    """Lines of the table with the verdict each colours by (pure, for tests)."""
+    lines = aligned(("metric", "measured", "requirement", "n", "verdict", "margin"), rows(claims))
+    return list(zip(lines, ["", ""] + [c.verdict for c in claims]))
 
 
 def write_summary(tr, claims: Sequence[Claim], target, summary_path: Path) -> None:
