@@ -7,6 +7,9 @@
                                --input-tokens N [--output-lengths 30,220,1200] [--pricing FILE]
                                [--capacity-rps C] [--json]
                                                GPU vs serverless break-even table (no server needed)
+
+The other verbs (``k8s``, ``merge``, ``bundle``, ``compare``, ...) live in their own modules (see
+:data:`VERBS`): each has a ``register(sub)`` that adds its parser made by :func:`verb_parser`.
 """
 
 from __future__ import annotations
@@ -70,21 +73,37 @@ def _crossover(args: argparse.Namespace) -> int:
     return 0
 
 
+def verb_parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand parser whose bad input is one line on stderr (``pytest-inference NAME: ...``)
+    and exit status 2, never argparse's usage block; its ``on_error`` default says unknown
+    arguments the same way."""
+    p = sub.add_parser(name, **kwargs)
+
+    def one_line(message: str) -> None:
+        print(f"pytest-inference {name}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = one_line  # type: ignore[method-assign]
+    p.set_defaults(on_error=one_line)
+    return p
+
+
+def fail(verb: str, message: str) -> int:
+    """Say one line on stderr for ``verb`` and return exit status 2 (bad input)."""
+    print(f"pytest-inference {verb}: {message}", file=sys.stderr)
+    return 2
+
+
 def _add_crossover(sub) -> None:
     from .economics import argparse_type
 
-    p = sub.add_parser(
+    p = verb_parser(
+        sub,
         "crossover",
         help="GPU vs serverless break-even table by response length (no server needed)",
         description="Break-even requests/hour and /s where a serverless endpoint costs as much as a GPU "
         "billed per hour: GPU $/h / (input tokens x $/1M in + output tokens x $/1M out) x 1M.",
     )
-
-    def one_line(message: str) -> None:  # bad input: one line on stderr, exit 2 (no usage block)
-        print(f"pytest-inference crossover: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    p.error = one_line  # type: ignore[method-assign]
     p.add_argument("--gpu-hourly", type=argparse_type("gpu_usd_per_hour"), metavar="USD", help="GPU price, USD per hour (seed: 1.88)")
     p.add_argument("--price-in", type=argparse_type("usd_per_m_input"), metavar="USD_PER_1M",
                    help="serverless USD per 1M input tokens (seed: 0.10)")
@@ -100,10 +119,30 @@ def _add_crossover(sub) -> None:
                    help="requests/s one GPU serves within the SLO: self-hosted cost at R req/s is ceil(R / C) GPUs x "
                    "$/h (default: one GPU at any rate)")
     p.add_argument("--json", action="store_true", help="print the settings and the rows as JSON")
-    p.set_defaults(func=_crossover, on_error=one_line)
+    p.set_defaults(func=_crossover)
 
 
 # --- end crossover ---------------------------------------------------------------------------------
+
+#: modules that add verbs: each has ``register(sub)`` (light imports only: ``--help`` stays fast)
+VERBS = (
+    "pytest_inference.incluster.cli",   # k8s manifests | k8s collect | in-pod entrypoint
+    "pytest_inference.shards",          # merge
+    "pytest_inference.bundle.cli",      # bundle | compare | verify
+)
+
+
+def _register_verbs(sub) -> None:
+    import importlib
+
+    for name in VERBS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):  # not built yet (in development)
+                continue
+            raise
+        module.register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="reports/html", help="output folder (default %(default)s)")
     p.set_defaults(func=_report)
     _add_crossover(sub)
+    _register_verbs(sub)
     args, extra = parser.parse_known_args(argv)
     if extra:  # what parse_args does, but a subcommand may say it in its own words
         getattr(args, "on_error", parser.error)(f"unrecognized arguments: {' '.join(extra)}")
