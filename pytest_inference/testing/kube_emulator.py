@@ -45,6 +45,24 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
 DRIVER_AGENT = "scenario-driver"
 
 
+def _patch_namespace_paths(kmock_parsing: Any) -> None:
+    """Make kmock read ``/api/v1/namespaces`` and ``/api/v1/namespaces/NAME`` as the namespaces
+    resource (it takes them for a namespace prefix with no resource and answers 500); every other
+    path is parsed as before. Idempotent."""
+    original = kmock_parsing.parse_path
+    if getattr(original, "_namespaces_patched", False):
+        return
+
+    def parse_path(path: str) -> Any:
+        parts = path.strip("/").split("/")
+        if len(parts) in (3, 4) and parts[0] == "api" and parts[2] == "namespaces":
+            return kmock_parsing.ParsedPath("", parts[1], "namespaces", None, parts[3] if len(parts) == 4 else None)
+        return original(path)
+
+    parse_path._namespaces_patched = True  # type: ignore[attr-defined]
+    kmock_parsing.parse_path = parse_path
+
+
 @dataclass(frozen=True)
 class Seen:
     """One request the emulator served."""
@@ -60,7 +78,9 @@ class KubeEmulator:
 
     def __init__(self, *, kinds: tuple[str, ...] | None = None, forbid: tuple[str, ...] = ()) -> None:
         import kmock
+        from kmock._internal import parsing
 
+        _patch_namespace_paths(parsing)
         self._kmock_mod = kmock
         self.kmock = kmock.KubernetesEmulator()
         self.url = ""
@@ -74,6 +94,10 @@ class KubeEmulator:
             self.kmock.resources[f"{gv}/{plural}"] = {"kind": kind, "namespaced": namespaced,
                                                      "verbs": ["get", "list", "watch", "create", "patch",
                                                                "update", "delete"]}
+        self._logs: dict[tuple[str, str], str] = {}
+        pods = kmock.resource("", "v1", "pods")
+        self.kmock[pods, kmock.subresource("log")] << self._serve_log
+        self.kmock[kmock.action.LIST, lambda r: bool(r.params.get("labelSelector"))] << self._serve_selected
         for kind in forbid:  # RBAC says no: every request on this kind is answered 403
             gv, plural, _ = RESOURCES[kind]
             group, _, version = gv.rpartition("/")
@@ -136,6 +160,29 @@ class KubeEmulator:
         except KeyError:
             return None
         return None if obj.deleted else dict(obj.raw)
+
+    def set_log(self, namespace: str, pod: str, text: str) -> None:
+        """What ``GET …/pods/{pod}/log`` answers (the container's stdout and stderr)."""
+        self._logs[(namespace, pod)] = text
+
+    def _serve_log(self, request: Any) -> Any:
+        kmock = self._kmock_mod
+        if (request.namespace, request.name) in self._logs:
+            return self._logs[(request.namespace, request.name)]
+        if self.get("Pod", request.name, request.namespace) is None:
+            return kmock.KubernetesError(status=404, reason="NotFound", message=f'pods "{request.name}" not found')
+        return kmock.KubernetesError(status=400, reason="BadRequest",
+                                     message=f'container in pod "{request.name}" is waiting to start: ContainerCreating')
+
+    def _serve_selected(self, request: Any) -> dict[str, Any]:
+        from ..k8s.model import selector_matches
+
+        sel = request.params["labelSelector"]
+        items = [o.raw for (res, ns, _), o in list(self.kmock.objects.items())
+                 if res == request.resource and not o.deleted
+                 and (request.namespace is None or ns == request.namespace)
+                 and selector_matches(sel, (o.raw.get("metadata") or {}).get("labels") or {})]
+        return {"metadata": {"resourceVersion": "1"}, "items": items}
 
     # --- what was asked ----------------------------------------------------------------------
     def requests(self) -> list[Seen]:
