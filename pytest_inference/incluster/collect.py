@@ -39,11 +39,11 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .entrypoint import BEGIN, END  # the marker lines in-pod --print-results writes (contract C3)
+
 PART_OF = "app.kubernetes.io/part-of"
 PART_OF_VALUE = "pytest-inference"
 ROLE_LABEL = "pytest-inference/role"
-BEGIN = "----- pytest-inference results begin (base64 tar.gz) -----"
-END = "----- pytest-inference results end -----"
 #: a results tarball unpacks to at most this many bytes / members (a log is not trusted input)
 MAX_UNPACKED_BYTES = 1 << 30
 MAX_MEMBERS = 100_000
@@ -292,9 +292,9 @@ def _absent_workloads(r: Any, namespace: str, sel: str, pods: list[dict[str, Any
 
 def register(k8s_sub) -> None:
     """Add ``collect`` to the ``k8s`` verb's sub-verbs."""
-    from ..cli import verb_parser
+    from .cli import _sub_verb  # verb_parser, its one line naming "k8s collect"
 
-    p = verb_parser(k8s_sub, "collect", help="fetch the plain Jobs'/DaemonSet's results from their pods' logs "
+    p = _sub_verb(k8s_sub, "k8s", "collect", help="fetch the plain Jobs'/DaemonSet's results from their pods' logs "
                     "(read-only)", description=__doc__.split("\n\n")[0].replace("``", "'") + ". Read-only: "
                     "only get/list requests and pod logs; no rights are needed in the pods.")
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, else ~/.kube/config)")

@@ -3,7 +3,6 @@ whose logs carry a results block (packed the way the in-pod entrypoint packs it)
 running, one without a block, one cut short, one with a tar member that would escape; read-only
 (every request the verb sends is a GET); bad input is one line."""
 
-import argparse
 import base64
 import io
 import json
@@ -16,6 +15,7 @@ pytest.importorskip("kmock", reason="the emulated API server: pip install -e '.[
 pytest.importorskip("kubernetes", reason="the official client: pip install -e '.[k8s,test]'")
 
 from pytest_inference.incluster import collect as C  # noqa: E402
+from pytest_inference.incluster import entrypoint  # noqa: E402
 from pytest_inference.testing.kube_emulator import KubeEmulator  # noqa: E402
 
 NS = "pytest-inference"
@@ -39,28 +39,11 @@ def results_dir(tmp_path, name="res"):
 
 
 def packed_log(folder, tmp_path):
-    """The pod's log: pytest's output, then the block the in-pod entrypoint prints (contract C3)."""
+    """The pod's log: pytest's output, then the block the in-pod entrypoint prints (contract C3),
+    packed and printed by the entrypoint's own functions."""
     out = io.StringIO()
-    try:  # the real packer, once the entrypoint has one (H4's pytest_inference/incluster/entrypoint.py)
-        from pytest_inference.incluster import entrypoint
-        pack, show = entrypoint.pack_results, entrypoint.print_results
-    except (ImportError, AttributeError):
-        pack = show = None
-    if pack is not None:
-        tarball = pack(folder)
-        from contextlib import redirect_stdout
-
-        with redirect_stdout(out):
-            show(tarball)
-        block = out.getvalue()
-    else:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for p in sorted(folder.rglob("*")):
-                tar.add(p, arcname=str(p.relative_to(folder)), recursive=False)
-        text = base64.b64encode(buf.getvalue()).decode()
-        block = C.BEGIN + "\n" + "\n".join(text[i:i + 76] for i in range(0, len(text), 76)) + "\n" + C.END + "\n"
-    return "===== 3 passed, 1 failed in 2.0s =====\n" + block
+    entrypoint.print_results(entrypoint.pack(folder), out)
+    return "===== 2 passed, 1 failed, 1 skipped in 2.0s =====\n" + out.getvalue()
 
 
 def evil_log(member, kind=tarfile.REGTYPE):
@@ -89,12 +72,11 @@ def pod(name, role, phase="Succeeded", node="gpu-1", owner=("Job", "pi-warm"), p
 
 
 def run(argv, capsys):
-    parser = argparse.ArgumentParser(prog="pytest-inference k8s")
-    sub = parser.add_subparsers(dest="k8s_command", required=True)
-    C.register(sub)
+    """``pytest-inference k8s ARGV`` through the real command line."""
+    from pytest_inference.cli import main
+
     try:
-        args = parser.parse_args(argv)
-        rc = args.func(args)
+        rc = main(["k8s", *argv])
     except SystemExit as exc:
         rc = exc.code
     cap = capsys.readouterr()
@@ -217,11 +199,17 @@ def test_bad_input_is_one_line(kube, tmp_path, capsys, case, needle):
 
 
 def test_block_parsing_is_pure_and_takes_the_last_block(tmp_path):
-    good = packed_log(results_dir(tmp_path), tmp_path)
-    older = good.replace("results/", "")
-    data = C.extract_block("noise\n" + older + "more noise\n" + good)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        assert {"junit.xml", "summary.json"} <= {m.name.lstrip("./") for m in tar}
+    first = results_dir(tmp_path, "first")
+    (first / "summary.json").write_text("{}")
+    log = "noise\n" + packed_log(first, tmp_path) + "more noise\n" + packed_log(results_dir(tmp_path), tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(C.extract_block(log)), mode="r:gz") as tar:
+        assert json.loads(tar.extractfile("summary.json").read()) == SUMMARY  # the last block, the retry's
     with pytest.raises(C.BlockError, match="no results block"):
         C.extract_block("plain log\n")
     assert C.junit_counts(tmp_path / "res" / "junit.xml") == (2, 1)
+
+
+def test_missing_out_is_one_line_naming_the_verb(capsys):
+    rc, out, err = run(["collect", "--namespace", NS], capsys)
+    assert rc == 2 and err.startswith("pytest-inference k8s collect: ") and "-o/--out" in err
+    assert len(err.strip().splitlines()) == 1
