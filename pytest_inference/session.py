@@ -184,6 +184,7 @@ class InferenceSession:
         self._extra_secrets: list[str] = []
         self.ran: list[dict[str, Any]] = []
         self._mismatch: str | None = None
+        self._environment: dict[str, Any] | None = None
         self.inference_items = 0      # inference tests selected (this process) / reported (controller)
         self.unmeasured: dict[str, str] = {}  # nodeid -> why (skip reason) for inference tests without a claim
         self._tests_with_claims: set[str] = set()
@@ -320,16 +321,47 @@ class InferenceSession:
         return redact_text(text, self.secrets(), REDACTED)
 
     # --- what ran (A7) ------------------------------------------------------------------
-    def note_server(self, *, accelerator: str | None, model: str | None, how: str) -> None:
+    def note_server(self, *, accelerator: str | None, model: str | None, how: str, url: str | None = None) -> None:
         """Record the server a test measures; when it does not match the target, every later claim
-        of a test using a server fixture (:data:`SERVER_FIXTURES`) in this process is inconclusive."""
+        of a test using a server fixture (:data:`SERVER_FIXTURES`) in this process is inconclusive.
+
+        ``accelerator`` is what the caller knows (``"cpu"`` for the embedded CPU server), else None.
+        Then, when the server runs on this host — a local server (no ``url``), or an endpoint on
+        loopback (``url``, else the URL ``how`` ends with) — the environment fingerprint's accelerator
+        (model and count, :func:`pytest_inference.fingerprint.accelerator`) is what ran."""
         entry = {"accelerator": accelerator, "model": model, "how": how}
         if entry not in self.ran:
             self.ran.append(entry)
         self.add_metadata(ran=list(self.ran))
-        why = server_mismatch(self.target, accelerator=accelerator, model=model, how=how)
+        measured = None
+        if accelerator is None and _on_this_host(how, url):
+            measured = self.host_accelerator()
+        why = server_mismatch(self.target, accelerator=accelerator, model=model, how=how, measured=measured)
         if why:
             self._mismatch = why
+
+    def host_accelerator(self) -> dict[str, Any]:
+        """This host's accelerator (the fingerprint's section; the tools run once per process)."""
+        from .fingerprint import accelerator
+
+        return accelerator()
+
+    def environment(self) -> dict[str, Any]:
+        """summary.json's ``environment`` (contract C1): collected once per session, in the process
+        that writes the summary (the controller under xdist)."""
+        if self._environment is None:
+            from .fingerprint import collect
+
+            meta = self.metadata
+            endpoint = self.endpoint or meta.get("endpoint")
+            vllm = meta.get("vllm") if isinstance(meta.get("vllm"), dict) else None
+            self._environment = collect(
+                target_name=self.target.name, target_source=self.target.source,
+                model=self.model or meta.get("model") or self.settings.model,
+                model_path=meta.get("model_path") or self.settings.model_path,
+                endpoint=endpoint, api_key=self.api_key if endpoint == self.endpoint else None,
+                vllm=vllm, plugin_version=__version__)
+        return self._environment
 
     def not_judged_reason(self, item: pytest.Item) -> str | None:
         """Why ``item``'s claims must not be judged against the target (what ran differs), or None."""
@@ -722,6 +754,7 @@ class InferenceSession:
             out["comparison"] = comparison
         if self._measurements:
             out["measurements"] = [m.to_dict() for m in self._measurements.values()]
+        out["environment"] = self.environment()
         return out
 
 
@@ -795,19 +828,54 @@ def _norm_model(name: str) -> str:
     return name.strip().rstrip("/").rsplit("/", 1)[-1].lower()
 
 
-def server_mismatch(target: Target, *, accelerator: str | None, model: str | None, how: str) -> str | None:
+def _on_this_host(how: str, url: str | None) -> bool:
+    """A local server (no URL: what ``LocalConfig.ran`` notes), or an endpoint on loopback."""
+    from .fingerprint import is_loopback
+
+    if url is None:
+        last = how.split()[-1] if how.split() else ""
+        url = last if last.startswith(("http://", "https://")) else None
+    return url is None or is_loopback(url)
+
+
+def server_mismatch(target: Target, *, accelerator: str | None, model: str | None, how: str,
+                    measured: dict[str, Any] | None = None) -> str | None:
     """One line saying why a run of ``model`` on ``accelerator`` is not judged against ``target``,
     or None when it matches (or cannot be told: an unknown accelerator never mismatches by itself).
-    Models compare by their last path part, case-insensitive (``openai/gpt-oss-120b`` = ``gpt-oss-120b``)."""
+    Models compare by their last path part, case-insensitive (``openai/gpt-oss-120b`` = ``gpt-oss-120b``).
+
+    ``measured``: the environment fingerprint's accelerator of the host the server runs on, used
+    when ``accelerator`` is None and the tool named the part (vendor nvidia/amd and a model): its
+    model matches the target's ``accelerator`` loosely (``MI300X`` = ``AMD Instinct MI300X``) and its
+    count the target's ``accelerators``. A fingerprint without an accelerator (vendor cpu, unknown)
+    says nothing: a GPU-less host's loopback server is not judged by what it lacks. A target about
+    the CPU is never contradicted by the GPUs a host has (having them is not using them)."""
+    from .fingerprint import describe_accelerator, same_accelerator
+
     want_acc = target.workload.get("accelerator")
+    want_n = target.workload.get("accelerators")
     want_model = target.workload.get("model")
-    acc_differs = bool(accelerator and want_acc and accelerator.lower() != str(want_acc).lower())
+    acc_differs = bool(accelerator and want_acc and not same_accelerator(str(want_acc), accelerator)
+                       and accelerator.lower() != str(want_acc).lower())
+    on = "the CPU" if (accelerator or "").lower() == "cpu" else (accelerator or "an unknown accelerator")
+    hint, want_on = "", want_acc
+    if (accelerator is None and measured and measured.get("vendor") in ("nvidia", "amd") and measured.get("model")
+            and want_acc and str(want_acc).lower() != "cpu"):
+        n = measured.get("count")
+        count_differs = isinstance(want_n, int) and isinstance(n, int) and n != want_n
+        part_differs = not same_accelerator(str(want_acc), str(measured["model"]))
+        if part_differs or count_differs:
+            acc_differs = True
+            on = describe_accelerator(measured)
+            want_on = f"{want_n} x {want_acc}" if isinstance(want_n, int) else want_acc
+            if count_differs and not part_differs:
+                hint = (f" [{measured['note']}]" if measured.get("note") else
+                        f" [all {n} visible: set CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES to the ones the server uses]")
     model_differs = bool(model and want_model and _norm_model(model) != _norm_model(str(want_model)))
     if not (acc_differs or model_differs):
         return None
-    on = "the CPU" if (accelerator or "").lower() == "cpu" else (accelerator or "an unknown accelerator")
-    ran = f"{model or 'an unknown model'} on {on} ({how})"
-    wants = f"{want_model or 'any model'} on {want_acc}" if want_acc else f"{want_model}"
+    ran = f"{model or 'an unknown model'} on {on} ({how}){hint}"
+    wants = f"{want_model or 'any model'} on {want_on}" if want_acc else f"{want_model}"
     return f"not judged against {target.name}: this run measured {ran}; {target.name} is {wants}"
 
 

@@ -6,6 +6,12 @@ catalog, :mod:`pytest_inference.catalog`) and the workload the suites run (``[wo
 Shipped profiles live beside this module; any other path is a
 vendor's own profile, which may ``extends = "mi300x"`` a shipped one.
 
+``[workload]`` also says what hardware the target is about: ``accelerator`` (a run settings key,
+:mod:`pytest_inference.settings`) and ``accelerators``, how many of them one server uses (an integer
+>= 1, checked here: no suite reads it as a setting). A run whose server is on this host and whose
+environment fingerprint shows another accelerator or count is not judged against the target
+(``session.server_mismatch``).
+
 Everything here raises :class:`TargetError` with one readable line; the plugin turns it
 into a pytest usage error.
 """
@@ -20,13 +26,16 @@ from typing import Any
 
 from .. import catalog
 from ..claims import Requirement, fmt
-from ..settings import SETTINGS, SettingsError, check_workload
+from ..settings import SETTINGS, Setting, SettingsError, check_workload
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGET = "cpu-local"
 
 _TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "load", "api", "economics", "notes"}
 _CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
+#: [workload] keys that describe the target's hardware and are no run setting: checked here
+HARDWARE_KEYS = {"accelerators": Setting("int", minimum=1, maximum=100_000,
+                                         doc="accelerators one server of the target uses: 1 (one MI300X), 8")}
 
 
 class TargetError(Exception):
@@ -178,10 +187,17 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
     for metric, spec in data.get("claims", {}).items():
         reqs[metric] = _requirement(path, metric, spec)
     workload = dict(base.workload) if base else {}
+    table = dict(data.get("workload", {}))
+    hardware = {k: table.pop(k) for k in HARDWARE_KEYS if k in table}
+    for key, value in hardware.items():
+        problem = HARDWARE_KEYS[key].check(value)
+        if problem:
+            raise TargetError(f"malformed target profile {path}: [workload] {key} {problem}; got {value!r}")
     try:
-        workload.update(check_workload(path, data.get("workload", {})))
+        workload.update(check_workload(path, table))
     except SettingsError as exc:
         raise TargetError(str(exc)) from None
+    workload.update(hardware)
     load = dict(base.load) if base else {}
     try:
         load.update(check_workload(path, data.get("load", {}), "load"))
