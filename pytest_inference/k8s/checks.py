@@ -25,9 +25,10 @@ from ..catalog.checks import checks as catalog_checks
 from ..checks import stamp
 from ..checks import unimplemented as shared_unimplemented
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
-from .model import (LIVE, STATIC, CheckResult, Observation, Settings, containers, label_selector_matches, labels_of,
-                    name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
-from .shell import drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts, unguarded_commands
+from .model import (LIVE, STATIC, WORKLOAD_KINDS, CheckResult, Observation, Settings, containers, key_of,
+                    label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
+from .shell import (drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts, statements,
+                    stops_on_error, unguarded_commands)
 from .timeline import binding_evidence, judge_timeline, node_evidence
 
 BOTH = (STATIC, LIVE)
@@ -81,8 +82,10 @@ def run_check(cid: str, obs: Observation, s: Settings) -> CheckResult:
 
 
 def run_all(obs: Observation, s: Settings) -> dict[str, CheckResult]:
-    """Every non-mutating check that applies to the observation's mode."""
-    return {cid: c.fn(obs, s) for cid, c in CHECKS.items() if obs.mode in c.modes and not c.mutates}
+    """Every non-mutating check that applies to the observation's mode and has something to judge in
+    it (:func:`applies`: the in-cluster checks only where pytest-inference's own objects are)."""
+    return {cid: c.fn(obs, s) for cid, c in CHECKS.items()
+            if obs.mode in c.modes and not c.mutates and applies(cid, obs) is None}
 
 
 def cannot_measure(cid: str, reason: str, **kw: Any) -> CheckResult:
@@ -884,6 +887,274 @@ def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
             findings.append({"object": _ref(obs, o), "path": path, "snippet": snippet,
                              "text": f"{_ref(obs, o)} {path}: '{snippet.strip()}'"})
     return _count(findings, ok=f"{len(obs.objects)} objects, no template leftovers")
+
+
+# --------------------------------------------------------------------------- pytest-inference in-cluster
+# pytest-inference's own manifests (pytest-inference k8s manifests): the objects labelled
+# app.kubernetes.io/part-of=pytest-inference and its Sonobuoy plugin definitions. A set without
+# them is not judged: the suite skips these checks and run_all leaves them out (applies()).
+
+SUITE_LABEL = ("app.kubernetes.io/part-of", "pytest-inference")
+NODE_ROLE = ("pytest-inference/role", "node")
+_READ_VERBS = {"get", "list", "watch"}
+
+
+def _is_plugin(obj: dict[str, Any]) -> bool:
+    from .manifests import SONOBUOY_PLUGIN
+
+    return obj.get("kind") == SONOBUOY_PLUGIN
+
+
+def is_suite_object(obj: dict[str, Any]) -> bool:
+    """pytest-inference's own: labelled part-of=pytest-inference, or a Sonobuoy plugin whose
+    container runs the suite (its plugin name, image, command or args name pytest-inference)."""
+    if labels_of(obj).get(SUITE_LABEL[0]) == SUITE_LABEL[1]:
+        return True
+    if _is_plugin(obj):
+        text = name_of(obj) + " " + " ".join(
+            " ".join([str(c.get("image", ""))] + [str(x) for x in (c.get("command") or []) + (c.get("args") or [])])
+            for _, c in containers(pod_spec(obj)))
+        return "pytest-inference" in text.lower()
+    return False
+
+
+def suite_objects(obs: Observation, *kinds: str) -> list[dict[str, Any]]:
+    return [o for o in (obs.of_kind(*kinds) if kinds else obs.objects) if is_suite_object(o)]
+
+
+def _suite_workloads(obs: Observation) -> list[dict[str, Any]]:
+    """pytest-inference's pod-running objects: its workloads (pods owned by one of them left out) and plugins."""
+    from .manifests import SONOBUOY_PLUGIN
+
+    out = []
+    for o in suite_objects(obs, *WORKLOAD_KINDS, SONOBUOY_PLUGIN):
+        if o.get("kind") in ("Pod", "Job") and (o.get("metadata") or {}).get("ownerReferences"):
+            continue
+        out.append(o)
+    return out
+
+
+def _node_daemonsets(obs: Observation) -> list[dict[str, Any]]:
+    return [o for o in _suite_workloads(obs) if o.get("kind") == "DaemonSet"
+            or (_is_plugin(o) and str((o.get("sonobuoy-config") or {}).get("driver", "")).lower() == "daemonset")]
+
+
+def _inapplicable(obs: Observation, needs: Callable[[Observation], list[Any]] | None, lacking: str) -> str | None:
+    if not _suite_workloads(obs):
+        return (f"no object labelled {SUITE_LABEL[0]}={SUITE_LABEL[1]} and no pytest-inference Sonobuoy plugin "
+                "in view: nothing of pytest-inference's own to judge (generate them: pytest-inference k8s manifests)")
+    if needs is not None and not needs(obs):
+        return lacking
+    return None
+
+
+def _incluster(needs: Callable[[Observation], list[Any]] | None = None, lacking: str = ""):
+    """An in-cluster check: inconclusive with the reason when there is nothing of pytest-inference's
+    (or not what ``needs`` picks) to judge; :func:`applies` asks the same before running it."""
+    def deco(fn):
+        def run(obs: Observation, s: Settings) -> CheckResult:
+            why = _inapplicable(obs, needs, lacking)
+            return _unsure(why) if why else fn(obs, s)
+
+        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+        run.incluster = (needs, lacking)  # type: ignore[attr-defined]
+        return run
+    return deco
+
+
+def applies(cid: str, obs: Observation) -> str | None:
+    """Why check ``cid`` has nothing to judge in ``obs`` (None: it applies). Only the in-cluster
+    checks can be inapplicable: a manifest set without pytest-inference's own objects (or without
+    the kind of object a check judges)."""
+    info = getattr(getattr(CHECKS[cid].fn, "__wrapped__", None), "incluster", None)
+    return None if info is None else _inapplicable(obs, *info)
+
+
+@check("K8S-SUITE-001")
+@_incluster()
+def suite_images_pinned(obs: Observation, s: Settings) -> CheckResult:
+    findings, n = [], 0
+    for o in _suite_workloads(obs):
+        for _, c in containers(pod_spec(o)):
+            n += 1
+            img = str(c.get("image", ""))
+            if not image_pinned(img):
+                findings.append({"object": _ref(obs, o), "container": c.get("name"), "image": img,
+                                 "text": f"{_ref(obs, o)} container {c.get('name')} runs {img or '(no image)'}"})
+    return _count(findings, ok=f"all {n} containers run a pinned image")
+
+
+def _sa_of(o: dict[str, Any]) -> str:
+    spec = pod_spec(o) or {}
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+def _role_findings(obs: Observation, role: dict[str, Any]) -> list[str]:
+    """What a Role/ClusterRole of pytest-inference grants beyond get/list/watch on named resources."""
+    out = []
+    for i, rule in enumerate(role.get("rules") or []):
+        verbs, res = [str(v) for v in rule.get("verbs") or []], [str(r) for r in rule.get("resources") or []]
+        groups = [str(g) for g in rule.get("apiGroups") or []]
+        bad = []
+        if "*" in verbs + res + groups or any("*" in r for r in res):
+            bad.append("a wildcard")
+        if set(verbs) - _READ_VERBS - {"*"}:
+            bad.append(f"verbs {sorted(set(verbs) - _READ_VERBS - {'*'})}")
+        if not res and not rule.get("nonResourceURLs"):
+            bad.append("no named resource")
+        if rule.get("nonResourceURLs"):
+            bad.append(f"nonResourceURLs {rule['nonResourceURLs']}")
+        if bad:
+            out.append(f"{_ref(obs, role)} rule {i + 1} grants {', '.join(bad)}")
+    return out
+
+
+@check("K8S-SUITE-002")
+@_incluster()
+def suite_rbac(obs: Observation, s: Settings) -> CheckResult:
+    """No token without a use for it; every Role/ClusterRole pytest-inference's ServiceAccounts are
+    bound to (or that is labelled as its own) grants get/list/watch on named resources only."""
+    why = _need(obs, "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    if why:
+        return _unsure(why)
+    findings: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    pods = [o for o in _suite_workloads(obs) if not _is_plugin(o)]  # Sonobuoy runs plugins with its own account
+    accounts = {(namespace_of(o) or "default", _sa_of(o)) for o in pods}
+    roles: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+    bound: set[tuple[str, str]] = set()
+    for b in obs.of_kind("ClusterRoleBinding", "RoleBinding"):
+        bns = namespace_of(b) or "default"
+        subj = {((x.get("namespace") or bns), x.get("name")) for x in b.get("subjects") or []
+                if x.get("kind") == "ServiceAccount"}
+        if not (subj & accounts) and not is_suite_object(b):
+            continue
+        bound |= subj & accounts
+        rr = b.get("roleRef") or {}
+        role = obs.get(rr.get("kind", ""), rr.get("name", ""), None if rr.get("kind") == "ClusterRole" else bns)
+        bref = f"{b.get('kind')} {name_of(b)}"
+        if role is None:
+            if rr.get("name") in _BUILTIN_ROLES or str(rr.get("name", "")).startswith("system:"):
+                findings.append({"binding": bref, "text": f"{bref} grants the built-in {rr.get('kind')} {rr.get('name')}"})
+            else:
+                unknown.append(f"{bref} refers to {rr.get('kind')} {rr.get('name')}, which is not in view")
+            continue
+        roles[key_of(role)] = role
+    for role in suite_objects(obs, "Role", "ClusterRole"):
+        roles[key_of(role)] = role
+    for role in roles.values():
+        findings += [{"role": _ref(obs, role), "text": t} for t in _role_findings(obs, role)]
+    for o in pods:
+        ns, sa = namespace_of(o) or "default", _sa_of(o)
+        if (ns, sa) in bound:
+            continue  # a Role needs the token
+        acct = obs.get("ServiceAccount", sa, ns)
+        pod_says = (pod_spec(o) or {}).get("automountServiceAccountToken")
+        acct_says = (acct or {}).get("automountServiceAccountToken")
+        if pod_says is False or (pod_says is None and acct_says is False):
+            continue
+        if pod_says is None and acct is None and obs.live:
+            unknown.append(f"ServiceAccount {ns}/{sa} of {_ref(obs, o)} is not in view: cannot tell whether its "
+                           "token is mounted")
+            continue
+        how = ("the pod template sets automountServiceAccountToken: true" if pod_says else
+               f"neither the pod template nor ServiceAccount {ns}/{sa} sets automountServiceAccountToken: false")
+        findings.append({"object": _ref(obs, o), "text": f"{_ref(obs, o)} mounts a ServiceAccount token no Role "
+                         f"needs ({how})"})
+    if findings:
+        return _count(findings, ok="")
+    if unknown:
+        return _unsure("; ".join(unknown))
+    return _count([], ok=f"{len(pods)} workload(s) without an API token"
+                  + (f", {len(roles)} role(s) read-only on named resources" if roles else ", no Role"))
+
+
+def _script_masks(script: str, argv: list[Any]) -> list[str]:
+    out = [f"line {n}: '{line}' masks a failure" for n, line in masked_failures(script)]
+    body = [x for x in statements(script) if not x.startswith("set ")]
+    erre = stops_on_error(script, argv)
+    if len(body) > 1 and not erre:
+        last = body[-1]
+        if re.fullmatch(r"exit\s+0|true|:", last):  # 'cmd; true', 'cmd\nexit 0'
+            out.append(f"ends with '{last}' after other commands without 'set -e': the pod succeeds whatever they did")
+        else:
+            out.append("runs several commands without 'set -e': every failure but the last is ignored")
+    return out
+
+
+@check("K8S-SUITE-003")
+@_incluster()
+def suite_masking(obs: Observation, s: Settings) -> CheckResult:
+    findings = []
+    for o in _suite_workloads(obs):
+        for field_, c in containers(pod_spec(o)):
+            who = f"{_ref(obs, o)} {field_[:-1]} {c.get('name')}"
+            for where, script, argv, _ in scripts(c):
+                for t in _script_masks(script, argv):
+                    findings.append({"object": _ref(obs, o), "container": c.get("name"), "text": f"{who} {where} {t}"})
+            for where, argv, _ in _plain_exec(c):
+                words = [str(a) for a in argv]
+                if "||" in words or "set" in words and "+e" in words:
+                    findings.append({"object": _ref(obs, o), "container": c.get("name"),
+                                     "text": f"{who} {where}: {' '.join(words)[:120]!r} (shell syntax in an exec-form "
+                                     "command: passed as arguments, or a sign it was meant for a shell)"})
+    return _count(findings, ok="exec-form commands, no masked failures")
+
+
+_EXTRA_POWERS = {"SYS_ADMIN", "ALL", "NET_ADMIN", "SYS_PTRACE"}
+
+
+@check("K8S-SUITE-004")
+@_incluster(_node_daemonsets, "pytest-inference's manifests hold no node DaemonSet (generated with --node-suite)")
+def suite_node_daemonset(obs: Observation, s: Settings) -> CheckResult:
+    from .inventory import GPU_RESOURCES
+
+    allowed = set(GPU_RESOURCES) | {s.taint_key}
+    findings = []
+    for o in _node_daemonsets(obs):
+        ref, spec = _ref(obs, o), pod_spec(o) or {}
+        for t in spec.get("tolerations") or []:
+            key, op = t.get("key"), t.get("operator") or "Equal"
+            if not key:
+                findings.append({"object": ref, "toleration": t, "text": f"{ref} tolerates every taint "
+                                 f"(operator {op} without a key)"})
+            elif key not in allowed:
+                findings.append({"object": ref, "toleration": t, "text": f"{ref} tolerates {key} (only "
+                                 f"{', '.join(sorted(allowed))} are needed)"})
+        for field_, c in containers(spec):
+            sc = c.get("securityContext") or {}
+            if sc.get("privileged") is True:
+                findings.append({"object": ref, "container": c.get("name"),
+                                 "text": f"{ref} {field_[:-1]} {c.get('name')} is privileged"})
+            caps = set(map(str, ((sc.get("capabilities") or {}).get("add") or [])))
+            if caps & _EXTRA_POWERS:
+                findings.append({"object": ref, "container": c.get("name"), "text": f"{ref} {field_[:-1]} "
+                                 f"{c.get('name')} adds capabilities {sorted(caps & _EXTRA_POWERS)}"})
+    n = len(_node_daemonsets(obs))
+    return _count(findings, ok=f"{n} node DaemonSet(s): tolerations by key for {', '.join(sorted(allowed))} only, "
+                  "nothing privileged")
+
+
+@check("K8S-SUITE-005")
+@_incluster(lambda obs: suite_objects(obs, "Job"), "pytest-inference's manifests hold no Job")
+def suite_jobs_no_retry(obs: Observation, s: Settings) -> CheckResult:
+    findings = []
+    jobs = suite_objects(obs, "Job")
+    for j in jobs:
+        ref, spec = _ref(obs, j), j.get("spec") or {}
+        limit = spec.get("backoffLimit")
+        if limit is None:
+            findings.append({"object": ref, "text": f"{ref} has no backoffLimit (the default 6 retries a failed pod)"})
+        elif str(limit) != "0":
+            findings.append({"object": ref, "text": f"{ref} backoffLimit {limit}"})
+        per = spec.get("backoffLimitPerIndex")
+        if per is not None and str(per) != "0":
+            findings.append({"object": ref, "text": f"{ref} backoffLimitPerIndex {per}"})
+        rp = (pod_spec(j) or {}).get("restartPolicy")
+        if rp != "Never":
+            findings.append({"object": ref, "text": f"{ref} restartPolicy {rp or '(unset)'} (a restarted container "
+                             "runs the tests again in the same pod)"})
+    return _count(findings, ok=f"{len(jobs)} Job(s): backoffLimit 0, restartPolicy Never")
 
 
 # --------------------------------------------------------------------------- mutation checks

@@ -1,6 +1,11 @@
 """Static mode: a folder of Kubernetes manifests (YAML, multi-document, ``kind: List``, JSON)
 as an :class:`~.model.Observation`, so the same checks judge it without a cluster.
 
+A Sonobuoy plugin definition (a document with ``sonobuoy-config`` and ``spec``: the container,
+and an optional ``podSpec``) is read as an object of kind ``SonobuoyPlugin`` named by its
+``plugin-name``, its pod spec at ``spec.template.spec`` (``podSpec`` with ``spec`` as the first
+container), so the checks that read pod specs read it too.
+
 Everything that cannot be read is one line in :class:`ManifestError` (the folder is missing or
 empty, a file is not YAML, a document is not a Kubernetes object, a field has the wrong type,
 a file is too big, nested too deep, or an alias bomb): bounded time, never a traceback.
@@ -90,9 +95,29 @@ def load_manifests(folder: str | Path) -> Observation:
     return obs
 
 
+SONOBUOY_PLUGIN = "SonobuoyPlugin"
+
+
+def sonobuoy_plugin(doc: dict[str, Any], path: Path, i: int) -> dict[str, Any]:
+    """A Sonobuoy plugin definition as an object the checks read (see the module's docstring)."""
+    cfg, container, pod = doc.get("sonobuoy-config"), doc.get("spec"), doc.get("podSpec") or {}
+    where = f"--manifests: {path} document {i} (Sonobuoy plugin)"
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("plugin-name"), str) or not cfg["plugin-name"]:
+        raise ManifestError(f"{where}: sonobuoy-config has no plugin-name")
+    if not isinstance(container, dict) or not isinstance(pod, dict):
+        raise ManifestError(f"{where}: spec (the container) and podSpec must be mappings")
+    others = pod.get("containers") or []
+    if not isinstance(others, list):
+        raise ManifestError(f"{where}: podSpec.containers is not a list")
+    return {"apiVersion": "sonobuoy/v1", "kind": SONOBUOY_PLUGIN, "metadata": {"name": cfg["plugin-name"]},
+            "sonobuoy-config": cfg, "spec": {"template": {"spec": {**pod, "containers": [container, *others]}}}}
+
+
 def _objects(doc: Any, path: Path, i: int) -> list[dict[str, Any]]:
     if not isinstance(doc, dict):
         raise ManifestError(f"--manifests: {path} document {i} is a {type(doc).__name__}, not a Kubernetes object")
+    if "sonobuoy-config" in doc and "spec" in doc and not doc.get("kind"):
+        return [sonobuoy_plugin(doc, path, i)]
     if not doc.get("kind") or not isinstance(doc.get("kind"), str):
         raise ManifestError(f"--manifests: {path} document {i} has no 'kind': not a Kubernetes object")
     if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
