@@ -243,8 +243,160 @@ OPTIONS = (
 )
 
 
+# ------------------------------------------------------------------------ shards of one schedule
+#: a --load-start-at this far in the past is refused (a shard that starts later than this sends its
+#: first arrivals that late: its run would measure its own lateness); this far ahead is a typo
+MAX_LATE_START_S = 5.0
+MAX_EARLY_START_S = 86400.0
+#: the environment variable that shifts a shard's wall clock (seconds; the test seam that plants clock skew)
+CLOCK_SKEW_ENV = "PYTEST_INFERENCE_CLOCK_SKEW_S"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> ``(2, 8)``: this process sends the arrivals whose index % 8 == 2 (0-based index,
+    count 1 .. 10,000). Anything else is one ValueError line naming ``--load-shard``."""
+    raw = text.strip() if isinstance(text, str) else text
+    index, slash, count = raw.partition("/") if isinstance(raw, str) else ("", "", "")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = None  # type: ignore[assignment]
+    if not slash or i is None:
+        raise ValueError(f"--load-shard {text!r}: give INDEX/COUNT, e.g. 0/4 (0-based index of COUNT shards)")
+    if not 1 <= n <= 10_000:
+        raise ValueError(f"--load-shard {text!r}: the count must be between 1 and 10000")
+    if not 0 <= i < n:
+        raise ValueError(f"--load-shard {text!r}: the index must be 0 .. {n - 1} (0-based) for {n} shards")
+    return i, n
+
+
+def parse_start_at(text: str) -> float:
+    """``--load-start-at``: epoch seconds (``1796216400``, ``1796216400.5``) or ISO-8601 with a time
+    zone (``2026-12-02T13:00:00Z``, ``...+01:00``) -> epoch seconds. A time without a zone is
+    refused (pods need not share one). Pure: how far it is from now is :func:`start_problem`'s."""
+    import datetime as dt
+
+    raw = text.strip() if isinstance(text, str) else ""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        try:
+            when = dt.datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw)
+        except ValueError:
+            raise ValueError(f"--load-start-at {text!r}: give epoch seconds or an ISO-8601 time such as "
+                             "2026-12-02T13:00:00Z") from None
+        if when.tzinfo is None:
+            raise ValueError(f"--load-start-at {text!r}: give the time zone (2026-12-02T13:00:00Z for UTC): "
+                             "the shards' pods need not share one")
+        value = when.timestamp()
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"--load-start-at {text!r}: not a time (epoch seconds > 0)")
+    return value
+
+
+def shard_clock_skew_s() -> float:
+    """The planted skew of this process's wall clock (:data:`CLOCK_SKEW_ENV`, seconds; 0 unset)."""
+    raw = os.environ.get(CLOCK_SKEW_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{CLOCK_SKEW_ENV}={raw!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{CLOCK_SKEW_ENV}={raw!r} is not a finite number of seconds")
+    return value
+
+
+def wall_clock() -> float:
+    """A shard's wall clock (epoch seconds): ``time.time()`` shifted by :func:`shard_clock_skew_s`.
+    The shard waits for the common start and stamps its times by this clock."""
+    import time
+
+    return time.time() + shard_clock_skew_s()
+
+
+def start_problem(start_at: float, now: float) -> str | None:
+    """Why a start time cannot be used now (one line), or None."""
+    late = now - start_at
+    if late > MAX_LATE_START_S:
+        return (f"--load-start-at is {late:.1f} s in the past by this shard's clock (more than "
+                f"{MAX_LATE_START_S:g} s): its arrivals would all go late; give a later start")
+    if -late > MAX_EARLY_START_S:
+        return f"--load-start-at is {-late:.0f} s ahead (more than {MAX_EARLY_START_S:g} s): a typo?"
+    return None
+
+
+def shard_problem(p: "Plan", shard: tuple[int, int] | None, start_at: float | None) -> str | None:
+    """Why this plan cannot run as a shard (one line), or None. A shard splits ONE open-loop schedule:
+    one ``--load-rate``, no closed loops, one engine process (more processes: more shards)."""
+    if shard is None and start_at is None:
+        return None
+    if shard is None:
+        return "--load-start-at is the common start of shards: give --load-shard INDEX/COUNT too (0/1 for one)"
+    if start_at is None:
+        return (f"--load-shard {shard[0]}/{shard[1]} needs --load-start-at WHEN (the common start of every "
+                "shard, epoch seconds or 2026-12-02T13:00:00Z)")
+    if len(p.points) != 1 or p.points[0].rate_rps is None:
+        return (f"--load-shard splits one open-loop schedule: give one --load-rate and no --load-concurrency "
+                f"(the plan has {', '.join(x.id for x in p.points)})")
+    if p.requests is not None and shard[1] > p.requests:
+        return (f"--load-shard {shard[0]}/{shard[1]}: a schedule of {p.requests} requests has fewer arrivals "
+                "than shards (some would send nothing)")
+    if p.workers is not None and p.workers > 1:
+        return (f"--load-shard runs its share in one client process: --load-workers {p.workers} is for an "
+                "unsharded run (give more shards instead)")
+    return None
+
+
+def shard_problem_args(shard: Any, start_at: Any, *, mode: str, workers: int, n: int) -> str | None:
+    """:func:`~pytest_inference.probes.load.measure_load`'s check of its ``shard``/``start_at``
+    arguments (one line, or None)."""
+    if shard is None or start_at is None:
+        return "a shard needs both shard=(index, count) and start_at (epoch seconds)"
+    if (not isinstance(shard, tuple) or len(shard) != 2 or not all(isinstance(x, int) for x in shard)
+            or not 0 <= shard[0] < shard[1]):
+        return f"shard must be (index, count) with 0 <= index < count, not {shard!r}"
+    if mode != "open":
+        return "a shard splits an open-loop schedule: give rate_rps, not concurrency"
+    if workers > 1:
+        return "a shard runs its share in one client process (workers=1): give more shards instead"
+    if shard[0] >= n:
+        return f"shard {shard[0]}/{shard[1]} of a {n}-arrival schedule has no arrival: give fewer shards"
+    if isinstance(start_at, bool) or not isinstance(start_at, (int, float)) or not math.isfinite(start_at):
+        return f"start_at must be epoch seconds, not {start_at!r}"
+    return None
+
+
+def _argtype(parse):
+    import argparse
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def add_options(group: Any) -> None:
     """The load options into the plugin's option group (help states each default from the settings)."""
     from .settings import add_options as add_setting_options
 
     add_setting_options(group, OPTIONS)
+    group.addoption("--load-shard", dest="load_shard", type=_argtype(parse_shard), metavar="INDEX/COUNT",
+                    default=None, help="send only the arrivals of the load schedule whose index %% COUNT == INDEX "
+                    "(0-based), at their offsets from --load-start-at: COUNT such processes (an Indexed Job) offer "
+                    "the one schedule together; pytest-inference merge pools their samples (default: the whole "
+                    "schedule).")
+    group.addoption("--load-start-at", dest="load_start_at", type=_argtype(parse_start_at), metavar="WHEN",
+                    default=None, help="the shards' common start by the wall clock: epoch seconds or "
+                    "2026-12-02T13:00:00Z (needs --load-shard; at most "
+                    f"{MAX_LATE_START_S:g} s in the past).")
+    group.addoption("--load-clock-url", dest="load_clock_url", metavar="URL", default=None,
+                    help="an HTTP URL whose Date header is the shards' common clock reference (default: the "
+                    "endpoint's /models): each shard measures its clock's offset against it.")

@@ -240,6 +240,10 @@ class LoadRun:
     client_cpu_s: float | None = None
     connections: int | None = None  # connections the client used (open loop: opened as needed)
     max_lag_ms: float | None = None
+    #: a shard of a schedule (``shard=``): each request's index in the whole schedule, and what the
+    #: shard was (index, count, schedule_sha256, start_at, first_send_lag_s, ...); None unsharded
+    schedule_index: list[int] | None = None
+    shard: dict[str, Any] | None = None
 
     # ---- derived figures
     @property
@@ -321,7 +325,7 @@ class LoadRun:
         out = []
         for i, r in enumerate(self.results):
             out.append({
-                "index": i,
+                "index": i if self.schedule_index is None else self.schedule_index[i],
                 "worker": getattr(r, "worker", 0),
                 "scheduled_s": None if self.offsets_s[i] is None else round(self.offsets_s[i], 9),
                 "dispatch_lag_ms": getattr(r, "dispatch_lag_ms", None),
@@ -398,7 +402,9 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
                  base_url: str | None = None, api_key: str | None = None, max_tokens: int | None = None,
                  deadline_s: float | None = None, warmup: int = 0, progress=None,
                  watch=None, windows: int = 4, max_connections: int | None = None,
-                 max_lag_ms: float | None = None, exact_rate: bool = True) -> LoadRun:
+                 max_lag_ms: float | None = None, exact_rate: bool = True,
+                 shard: tuple[int, int] | None = None, start_at: float | None = None,
+                 clock=None, before_start=None) -> LoadRun:
     """Send ``workload`` at ``rate_rps`` (open loop, ``arrival`` schedule seeded by ``seed``) or
     with ``concurrency`` in flight (closed loop); the run's length is ``requests`` or (open loop)
     ``duration_s``. Requests are the workload's, in order, cycled when the schedule is longer
@@ -416,6 +422,14 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     ``max_tokens``: for workload requests that name none. ``exact_rate`` (a run of ``requests``):
     the schedule offers exactly ``rate_rps`` (:func:`..engine.arrivals.schedule`), so a run
     labelled 64 req/s asked for 64. Bad arguments: one ValueError line.
+
+    ``shard=(index, count)`` with ``start_at`` (epoch seconds by ``clock``, default
+    :func:`pytest_inference.load.wall_clock`): the whole schedule is built as above, then only its
+    arrivals whose index % count == index are sent, each at its *original* offset from ``start_at``
+    (the warm-up goes first; the run waits for the start): ``count`` such runs offer the one
+    schedule together. ``before_start()`` (a shard) is called after the warm-up, before the wait
+    (the suite measures the shard's clock offset there). :attr:`LoadRun.shard` says what it was (``schedule_sha256`` over what defines
+    the schedule, ``first_send_lag_s``); records carry the whole schedule's indices.
     A request that times out (``deadline_s``, the client's idle timeout) is a miss of the run: the
     client's early stop after timeouts in a row is off during the measured run (on for the
     warm-up, which finds a dead endpoint). Endpoint errors that stop the run (unreachable, auth, not
@@ -462,6 +476,14 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         offsets = []
         n = requests  # type: ignore[assignment]
         mode = "closed"
+    keep: list[int] | None = None
+    if shard is not None or start_at is not None:
+        from ..load import shard_problem_args
+
+        why = shard_problem_args(shard, start_at, mode=mode, workers=workers, n=n)
+        if why:
+            raise ValueError(why)
+        keep = list(range(shard[0], n, shard[1]))  # type: ignore[index]
     if workers > 1:
         base_url = base_url or getattr(client, "base_url", None)
         if not base_url:
@@ -472,6 +494,21 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     cycled = (f"the workload's {len(base)} requests were cycled to fill {n} sends (repeated prompts: "
               "a prefix cache may serve repeats faster)") if n > len(base) else None
     asked_in = [workload.requests[i % len(base)].input_tokens for i in range(n)]
+    start_ns = shard_info = None
+    if keep is not None:
+        from ..shards import schedule_sha256
+
+        described = workload.describe()
+        shard_info = {"index": shard[0], "count": shard[1], "start_at": start_at,  # type: ignore[index]
+                      "schedule_requests": n, "requests": len(keep),
+                      "schedule_sha256": schedule_sha256(
+                          {"arrival": arrival, "rate_rps": rate_rps, "seed": seed, "requests": requests,
+                           "duration_s": duration_s, "exact_rate": exact_rate, "api": api, "model": model,
+                           "max_tokens": max_tokens, "workload": described.get("content_hash") or described},
+                          offsets, [s.max_tokens for s in specs])}
+        specs = [specs[j] for j in keep]
+        offsets = [offsets[j] for j in keep]
+        asked_in = [asked_in[j] for j in keep]
 
     if warmup:
         client.run(_warmup_specs(specs, warmup), concurrency=min(warmup, concurrency or 8), warmup=0,
@@ -482,6 +519,10 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     stop_early = getattr(client, "stop_early", None)
     if stop_early is not None:
         client.stop_early = False
+    if keep is not None:
+        if before_start is not None:
+            before_start()
+        start_ns = _wait_for(start_at, clock)  # type: ignore[arg-type]
     if watch is not None:
         watch.start()
     server: dict[str, Any] = {}
@@ -489,7 +530,7 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         if mode == "closed":
             eng = client.run(specs, concurrency=concurrency, warmup=0, progress=progress, deadline_s=deadline_s)
         elif workers == 1:
-            eng = client.run_open_loop(specs, offsets, deadline_s=deadline_s, warmup=0,
+            eng = client.run_open_loop(specs, offsets, deadline_s=deadline_s, warmup=0, start_ns=start_ns,
                                        max_connections=max_connections, max_lag_ms=max_lag_ms, progress=progress)
         else:
             from ..engine.workers import run_open_loop_workers
@@ -506,11 +547,37 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
         if watch is not None:
             got = watch.stop()
             server = dict(got) if isinstance(got, dict) else {}
-    return from_engine(eng, mode=mode, rate_rps=rate_rps, arrival=arrival if mode == "open" else None,
-                       concurrency=concurrency, seed=seed if mode == "open" else None,
-                       workload=workload.describe(), specs=specs, asked_input_tokens=asked_in, cycled=cycled,
-                       windows=windows, warmup=warmup, ignore_eos=bool(getattr(workload, "ignore_eos", True)),
-                       server=server)
+    run = from_engine(eng, mode=mode, rate_rps=rate_rps, arrival=arrival if mode == "open" else None,
+                      concurrency=concurrency, seed=seed if mode == "open" else None,
+                      workload=workload.describe(), specs=specs, asked_input_tokens=asked_in, cycled=cycled,
+                      windows=windows, warmup=warmup, ignore_eos=bool(getattr(workload, "ignore_eos", True)),
+                      server=server)
+    if keep is not None:
+        run.schedule_index = keep
+        first = run.results[0] if run.results else None  # the shard's earliest arrival
+        shard_info["first_send_lag_s"] = (  # type: ignore[index]
+            (first.send_ns - first.scheduled_ns) / 1e9 if first is not None and first.send_ns else None)
+        run.shard = shard_info
+    return run
+
+
+#: a shard sleeps until this long before the common start, then opens its connections and waits the rest
+START_LEAD_S = 2.0
+
+
+def _wait_for(start_at: float, clock=None) -> int:
+    """Sleep until :data:`START_LEAD_S` before ``start_at`` (epoch seconds by ``clock``, default the
+    shard's :func:`pytest_inference.load.wall_clock`); the start as a ``perf_counter_ns`` time (the
+    open loop's clock), read off the wall clock right now."""
+    import time
+
+    from ..load import wall_clock
+
+    clock = clock or wall_clock
+    left = start_at - clock()
+    if left > START_LEAD_S:
+        time.sleep(left - START_LEAD_S)
+    return time.perf_counter_ns() + round((start_at - clock()) * 1e9)
 
 
 def from_engine(eng: Any, *, mode: str, rate_rps: float | None, arrival: str | None, concurrency: int | None,

@@ -19,6 +19,23 @@ from pytest_inference import load as load_plan
 from pytest_inference.session import SESSION_KEY
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A shard's options together (``--load-shard`` needs ``--load-start-at``, one open-loop rate, a
+    start not long past by this shard's clock): one usage line at start-up."""
+    state = config.stash.get(SESSION_KEY, None)
+    shard, start_at = config.getoption("load_shard", None), config.getoption("load_start_at", None)
+    if state is None or (shard is None and start_at is None):
+        return
+    try:
+        why = load_plan.shard_problem(load_plan.plan(state.settings), shard, start_at)
+        if why is None:
+            why = load_plan.start_problem(start_at, load_plan.wall_clock())
+    except ValueError as exc:  # a planted clock skew that is not a number
+        why = str(exc)
+    if why:
+        raise pytest.UsageError(why)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One test per planned load point (``4rps``, ``c8``)."""
     if "load_point" not in metafunc.fixturenames:
@@ -56,6 +73,12 @@ def _watch(endpoint, client) -> Any:
                                        verify=getattr(client, "_verify", True)))
 
 
+def _planted_skew() -> float:
+    from pytest_inference.load import shard_clock_skew_s
+
+    return shard_clock_skew_s()
+
+
 @dataclass
 class LoadBench:
     """The session's load runs, each measured on first use."""
@@ -72,6 +95,10 @@ class LoadBench:
     bracket: Any = None
     _calibration: tuple[int | None, str | None] | None = None
     _announced: dict[str, Any] | None = None
+    shard: tuple[int, int] | None = None  # --load-shard (index, count): this process sends one share
+    start_at: float | None = None  # --load-start-at (epoch seconds): the shards' common start
+    clock_url: str | None = None  # --load-clock-url: the clock reference (default the endpoint's /models)
+    clock: dict[str, Any] | None = None  # this shard's clock offset against the reference
 
     def _measure(self, label: str, *, rate_rps: float | None = None, concurrency: int | None = None,
                  requests: int | None = None):
@@ -84,17 +111,59 @@ class LoadBench:
         length = {"requests": requests} if requests is not None else p.length()
         if concurrency is not None and "duration_s" in length:  # a closed loop runs a count
             length = {"requests": self.settings_requests}
+        sharded = {}
+        if self.shard is not None and rate_rps is not None and requests is None:
+            sharded = {"shard": self.shard, "start_at": self.start_at, "before_start": self._clock_before_start}
         try:
-            with _one_load_at_a_time(self.request.config, self.endpoint.base_url):
+            # shards of one schedule run at once by design (another pod, or another process here)
+            with (contextlib.nullcontext() if sharded else
+                  _one_load_at_a_time(self.request.config, self.endpoint.base_url)):
                 return measure_load(
                     self.client, self.workload, model=self.endpoint.model, rate_rps=rate_rps,
                     concurrency=concurrency, arrival=p.arrival, seed=p.seed,
                     workers=p.workers_for(rate_rps), base_url=self.endpoint.base_url,
                     api_key=self.endpoint.api_key, deadline_s=self.deadline_s, warmup=p.warmup,
                     progress=TerminalProgress(self.request.config, label), watch=_watch(self.endpoint, self.client),
-                    max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length)
+                    max_lag_ms=p.max_lag_ms, max_tokens=self.session.settings.max_tokens, **length, **sharded)
         except EndpointError as exc:
             pytest.fail(str(exc), pytrace=False)
+
+    #: the shards measure their clocks at the flip into this many seconds before the common start
+    CLOCK_LEAD_S = 3
+
+    def _clock_url(self) -> str:
+        return self.clock_url or self.endpoint.base_url.rstrip("/") + "/models"
+
+    def _measure_clock(self, target_second: int | None) -> dict[str, Any]:
+        from pytest_inference.shards import clock_offset
+
+        key = self.endpoint.api_key if not self.clock_url else None  # the endpoint's key goes to the endpoint only
+        return clock_offset(self._clock_url(), api_key=key, verify=getattr(self.client, "_verify", True),
+                            target_second=target_second)
+
+    def _clock_before_start(self) -> None:
+        """Before the shard's wait: its clock's offset at the flip into the reference second
+        CLOCK_LEAD_S before the common start (every shard watches the same flip); when too little time
+        is left, after the run instead."""
+        import math
+
+        from pytest_inference.load import wall_clock
+        from pytest_inference.probes.load import START_LEAD_S
+
+        target = math.floor(self.start_at) - self.CLOCK_LEAD_S  # type: ignore[arg-type]
+        if target - 0.6 - 0.5 > wall_clock() and target < self.start_at - START_LEAD_S:  # type: ignore[operator]
+            self.clock = {**self._measure_clock(target), "when": "before the start"}
+
+    def _shard_metadata(self, run) -> None:
+        if run.shard is None:
+            return
+        if self.clock is None:
+            self.clock = {**self._measure_clock(None), "when": "after the run (too close to the start before it)"}
+        c = self.clock
+        self.session.add_metadata(shard={
+            **run.shard, "clock_offset_s": c.get("offset_s"), "clock_uncertainty_s": c.get("uncertainty_s"),
+            "clock_reference": c.get("reference"), "clock_method": c.get("method"), "clock_measured": c.get("when"),
+            "clock_problem": c.get("problem"), "clock_skew_planted_s": _planted_skew() or None})
 
     @property
     def settings_requests(self) -> int:
@@ -105,6 +174,7 @@ class LoadBench:
         if point.id not in self.runs:
             run = self._measure(f"load {point.id}", rate_rps=point.rate_rps, concurrency=point.concurrency)
             self.runs[point.id] = run
+            self._shard_metadata(run)
             self._write_records(f"load-{point.id}", run)
             self.session.add_metadata(**{f"load_{point.id}": {
                 "workload": run.workload, "problem": run.problem, "achieved_rps": run.achieved_rps,
@@ -217,6 +287,8 @@ def load_bench(request, inference_session, inference_endpoint, inference_client)
     workload = load_plan.parse_workload_spec(plan.workload_spec)
     longest = max((r.max_tokens or 0 for r in workload.requests), default=0) or inference_session.settings.max_tokens
     bench = LoadBench(request, inference_session, inference_endpoint, inference_client, plan, workload,
-                      request_deadline_s(request.config, longest))
+                      request_deadline_s(request.config, longest), shard=request.config.getoption("load_shard", None),
+                      start_at=request.config.getoption("load_start_at", None),
+                      clock_url=request.config.getoption("load_clock_url", None))
     inference_session.add_metadata(load_plan=plan.to_dict(), load_workload=workload.describe())
     return bench
