@@ -5,7 +5,7 @@
 model and its revision; the plugin version; the target profile's SHA-256), :func:`hardware_key`
 says what ``compare`` compares, :func:`same_accelerator` is the loose name match the
 hardware-mismatch rule (``session.server_mismatch``) uses. Parsers: :mod:`.parse` (pure, tested on
-recorded outputs); the tools are run by :mod:`.collect`.
+recorded outputs); the tools are run by :mod:`.gather`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .collect import accelerator, collect, hardware_key, is_loopback, vllm_version
+from .gather import accelerator, collect, hardware_key, is_loopback, vllm_version
 
 __all__ = ["accelerator", "collect", "hardware_key", "is_loopback", "vllm_version", "same_accelerator",
            "describe_accelerator"]

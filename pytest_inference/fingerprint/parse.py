@@ -1,7 +1,7 @@
 """Pure parsers of the accelerator tools' outputs (recorded samples: tests/fingerprint/data/).
 
 Each parser takes the text a tool printed and returns plain data, or raises :class:`ParseError`
-with one line saying what did not parse. Nothing here runs a tool (that is :mod:`.collect`), and
+with one line saying what did not parse. Nothing here runs a tool (that is :mod:`.gather`), and
 nothing guesses: a name that is only a PCI device id, a line with too few fields, JSON cut short
 are errors, so the fingerprint says "unknown" with the reason instead of a wrong accelerator.
 
@@ -79,8 +79,10 @@ def cuda_version(text: str) -> str | None:
 
 
 def _loads(text: str, tool: str) -> Any:
-    # amd-smi may print Python warnings before its JSON (seen: SyntaxWarning lines on Python 3.14)
-    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    # amd-smi may print Python warnings before its JSON (seen: SyntaxWarning lines on Python 3.14):
+    # the JSON starts at the first line that starts with { or [
+    m = re.search(r"^[ \t]*[\[{]", text, re.M)
+    start = m.start() if m else -1
     if start < 0:
         raise ParseError(f"{tool} printed no JSON: {_first_line(text)}")
     try:
