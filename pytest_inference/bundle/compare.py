@@ -6,8 +6,9 @@ other run — and each pair is judged on the samples ``summary.json`` stores wit
 
 * **median, p50 … p999, mean, std, attainment** — a percentile *bootstrap* confidence interval of
   the difference ``stat(new) - stat(old)``: each side is resampled with replacement on its own
-  (:data:`RESAMPLES` times, seeded from the test and metric, so the same inputs give the same
-  interval and verdict), the statistic computed on each resample, and the interval's ends are the
+  (:data:`RESAMPLES` times — proportionally fewer, down to :data:`MIN_RESAMPLES`, when the two runs
+  hold over 2,000 samples together — seeded from the test and metric, so the same inputs give the
+  same interval and verdict), the statistic computed on each resample, and the interval's ends are the
   (1 - c)/2 and (1 + c)/2 quantiles of the differences at ``--confidence`` c (default 0.95).
   An interval that excludes 0 is a significant change; one that includes 0 is *no change*.
 * **min, max, spread** — the bootstrap does not work for a sample's extremes (a resample can never
@@ -54,6 +55,10 @@ IMPROVED, REGRESSED, NO_CHANGE, INCONCLUSIVE = "improved", "regressed", "no chan
 VERDICTS = (IMPROVED, REGRESSED, NO_CHANGE, INCONCLUSIVE)
 #: resamples (bootstrap) or random splits (permutation) per claim
 RESAMPLES = 2000
+#: ... but no fewer than this many when the claims carry many samples (the work is resamples x samples)
+MIN_RESAMPLES = 500
+#: samples in both runs together above which the resamples shrink (down to MIN_RESAMPLES)
+_FULL_RESAMPLES_UP_TO = 2000
 #: fewest samples per side for any test
 MIN_SAMPLES = 10
 #: statistics compared with a bootstrap interval / a permutation test
@@ -81,6 +86,7 @@ class Row:
     ci_low: float | None = None         # bootstrap interval of new - old
     ci_high: float | None = None
     p_value: float | None = None        # permutation test
+    resamples: int | None = None        # bootstrap resamples / permutation splits drawn
     note: str | None = None             # "different hardware"
 
     @property
@@ -102,6 +108,14 @@ def needed_samples(stat: str, confidence: float) -> int:
     if q is None:
         return MIN_SAMPLES
     return max(MIN_SAMPLES, stats.min_samples_for_quantile(max(q, 1 - q), confidence))
+
+
+def resamples_for(samples: int, resamples: int = RESAMPLES) -> int:
+    """``resamples`` for up to 2,000 samples in all, proportionally fewer above (never below
+    :data:`MIN_RESAMPLES`), so a compare of 10,000-request runs stays seconds per claim."""
+    if samples <= _FULL_RESAMPLES_UP_TO:
+        return resamples
+    return max(min(MIN_RESAMPLES, resamples), resamples * _FULL_RESAMPLES_UP_TO // samples)
 
 
 def _seed(*parts: Any) -> int:
@@ -178,8 +192,9 @@ def judge_pair(old: dict[str, Any], new: dict[str, Any], *, confidence: float = 
             row.reason = f"the {side} run stored no samples"
             return row
     if stat not in BOOTSTRAP_STATS and stat not in PERMUTATION_STATS:
-        row.reason = (f"a {stat} is one figure per run" if stat == "value" else
-                      f"a {stat} depends on how many requests ran") + ": there are no samples to test"
+        row.reason = (f"a {stat} is one figure per run: there are no samples to test" if stat == "value" else
+                      f"a {stat} depends on how many requests ran: there are no samples to test"
+                      if stat in ("sum", "count") else f"no two-sample test for the statistic {stat!r}")
         return row
     for side, c, xs in (("old", old, a), ("new", new, b)):
         if not _consistent(c, stat, xs):
@@ -191,14 +206,15 @@ def judge_pair(old: dict[str, Any], new: dict[str, Any], *, confidence: float = 
                       f"on each side at {confidence:.0%}")
         return row
     seed = _seed(row.test or "", metric, stat)
+    row.resamples = resamples_for(len(a) + len(b), resamples)
     if stat in PERMUTATION_STATS:
         row.method = "permutation"
-        row.p_value = permutation_p(a, b, stat, resamples=resamples, seed=seed)
+        row.p_value = permutation_p(a, b, stat, resamples=row.resamples, seed=seed)
         significant = row.p_value <= 1.0 - confidence
         evidence = f"permutation p = {row.p_value:.3g}"
     else:
         row.method = "bootstrap"
-        row.ci_low, row.ci_high = bootstrap_interval(a, b, stat, confidence, resamples=resamples, seed=seed)
+        row.ci_low, row.ci_high = bootstrap_interval(a, b, stat, confidence, resamples=row.resamples, seed=seed)
         significant = row.ci_low > 0 or row.ci_high < 0
         unit = f" {row.unit}" if row.unit else ""
         evidence = f"{confidence:.0%} interval of the change {fmt(row.ci_low)} .. {fmt(row.ci_high)}{unit}"

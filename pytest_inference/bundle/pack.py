@@ -168,7 +168,7 @@ class Packed:
     info: dict[str, Any]
 
 
-def _allure_html(root: Path, files: dict[str, bytes], enabled: bool) -> tuple[bytes | None, str | None]:
+def _allure_html(files: dict[str, bytes], enabled: bool) -> tuple[bytes | None, str | None]:
     """The rendered Allure report's bytes, or None and why not (never raises)."""
     if not enabled:
         return None, "not rendered: --no-allure-html"
@@ -262,7 +262,7 @@ def pack(report_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     if not isinstance(environment, dict):
         environment = dict(UNKNOWN_ENVIRONMENT)
     files[ENVIRONMENT] = (json.dumps(environment, indent=2, sort_keys=True) + "\n").encode()
-    html, why_not = _allure_html(Path(report_dir).resolve(), files, allure_html)
+    html, why_not = _allure_html(files, allure_html)
     if html is not None:
         files[ALLURE_HTML] = html
     info: dict[str, Any] = {

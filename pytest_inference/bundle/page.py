@@ -81,7 +81,7 @@ def bullet_svg(claim: Mapping[str, Any], width: int = 280, height: int = 30) -> 
         return pad + (v - lo) / span * (width - 2 * pad)
 
     colour = VERDICT_COLOURS.get(str(claim.get("verdict")), VERDICT_COLOURS[MEASURED])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+    parts = [f'<svg width="{width}" height="{height}" role="img" '
              f'aria-label="{_e(claim.get("metric"))}: {_e(fmt(measured))} vs threshold {_e(fmt(threshold))}">',
              f'<rect x="{pad}" y="{height / 2 - 1}" width="{width - 2 * pad}" height="2" fill="#e0e0e0"/>']
     op = claim.get("op")
@@ -121,7 +121,7 @@ def histogram_svg(values: Sequence[float], title: str, width: int = 520, height:
         return left + (v - lo) / (hi - lo) * pw
 
     bw = pw / bins
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
+    parts = [f'<svg width="{width}" height="{height}" role="img" aria-label="{_e(title)}">',
              f'<text x="{left}" y="16" font-size="13" font-weight="600">{_e(title)}</text>',
              f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>']
     for i, n in enumerate(counts):

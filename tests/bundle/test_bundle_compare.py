@@ -170,3 +170,13 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         code = _exit_code(argv)
         err = capsys.readouterr().err
         assert code == 2 and len(err.splitlines()) == 1 and says in err, err
+
+
+def test_resamples_shrink_for_large_runs_but_not_below_the_floor():
+    from pytest_inference.bundle.compare import MIN_RESAMPLES, RESAMPLES, resamples_for
+
+    assert resamples_for(120) == RESAMPLES and resamples_for(4000) == RESAMPLES // 2
+    assert resamples_for(200_000) == MIN_RESAMPLES
+    big = [claim("load.ttft_p99_ms", lognormal(1500, 100, 0.3, seed=s), stat="p99") for s in (8, 9)]
+    row = judge_pair(*big)
+    assert row.resamples == 1333 and row.verdict == NO_CHANGE, row.reason
