@@ -231,9 +231,9 @@ def timing_check(shard_blocks: Sequence[dict[str, Any]], max_skew_ms: float) -> 
         return out
 
     def spread(values: list[tuple[float, float]]) -> float:
-        hi = max(values, key=lambda v: v[0])
-        lo = min(values, key=lambda v: v[0])
-        return (hi[0] - lo[0] + (hi[1] + lo[1] if hi is not lo else 0.0)) * 1e3
+        ordered = sorted(values, key=lambda v: v[0])
+        lo, hi = ordered[0], ordered[-1]
+        return (hi[0] - lo[0] + (hi[1] + lo[1] if len(ordered) > 1 else 0.0)) * 1e3
 
     unc = [float(b.get("clock_uncertainty_s") or 0.0) for b in shard_blocks]
     clocks = [(float(b["clock_offset_s"]), u) for b, u in zip(shard_blocks, unc)]
@@ -308,14 +308,17 @@ def merge_claims(groups: list[list[dict[str, Any]]], target: Any, *, timing_prob
                          target=target.name, test=first.get("test"), confidence=target.confidence, details=details)
 
         why = None
-        if len({c.get("stat") for c in group}) > 1 or len({c.get("unit") for c in group}) > 1:
-            why = f"the shards measured {metric} differently (stats {sorted({str(c.get('stat')) for c in group})})"
-        for c in group:
-            if why:
-                break
-            if (c.get("details") or {}).get("verdict_if_judged") or (
+        for c in group:  # a shard that measured nothing of it, or measured its client: the pool is not whole
+            d = c.get("details") or {}
+            if metric == DRIFT_METRIC and not d.get("problem"):
+                continue  # too short a share to tell is what pooling mends: recomputed from the records below
+            if d.get("verdict_if_judged") or (
                     c.get("verdict") == INCONCLUSIVE and not c.get("sample_values") and c.get("measured") is None):
                 why = f"shard {c['_shard']}: {c.get('reason') or 'inconclusive'}"
+                break
+        if why is None and metric != DRIFT_METRIC and (len({c.get("stat") for c in group}) > 1
+                                                       or len({c.get("unit") for c in group}) > 1):
+            why = f"the shards measured {metric} differently (stats {sorted({str(c.get('stat')) for c in group})})"
         if why:
             out.append(inconclusive(why))
             continue

@@ -34,9 +34,9 @@ description = "shards of one schedule against the fake server"
 confidence = 0.95
 [load]
 slo = "ttft_ms:500"
-workload = "synthetic:input=16,output=4,n=24,seed=3"
-rate_rps = "12"
-requests = 24
+workload = "synthetic:input=16,output=4,n=60,seed=3"
+rate_rps = "40"
+requests = 120
 arrival = "poisson"
 warmup = 1
 max_lag_ms = 50
@@ -130,14 +130,14 @@ def test_three_shards_offer_one_schedule_and_merge_pools_their_samples(three_sha
     blocks = [_summary(d)["run"]["shard"] for d in dirs]
     assert sorted(b["index"] for b in blocks) == [0, 1, 2]
     assert len({b["schedule_sha256"] for b in blocks}) == 1  # the same schedule, built three times
-    assert sum(b["requests"] for b in blocks) == 24 and {b["schedule_requests"] for b in blocks} == {24}
+    assert sum(b["requests"] for b in blocks) == 120 and {b["schedule_requests"] for b in blocks} == {120}
     for b in blocks:  # each started on time and measured its clock against the reference
         assert b["first_send_lag_s"] is not None and abs(b["first_send_lag_s"]) < 0.5, b
         assert b["clock_offset_s"] is not None and abs(b["clock_offset_s"]) < 0.05, b
         assert b["clock_uncertainty_s"] < 0.05 and "Date" in b["clock_reference"], b
     # the shards' records interleave into the one schedule: indices 0..23 once each, offsets increasing
     recs = [r for d in dirs for f in (d / "records").glob("load-*.jsonl") for r in read_records(f)]
-    assert sorted(r["index"] for r in recs) == list(range(24))
+    assert sorted(r["index"] for r in recs) == list(range(120))
 
     out = tmp / "merged"
     rc = cli_main(["merge", *map(str, dirs), "--out", str(out)])
@@ -147,22 +147,23 @@ def test_three_shards_offer_one_schedule_and_merge_pools_their_samples(three_sha
     merged = _summary(out)
     assert merged["schema"] == 1 and merged["merge"]["problem"] is None, merged["merge"]
     assert merged["merge"]["clock_spread_ms"] < 50
-    pooled = read_records(out / "records" / "load-12rps.jsonl")
-    assert [r["index"] for r in pooled] == list(range(24)) and {r["shard"] for r in pooled} == {0, 1, 2}
+    pooled = read_records(out / "records" / "load-40rps.jsonl")
+    assert [r["index"] for r in pooled] == list(range(120)) and {r["shard"] for r in pooled} == {0, 1, 2}
     m, shard_claims = _claims(merged), [_claims(_summary(d)) for d in dirs]
-    for key in (("test_latency_p99[12rps-ttft]", "load.ttft_p99_ms"), ("test_latency_p99[12rps-e2e]", "load.e2e_p99_ms"),
-                ("test_slo_attainment[12rps]", "load.slo_attainment")):
+    for key in (("test_latency_p99[40rps-ttft]", "load.ttft_p99_ms"), ("test_latency_p99[40rps-e2e]", "load.e2e_p99_ms"),
+                ("test_slo_attainment[40rps]", "load.slo_attainment")):
         c = m[key]
-        assert c["samples"] == sum(s[key]["samples"] for s in shard_claims), c  # pooled: the sum of the shards'
+        # pooled: the sum of the shards' (every request of the schedule completed on the fake server)
+        assert c["samples"] == sum(s[key]["samples"] for s in shard_claims) == 120, c
     # merged percentiles are percentiles of the pooled samples: the ground truth from the pooled records
     ttft = [r["ttft_ms"] for r in pooled if r["ok"]]
-    assert m[("test_latency_p99[12rps-ttft]", "load.ttft_p99_ms")]["measured"] == pytest.approx(stats.compute("p99", ttft))
+    assert m[("test_latency_p99[40rps-ttft]", "load.ttft_p99_ms")]["measured"] == pytest.approx(stats.compute("p99", ttft))
     e2e = [r["e2e_ms"] for r in pooled if r["ok"]]
-    assert m[("test_latency_p99[12rps-e2e]", "load.e2e_p99_ms")]["measured"] == pytest.approx(stats.compute("p99", e2e))
-    att = m[("test_slo_attainment[12rps]", "load.slo_attainment")]
-    assert att["measured"] == pytest.approx(sum(1 for r in pooled if r["met"]) / 24)
+    assert m[("test_latency_p99[40rps-e2e]", "load.e2e_p99_ms")]["measured"] == pytest.approx(stats.compute("p99", e2e))
+    att = m[("test_slo_attainment[40rps]", "load.slo_attainment")]
+    assert att["measured"] == pytest.approx(sum(1 for r in pooled if r["met"]) / 120)
     # a rate is summed over the common window, never a pooled "value"
-    tok = m[("test_output_tokens_per_second[12rps]", "load.output_tok_s")]
+    tok = m[("test_output_tokens_per_second[40rps]", "load.output_tok_s")]
     assert tok["details"]["merge"]["rule"].startswith("sum over the common window"), tok
     assert tok["measured"] == pytest.approx(sum(r["output_tokens"] for r in pooled if r["ok"])
                                             / tok["details"]["merge"]["window_s"], rel=1e-6)
