@@ -12,7 +12,9 @@ The container's entrypoint (the Dockerfile's ``ENTRYPOINT ["pytest-inference", "
   :data:`BEGIN` and :data:`END` (how ``pytest-inference k8s collect`` reads a plain Job's results from
   the pod log: read-only, no API write rights);
 - ``--then-wait`` then sleeps until the pod is stopped (SIGTERM): a DaemonSet restarts a container
-  that exits, so its pods must stay up after their results (Sonobuoy's own DaemonSet plugins sleep too).
+  that exits, so its pods must stay up after their results (Sonobuoy's own DaemonSet plugins sleep too);
+- SIGTERM during the run (the pod is stopped) reaches pytest as SIGINT: it stops as on Ctrl-C, still
+  writes its reports for what ran, and those are packed and signalled as usual.
 
 Exit status: 0 when results were written (tests ran; failed tests are results, not a pod failure);
 2 for bad input (no ``--``, an option pytest-inference sets itself, a results folder that cannot be
@@ -100,25 +102,29 @@ def prepare_dir(d: Path) -> None:
             raise ValueError(f"cannot remove the previous {d / stale} ({exc.strerror})") from None
 
 
-def run_pytest(d: Path, pytest_args: list[str]) -> int:
-    """The child pytest, its output on ours; SIGTERM/SIGINT to us are passed on to it (the pod is
-    stopping: pytest writes what it has, then we pack it)."""
+def run_pytest(d: Path, pytest_args: list[str]) -> tuple[int, bool]:
+    """The child pytest, its output on ours -> (its exit status, whether we were asked to stop).
+
+    The child has its own process group, and a SIGTERM or SIGINT to us (the kubelet stops the pod:
+    SIGTERM to PID 1 only) reaches it as one SIGINT: pytest then stops as on Ctrl-C and still
+    writes junit.xml and summary.json for what ran, which are packed as usual."""
     cmd = [sys.executable, "-m", "pytest", *pytest_args, "--junitxml", str(d / "junit.xml"),
            "--inference-report", str(d)]
     sys.stdout.flush()
-    child = subprocess.Popen(cmd)
-    previous = {}
+    child = subprocess.Popen(cmd, process_group=0)
+    stopped: list[int] = []
 
     def forward(signum, _frame):
-        try:
-            child.send_signal(signum)
-        except ProcessLookupError:
-            pass
+        stopped.append(signum)
+        if len(stopped) == 1:  # once: a second SIGINT would cut pytest's report writing short
+            try:
+                child.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
-    for s in (signal.SIGTERM, signal.SIGINT):
-        previous[s] = signal.signal(s, forward)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return child.wait()
+        return child.wait(), bool(stopped)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -180,9 +186,9 @@ def run(d: Path, pytest_args: list[str], *, print_block: bool = False, then_wait
     from ..supervise import write_text_atomic
 
     started = time.time()
-    status = run_pytest(d, pytest_args)
+    status, stopped = run_pytest(d, pytest_args)
     ran = status in RAN and (d / "junit.xml").is_file()
-    record = {"pytest_exit_status": status, "tests_ran": ran, "pytest_args": pytest_args,
+    record = {"pytest_exit_status": status, "tests_ran": ran, "stopped_by_signal": stopped, "pytest_args": pytest_args,
               "started": started, "ended": time.time(), "results_dir": str(d)}
     try:
         write_text_atomic(d / RECORD, json.dumps(record, indent=2) + "\n", mode=0o644)
@@ -198,7 +204,7 @@ def run(d: Path, pytest_args: list[str], *, print_block: bool = False, then_wait
         print(f"pytest-inference {VERB}: the run left no test results ({why}); {tarball} holds what there is",
               file=sys.stderr, flush=True)
     code = 0 if ran else 3
-    if then_wait:
+    if then_wait and not stopped:  # asked to stop during the run: the pod is going away, do not wait
         wait_forever()
     return code
 

@@ -141,3 +141,33 @@ def test_then_wait_keeps_the_pod_up_after_its_results_until_sigterm(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_sigterm_during_the_run_stops_pytest_gracefully_and_still_packs(tmp_path):
+    (tmp_path / "test_slow.py").write_text(
+        "import pathlib, time\n"
+        "def test_quick():\n    pass\n"
+        "def test_slow():\n    pathlib.Path('started').write_text('')\n    time.sleep(60)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    p = subprocess.Popen([sys.executable, "-m", "pytest_inference.cli", "in-pod", "--then-wait", "--results-dir", "out",
+                          "--", "test_slow.py", "-p", "no:cacheprovider"], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)  # the kubelet stopping the pod: to PID 1 only
+        assert p.wait(timeout=30) == 3  # interrupted: not a complete run; and no --then-wait when told to stop
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    d = tmp_path / "out"
+    record = json.loads((d / "in-pod.json").read_text())
+    assert record["stopped_by_signal"] is True and record["pytest_exit_status"] == 2  # pytest's "interrupted"
+    suite = ET.parse(d / "junit.xml").getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    quick = [c for c in suite.iter("testcase") if c.get("name") == "test_quick"]
+    assert len(quick) == 1 and not list(quick[0])  # what ran before the stop is kept, passed
+    assert Path((d / "done").read_text()) == d / "results.tar.gz"
