@@ -160,6 +160,8 @@ def _environment_rows(env: Any) -> list[tuple[str, str]]:
     accel = join(acc.get("vendor"), acc.get("model"), f"x{acc['count']}" if acc.get("count") else None)
     if acc.get("unknown"):
         accel = join(accel, f"(unknown: {acc['unknown']})")
+    elif acc.get("note"):
+        accel = join(accel, f"({acc['note']})")
     rows = [
         ("hardware", env.get("hardware") or "unknown"),
         ("accelerator", accel or "unknown"),
