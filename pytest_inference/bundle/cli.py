@@ -39,7 +39,7 @@ def _bundle(args: argparse.Namespace) -> int:
         return fail("bundle", f"cannot write {args.output or 'the bundle'}: {exc.strerror or exc}")
     info = packed.info
     allure = info["allure_html"]
-    print(f"bundle written to {packed.path} ({len(info['contents'])} files; hardware {info['hardware']}; "
+    print(f"bundle written to {packed.path} ({len(info['contents']) - 1} files and MANIFEST.sha256; hardware {info['hardware']}; "
           f"Allure HTML {'included' if allure['path'] else allure['reason']})")
     for s in info["skipped"]:
         print(f"  left out {s['path']}: {s['reason']}")
