@@ -40,10 +40,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .entrypoint import BEGIN, END  # the marker lines in-pod --print-results writes (contract C3)
+from .manifests import PART_OF as PART_OF_LABELS, ROLE_LABEL  # the labels the generated objects carry (C4)
 
-PART_OF = "app.kubernetes.io/part-of"
-PART_OF_VALUE = "pytest-inference"
-ROLE_LABEL = "pytest-inference/role"
+(PART_OF, PART_OF_VALUE), = PART_OF_LABELS.items()
 #: a results tarball unpacks to at most this many bytes / members (a log is not trusted input)
 MAX_UNPACKED_BYTES = 1 << 30
 MAX_MEMBERS = 100_000

@@ -24,6 +24,7 @@ from ..catalog.checks import check as check_spec
 from ..catalog.checks import checks as catalog_checks
 from ..checks import stamp
 from ..checks import unimplemented as shared_unimplemented
+from ..incluster.manifests import PART_OF as SUITE_LABELS
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
 from .model import (LIVE, STATIC, WORKLOAD_KINDS, CheckResult, Observation, Settings, containers, key_of,
                     label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
@@ -894,8 +895,7 @@ def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
 # app.kubernetes.io/part-of=pytest-inference and its Sonobuoy plugin definitions. A set without
 # them is not judged: the suite skips these checks and run_all leaves them out (applies()).
 
-SUITE_LABEL = ("app.kubernetes.io/part-of", "pytest-inference")
-NODE_ROLE = ("pytest-inference/role", "node")
+SUITE_LABEL, = SUITE_LABELS.items()  # the label `pytest-inference k8s manifests` puts on its objects
 _READ_VERBS = {"get", "list", "watch"}
 
 
@@ -914,7 +914,7 @@ def is_suite_object(obj: dict[str, Any]) -> bool:
         text = name_of(obj) + " " + " ".join(
             " ".join([str(c.get("image", ""))] + [str(x) for x in (c.get("command") or []) + (c.get("args") or [])])
             for _, c in containers(pod_spec(obj)))
-        return "pytest-inference" in text.lower()
+        return "pytest-inference" in text.lower() or "pytest_inference" in text.lower()
     return False
 
 
