@@ -19,10 +19,12 @@ no shell, nothing like ``|| true``:
 Every Kubernetes object carries ``app.kubernetes.io/part-of: pytest-inference`` and every pod
 template ``pytest-inference/role: serving|node|load-shard`` (how ``k8s collect`` and the k8s suite
 recognise them). The DaemonSet's pods select the GPU nodes and tolerate only the GPU taint and the
-network-not-tuned taint (the node suite must run on an untuned node to say so), use the node's
-network (``hostNetwork``: its sysctls, routes, NFS sockets) and PID namespace (``hostPID``: PID 1's
-mount table ``/proc/1/mountinfo``), never ``privileged``; they sleep after their results
-(``in-pod --then-wait``) because a DaemonSet restarts a container that exits.
+network-not-tuned taint (the node suite must run on an untuned node to say so). They use the node's
+network namespace (``hostNetwork``), which is all the node probes read there (``--node local://``):
+``/proc/sys/net/*`` (buffer sysctls), ``ip route get`` / ``ip link`` (MTU to ``--nfs-server``) and
+``ss`` (the NFS sockets); no ``hostPID`` (nothing reads another process's files), never
+``privileged``, no capabilities. They sleep after their results (``in-pod --then-wait``) because
+a DaemonSet restarts a container that exits.
 
 :func:`generate` is pure (options -> ``{file name: [objects]}``); :func:`write` writes the YAML.
 """
@@ -267,7 +269,6 @@ def _node_placement(o: Options) -> dict[str, Any]:
     key, value = _key_value(o.node_selector, "--node-selector")
     return {
         "hostNetwork": True,   # the node's sysctls (net.core.*, tcp_rmem/wmem), routes, MTU and NFS sockets
-        "hostPID": True,       # PID 1's mount table (/proc/1/mountinfo): the node's NFS mount options
         "dnsPolicy": "ClusterFirstWithHostNet",
         "nodeSelector": {key: value},
         "tolerations": [{"key": GPU_TAINTS[o.gpu_vendor], "operator": "Exists", "effect": "NoSchedule"},
@@ -402,7 +403,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"client suites of the serving Job, from {','.join(SERVING_SUITES)}; '' for none "
                    "(default %(default)s)")
     p.add_argument("--node-suite", action="store_true", help="also the node suite, as a DaemonSet on the GPU nodes")
-    p.add_argument("--nfs-server", metavar="ADDR", help="NFS server whose route the node suite checks")
+    p.add_argument("--nfs-server", metavar="ADDR", help="NFS server whose route MTU and connections the node suite "
+                   "checks (without it: the default route's interface, and every NFS connection)")
     p.add_argument("--node-selector", default=DEFAULT_NODE_SELECTOR, metavar="KEY=VALUE",
                    help="label of the GPU nodes (default %(default)s)")
     p.add_argument("--gpu-vendor", choices=sorted(GPU_TAINTS), default="nvidia",
