@@ -35,7 +35,6 @@ import argparse
 import datetime as dt
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
