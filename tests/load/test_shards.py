@@ -45,7 +45,6 @@ max_lag_ms = 50
 "load.ttft_p99_ms" = { op = "<=", threshold = 2000 }
 "load.e2e_p99_ms" = { op = "<=", threshold = 2000 }
 '''
-ENTRYPOINT = ROOT / "pytest_inference" / "incluster" / "entrypoint.py"
 
 
 class _Quiet(http.server.BaseHTTPRequestHandler):
@@ -68,11 +67,8 @@ def clock_url():
 
 
 def _cmd(results: Path, pytest_args: list[str]) -> list[str]:
-    """The pods' entrypoint (``in-pod``) when it is there, else the suite run directly."""
-    if ENTRYPOINT.exists():
-        return [sys.executable, "-m", "pytest_inference.cli", "in-pod", "--results-dir", str(results), "--",
-                *pytest_args]
-    return [sys.executable, "-m", "pytest", *pytest_args, "--inference-report", str(results)]
+    """The pods' entrypoint and suite (pytest_inference.incluster.manifests: ``in-pod -- --pyargs ...``)."""
+    return [sys.executable, "-m", "pytest_inference.cli", "in-pod", "--results-dir", str(results), "--", *pytest_args]
 
 
 def run_shards(tmp_path, fake_url, clock_url, specs, *, lead_s=12.0):
@@ -86,8 +82,8 @@ def run_shards(tmp_path, fake_url, clock_url, specs, *, lead_s=12.0):
     procs, dirs = [], []
     for n, (i, count, seed, skew) in enumerate(specs):
         d = tmp_path / f"shard{n}"
-        args = [str(ROOT / "suites" / "load"), "-p", "no:cacheprovider", "-p", "no:randomly", "--rootdir", str(ROOT),
-                "--endpoint", fake_url, "--target", str(target), "--load-shard", f"{i}/{count}",
+        args = ["--pyargs", "pytest_inference.suites.load", "-p", "no:cacheprovider", "-p", "no:randomly",
+                "--endpoint", fake_url, "--target", str(target), f"--load-shard={i}/{count}",
                 "--load-start-at", start_at, "--load-clock-url", clock_url, "-k", "not capacity and not announces",
                 "--load-seed", str(seed)]
         env = {**os.environ, "PYTEST_INFERENCE_OWN_PIDS": str(os.getpid()),
@@ -99,8 +95,8 @@ def run_shards(tmp_path, fake_url, clock_url, specs, *, lead_s=12.0):
                                       env=env, cwd=tmp_path))
         dirs.append(d)
     outs = [p.communicate(timeout=120)[0] for p in procs]
-    for d, out in zip(dirs, outs):
-        assert (d / "summary.json").exists(), out[-3000:]
+    for p, d, out in zip(procs, dirs, outs):  # in-pod: 0 = results written (failed tests are results)
+        assert p.returncode == 0 and (d / "summary.json").exists() and (d / "done").exists(), out[-3000:]
     return dirs, outs
 
 
@@ -111,10 +107,25 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def three_shards(tmp_path_factory, fake, clock_url):
+def runs(tmp_path_factory, fake, clock_url):
+    """Six shard processes at once (one common start): three shards of one schedule; shard 0/2, shard
+    1/2 with its clock 300 ms ahead, and shard 1/2 of another seed (another schedule)."""
     tmp = tmp_path_factory.mktemp("shards")
-    dirs, outs = run_shards(tmp, fake.base_url, clock_url, [(i, 3, 0, 0) for i in range(3)])
+    specs = [(0, 3, 0, 0), (1, 3, 0, 0), (2, 3, 0, 0), (0, 2, 0, 0), (1, 2, 0, 0.3), (1, 2, 7, 0)]
+    dirs, outs = run_shards(tmp, fake.base_url, clock_url, specs)
     return tmp, dirs, outs
+
+
+@pytest.fixture(scope="module")
+def three_shards(runs):
+    tmp, dirs, outs = runs
+    return tmp, dirs[:3], outs[:3]
+
+
+@pytest.fixture(scope="module")
+def skewed_and_reseeded(runs):
+    tmp, dirs, _outs = runs
+    return tmp, dirs[3:]
 
 
 def _summary(d: Path) -> dict:
@@ -169,14 +180,6 @@ def test_three_shards_offer_one_schedule_and_merge_pools_their_samples(three_sha
                                             / tok["details"]["merge"]["window_s"], rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def skewed_and_reseeded(tmp_path_factory, fake, clock_url):
-    """Shard 0/2; shard 1/2 with its clock 300 ms ahead; shard 1/2 of another seed (another schedule)."""
-    tmp = tmp_path_factory.mktemp("skewed")
-    dirs, _ = run_shards(tmp, fake.base_url, clock_url, [(0, 2, 0, 0), (1, 2, 0, 0.3), (1, 2, 7, 0)])
-    return tmp, dirs
-
-
 def test_a_planted_clock_skew_makes_the_merged_latency_claims_inconclusive(skewed_and_reseeded, capsys):
     tmp_path, all_dirs = skewed_and_reseeded
     dirs = all_dirs[:2]
@@ -184,10 +187,10 @@ def test_a_planted_clock_skew_makes_the_merged_latency_claims_inconclusive(skewe
     # shard 1's clock runs 300 ms ahead: it measured that against the reference, and started 300 ms early
     assert blocks[1]["clock_offset_s"] == pytest.approx(-0.3, abs=0.03) and blocks[1]["clock_skew_planted_s"] == 0.3
     assert blocks[0]["clock_offset_s"] == pytest.approx(0.0, abs=0.03)
-    rc = cli_main(["merge", *map(str, dirs), "--out", str(tmp_path / "merged")])
+    rc = cli_main(["merge", *map(str, dirs), "--out", str(tmp_path / "merged-skewed")])
     printed = capsys.readouterr().out
     assert rc == 1 and "clock offsets differ by up to" in printed, printed
-    merged = _summary(tmp_path / "merged")
+    merged = _summary(tmp_path / "merged-skewed")
     assert merged["merge"]["clock_spread_ms"] == pytest.approx(300, abs=30)
     for c in merged["claims"]:
         if c["unit"] == "ms" or c["metric"] == "load.slo_attainment":
