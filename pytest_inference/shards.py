@@ -146,7 +146,9 @@ def clock_offset(url: str, *, api_key: str | None = None, verify: bool | str = T
         got = measure_clock_offset(read, clock=clock, target_second=target_second)
     except Exception as exc:  # noqa: BLE001 - an unreachable reference is a note, not a crash
         got = {"offset_s": None, "problem": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    return {**got, "reference": f"HTTP Date of GET {url}", "method": method}
+    from .report.redact import redact_userinfo
+
+    return {**got, "reference": f"HTTP Date of GET {redact_userinfo(url)}", "method": method}
 
 
 # ------------------------------------------------------------------------------ reading shards
@@ -453,25 +455,31 @@ def merge(args: Sequence[str], out_dir: str | Path, *, target: str | None = None
     for c in claims:
         totals[c.verdict] = totals.get(c.verdict, 0) + 1
     runs = [d.get("run") or {} for _, d in shards]
+    hardware = [(d.get("environment") or {}).get("hardware") for _, d in shards]
+    if len(set(hardware)) > 1:
+        notes.append(f"the shards' pods ran on different hardware ({', '.join(sorted(map(str, set(hardware))))}): "
+                     "the merged summary names no environment")
     summary = {
         "schema": 1,
         "target": {"name": profile.name, "description": profile.description, "source": profile.source},
         "run": {"plugin_version": __version__, "merged": True, "start": min(str(r.get("start")) for r in runs),
                 "end": max(str(r.get("end")) for r in runs), "endpoint": runs[0].get("endpoint"),
-                "model": runs[0].get("model"), "load_plan": runs[0].get("load_plan"),
-                "load_workload": runs[0].get("load_workload")},
+                "model": runs[0].get("model"), "settings": runs[0].get("settings"),
+                "load_plan": runs[0].get("load_plan"), "load_workload": runs[0].get("load_workload")},
         "totals": totals,
         "regressions": 0,
         "claims": [c.to_dict() for c in claims],
         "merge": {
             "count": blocks[0]["count"], "schedule_sha256": blocks[0]["schedule_sha256"],
             "start_at": blocks[0]["start_at"], **timing,
-            "shards": [{**b, "summary": str(p), "host": (d.get("run") or {}).get("host")}
-                       for b, (p, d) in zip(blocks, shards)],
+            "shards": [{**b, "summary": str(p), "host": (d.get("run") or {}).get("host"), "hardware": h}
+                       for b, (p, d), h in zip(blocks, shards, hardware)],
             "records": counts,
             "notes": notes + ([f"every timing claim is inconclusive: {timing['problem']}"] if timing["problem"] else []),
         },
     }
+    if len(set(hardware)) == 1 and shards[0][1].get("environment"):
+        summary["environment"] = shards[0][1]["environment"]  # every shard's pod had the same fingerprint
     write_summary_json(out / "summary.json", summary)
     return summary, claims
 

@@ -303,3 +303,20 @@ def test_a_shard_sends_its_share_at_the_original_offsets(client):
     assert other.shard["schedule_sha256"] != one.shard["schedule_sha256"]  # another seed, another schedule
     with pytest.raises(ValueError, match="shard 5/6 of a 4-arrival schedule has no arrival"):
         measure_load(client, wl, model="fake-model", rate_rps=50.0, requests=4, shard=(5, 6), start_at=time.time())
+
+
+def test_the_merged_summary_keeps_a_common_environment_and_notes_a_mixed_one(tmp_path):
+    dirs, _ = _p99_shards(tmp_path)
+    for k, d in enumerate(dirs):
+        s = json.loads((d / "summary.json").read_text())
+        s["environment"] = {"schema": 1, "hardware": "cpu Xeon x2"}
+        (d / "summary.json").write_text(json.dumps(s))
+    summary, _ = shards.merge(list(map(str, dirs)), tmp_path / "m")
+    assert summary["environment"]["hardware"] == "cpu Xeon x2" and summary["run"]["merged"] is True
+    s = json.loads((dirs[2] / "summary.json").read_text())
+    s["environment"]["hardware"] = "nvidia H100 x8"
+    (dirs[2] / "summary.json").write_text(json.dumps(s))
+    summary, _ = shards.merge(list(map(str, dirs)), tmp_path / "m2")
+    assert "environment" not in summary
+    assert any("ran on different hardware" in n for n in summary["merge"]["notes"])
+    assert [x["hardware"] for x in summary["merge"]["shards"]] == ["cpu Xeon x2", "cpu Xeon x2", "nvidia H100 x8"]
