@@ -294,8 +294,14 @@ def register(k8s_sub) -> None:
     from .cli import _sub_verb  # verb_parser, its one line naming "k8s collect"
 
     p = _sub_verb(k8s_sub, "k8s", "collect", help="fetch the plain Jobs'/DaemonSet's results from their pods' logs "
-                    "(read-only)", description=__doc__.split("\n\n")[0].replace("``", "'") + ". Read-only: "
-                    "only get/list requests and pod logs; no rights are needed in the pods.")
+                  "(read-only)", description=(
+                      "Fetch the results of pytest-inference's plain Jobs and DaemonSet (k8s manifests --plain) from "
+                      "their pods' logs: each pod prints its results folder as a base64 tar.gz block (in-pod "
+                      "--print-results). Unpacks each into DIR/<role>/<pod>/ (DIR/node/<node>/ for the node "
+                      "DaemonSet) and prints one row per pod. Read-only: only get/list requests and pod logs, and "
+                      "the pods need no API rights (why logs and not a results ConfigMap: no write rights in the "
+                      "pods, and no 1 MiB cap). Exit 0: every pod's results collected; 1: some not (the table says "
+                      "why); 2: bad input."))
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default $KUBECONFIG, else ~/.kube/config)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: its current-context)")
     p.add_argument("--namespace", metavar="NS", help="namespace of the Jobs/DaemonSet (default: the context's, "

@@ -213,3 +213,30 @@ def test_missing_out_is_one_line_naming_the_verb(capsys):
     rc, out, err = run(["collect", "--namespace", NS], capsys)
     assert rc == 2 and err.startswith("pytest-inference k8s collect: ") and "-o/--out" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_real_in_pod_run_is_collected_as_it_ran(kube, tmp_path, capsys):
+    """End to end: the log is the real `pytest-inference in-pod --print-results` output of a real suite
+    test (the entrypoint's stdout and stderr, as the kubelet keeps them), collected back to the same files."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    proc = subprocess.run([sys.executable, "-m", "pytest_inference.cli", "in-pod", "--results-dir", "res",
+                           "--print-results", "--", str(repo / "suites/k8s/test_k8s_templates.py"), "--manifests",
+                           str(repo / "fixtures/k8s/reference"), "--target", "cpu-local", "-p", "no:cacheprovider",
+                           "-q"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    kube.add({"kind": "Namespace", "metadata": {"name": NS}}, pod("pi-serving-x", "serving"))
+    kube.set_log(NS, "pi-serving-x", proc.stdout + proc.stderr)
+    kc = kube.write_kubeconfig(tmp_path / "kc", namespace=NS)
+    rc, out, err = run(["collect", "--kubeconfig", str(kc), "-o", str(tmp_path / "got"), "--json"], capsys)
+    assert rc == 0, out + err
+    (row,) = json.loads(out)
+    assert (row["status"], row["passed"], row["failed"], row["verdicts"]) == ("collected", 1, 0, {"pass": 1})
+    got = tmp_path / "got" / "serving" / "pi-serving-x"
+    for name in ("junit.xml", "summary.json"):
+        assert (got / name).read_bytes() == (tmp_path / "res" / name).read_bytes()
