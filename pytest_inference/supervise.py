@@ -343,17 +343,17 @@ class ParentWatch:
 # --------------------------------------------------------------------------- JSON files
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> None:
-    """Write ``text`` to a fresh temporary file next to ``path`` (``O_EXCL | O_NOFOLLOW``: never a
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to a fresh temporary file next to ``path`` (``O_EXCL | O_NOFOLLOW``: never a
     planted symlink or someone else's file), then rename it into place: a reader sees the old file or
-    the new one, never half of one; UTF-8 whatever the locale. Raises OSError (the temporary file is removed)."""
+    the new one, never half of one. Raises OSError (the temporary file is removed)."""
     path = os.fspath(path)
     d, name = os.path.split(path)
     tmp = os.path.join(d, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -361,6 +361,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o
         except OSError:
             pass
         raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> None:
+    """``text`` in UTF-8 (whatever the locale) through :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, mode: int = 0o600, indent: int | None = 1) -> None:

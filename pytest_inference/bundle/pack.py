@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..supervise import write_bytes_atomic
 from . import BundleError
 
 FORMAT = "pytest-inference bundle"
@@ -227,22 +228,6 @@ def _tar_bytes(stem: str, files: dict[str, bytes], mtime: int) -> bytes:
     return gz.getvalue()
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def pack(report_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
          allure_html: bool = True, now: float | None = None) -> Packed:
     """Pack ``report_dir`` into ``out`` (default ``pytest-inference-<target>-<UTC time>.tar.gz`` in
@@ -283,7 +268,8 @@ def pack(report_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None 
     info["contents"] = _contents(files, with_page=True)
     files[INFO] = (json.dumps(info, indent=2) + "\n").encode()
     files[MANIFEST] = manifest_text(files).encode()
-    _write_bytes_atomic(target, _tar_bytes(_stem(target), files, int(created)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(target, _tar_bytes(_stem(target), files, int(created)), mode=0o644)
     return Packed(target, info)
 
 

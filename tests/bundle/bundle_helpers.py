@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import random
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -77,16 +75,3 @@ def rewrite_bundle(src: Path, dest: Path, change) -> None:
             ti = tarfile.TarInfo(name)
             ti.size = len(data)
             tar.addfile(ti, io.BytesIO(data))
-
-
-def chromium() -> str | None:
-    """tests/report/test_report_html.py's chromium finder (imported from it, not copied)."""
-    name = "test_report_html"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).parents[1] / "report" / "test_report_html.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module._chromium()

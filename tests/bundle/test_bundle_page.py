@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import tempfile
 
 import pytest
-from bundle_helpers import chromium, claim, load_records, lognormal, write_report
+
+from pytest_inference.testing.browser import chromium, run_headless
+from bundle_helpers import claim, load_records, lognormal, write_report
 
 from pytest_inference import cli
 from pytest_inference.bundle.pack import PAGE, pack, verify
@@ -77,15 +76,8 @@ def test_chromium_shows_target_and_verdicts(report, tmp_path):
     page = tmp_path / "summary.html"
     page.write_bytes(b.files[PAGE])  # the page inside the bundle
     shot = tmp_path / "shot.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--host-resolver-rules=MAP * ~NOTFOUND"]
-    with tempfile.TemporaryDirectory() as profile:
-        env = {**os.environ, "HOME": profile}
-        dom = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                             capture_output=True, text=True, timeout=120, env=env)
-        snap = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--window-size=1280,1600",
-                               f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120, env=env)
+    dom = run_headless(browser, "--dump-dom", page.as_uri())
+    snap = run_headless(browser, "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = dom.stdout
     assert 'id="target">h200-qual</span>' in text

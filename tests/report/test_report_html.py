@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from pytest_inference.testing.browser import chromium, run_headless
 
 from pytest_inference.report import html
 from pytest_inference.report.html import ReportError, embedded_files, find_allure_cli, render_html, strip_analytics
@@ -106,28 +106,13 @@ def test_render_html(rendered, allure_run):
     assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def test_chromium_renders_the_claims(rendered):
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
         pytest.skip("chromium not installed (apt-get install -y chromium)")
     warm_id = next(json.loads(v)["id"] for k, v in embedded_files(rendered).items()
                    if k.startswith("data/test-results/") and json.loads(v)["name"] == "test_warm")
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={profile}",
-             "--virtual-time-budget=15000", "--dump-dom", rendered.as_uri() + f"#/{warm_id}"],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": profile},
-        )
+    proc = run_headless(browser, "--virtual-time-budget=15000", "--dump-dom", rendered.as_uri() + f"#/{warm_id}")
     dom = proc.stdout
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warm.ttft_spread_ms: FAIL" in dom  # the claim's step title, rendered by the SPA
