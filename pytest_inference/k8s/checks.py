@@ -1009,8 +1009,13 @@ def _role_findings(obs: Observation, role: dict[str, Any]) -> list[str]:
     return out
 
 
+def _plain_pods(obs: Observation) -> list[dict[str, Any]]:
+    return [o for o in _suite_workloads(obs) if not _is_plugin(o)]
+
+
 @check("K8S-SUITE-002")
-@_incluster()
+@_incluster(_plain_pods, "only Sonobuoy plugins: Sonobuoy runs their pods (with its worker sidecar) under its own "
+            "ServiceAccount, whose rights `sonobuoy run` sets; pytest-inference's plugins have no RBAC of their own")
 def suite_rbac(obs: Observation, s: Settings) -> CheckResult:
     """No token without a use for it; every Role/ClusterRole pytest-inference's ServiceAccounts are
     bound to (or that is labelled as its own) grants get/list/watch on named resources only."""
@@ -1019,7 +1024,7 @@ def suite_rbac(obs: Observation, s: Settings) -> CheckResult:
         return _unsure(why)
     findings: list[dict[str, Any]] = []
     unknown: list[str] = []
-    pods = [o for o in _suite_workloads(obs) if not _is_plugin(o)]  # Sonobuoy runs plugins with its own account
+    pods = _plain_pods(obs)
     accounts = {(namespace_of(o) or "default", _sa_of(o)) for o in pods}
     roles: dict[tuple[str, str | None, str], dict[str, Any]] = {}
     bound: set[tuple[str, str]] = set()
