@@ -357,7 +357,7 @@ class InferenceSession:
             vllm = meta.get("vllm") if isinstance(meta.get("vllm"), dict) else None
             self._environment = collect(
                 target_name=self.target.name, target_source=self.target.source,
-                model=self.model or meta.get("model") or self.settings.model,
+                model=self.model or meta.get("model"),
                 model_path=meta.get("model_path") or self.settings.model_path,
                 endpoint=endpoint, api_key=self.api_key if endpoint == self.endpoint else None,
                 vllm=vllm, plugin_version=__version__)

@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping
@@ -49,17 +50,24 @@ def run_tool(argv: tuple[str, ...], env: Mapping[str, str], timeout_s: float) ->
     exe = shutil.which(argv[0], path=env.get("PATH", ""))
     if exe is None:
         raise ToolError(f"{argv[0]} not found on PATH")
-    try:
-        proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, errors="replace",
-                              env=dict(env), timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"{' '.join(argv)} did not finish within {timeout_s:g} s") from None
+    try:  # its own process group: a tool that hangs goes with whatever it started
+        proc = subprocess.Popen([exe, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", env=dict(env),
+                                start_new_session=True)
     except OSError as exc:
         raise ToolError(f"{argv[0]} could not run ({exc.strerror or exc})") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        from ..supervise import kill_and_reap, kill_group
+
+        kill_group(proc.pid, signal.SIGKILL)
+        kill_and_reap(proc, 2.0)
+        raise ToolError(f"{' '.join(argv)} did not finish within {timeout_s:g} s") from None
     if proc.returncode != 0:
-        said = parse._first_line(proc.stdout + "\n" + proc.stderr)
+        said = parse._first_line(stdout + "\n" + stderr)
         raise ToolError(f"{' '.join(argv)} exited {proc.returncode}: {said}")
-    return proc.stdout
+    return stdout
 
 
 def _visible(value: str | None, installed: int) -> int | None:
@@ -301,13 +309,13 @@ def collect(*, target_name: str, target_source: str | None = None, model: str | 
             timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
     """The run's environment (``summary.json``'s ``environment``, contract C1).
 
-    ``vllm``: the version a fixture already asked the server for (``{"version", "source"}``); else,
-    when ``endpoint`` is on loopback, ``GET <root>/version`` is asked now (2 s at most)."""
+    ``vllm``: what a fixture already learned from the server while it ran (``{"version", "source"}``,
+    or ``unknown``: why not); else, when ``endpoint`` is on loopback, ``GET <root>/version`` is asked
+    now (2 s at most). ``env``, ``dev``, ``proc``: the test seam (see the module docstring)."""
     if plugin_version is None:
         from .. import __version__ as plugin_version
-    if vllm is None or not vllm.get("version"):
-        asked = vllm_version(endpoint, api_key=api_key) if is_loopback(endpoint) else None
-        vllm = asked if asked is not None and (asked.get("version") or not vllm) else vllm
+    if vllm is None and is_loopback(endpoint):  # asked once: a fixture's answer (or reason) stands
+        vllm = vllm_version(endpoint, api_key=api_key)
     out = {
         "schema": SCHEMA,
         "accelerator": accelerator(env, dev, timeout_s),
