@@ -160,3 +160,25 @@ def test_under_xdist_the_controller_writes_the_environment(pytester, monkeypatch
     res.assert_outcomes(failed=1)  # the worker judged with the fingerprint too
     assert summary["environment"]["hardware"] == "nvidia H100 80GB HBM3 x8"
     assert "8 x NVIDIA H100 80GB HBM3" in summary["claims"][0]["reason"]
+
+
+def test_a_local_server_on_a_gpu_device_is_judged_by_the_fingerprint(pytester, monkeypatch, tmp_path):
+    """--server-cmd on --device gpu0 (not the CPU): what ran is this host's accelerator. The server's
+    vLLM version is asked while it runs (the fake server has no /version: the reason is kept)."""
+    import os
+    import sys
+
+    (tmp_path / "config.json").write_text("{}")
+    folder = write_tools(tmp_path / "bin", NVIDIA_8XH100)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    pytester.makepyfile(test_ran=TEST_FILE)
+    cmd = "{python} -m pytest_inference.testing.fake_openai --host {host} --port {port} --model {model} --max-lifetime-s 120"
+    res = pytester.runpytest("--target", "mi300x", "--server-python", sys.executable, "--server-cmd", cmd,
+                             "--model-path", str(tmp_path), "--device", "gpu0")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*inconclusive: not judged against mi300x: this run measured openai/gpt-oss-120b on "
+                              "8 x NVIDIA H100 80GB HBM3 (--server-cmd); mi300x is openai/gpt-oss-120b on 1 x MI300X*"])
+    summary = json.loads((pytester.path / "reports" / "summary.json").read_text())
+    vllm = summary["environment"]["vllm"]
+    assert vllm["version"] is None and "/version: HTTP 404" in vllm["unknown"] and vllm == summary["run"]["vllm"]
