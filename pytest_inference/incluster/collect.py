@@ -237,12 +237,12 @@ def collect(cluster: Any, namespace: str, out_dir: Path, *, extra_selector: str 
     from kubernetes.client.rest import ApiException
     from urllib3.exceptions import HTTPError
 
-    from ..k8s.observe import Reader, _one_line, _unreachable
+    from ..k8s.observe import Reader, _one_line
 
     r = Reader(cluster)
     sel = selector(extra_selector)
     # does the namespace exist? (a list with a field selector: the same GET rights as a read)
-    names, why = r.list("Namespace", partial(r.core.list_namespace, field_selector=f"metadata.name={namespace}"))
+    names, _ = r.list("Namespace", partial(r.core.list_namespace, field_selector=f"metadata.name={namespace}"))
     if names is not None and namespace not in {(n.get("metadata") or {}).get("name") for n in names}:
         raise CollectError(f"--namespace {namespace}: no such namespace in {cluster.describe()}")
     # (None: the credentials may not list namespaces; the pod list below then says what there is)
