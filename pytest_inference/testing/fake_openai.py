@@ -143,6 +143,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import email.utils
 import gc
 import hashlib
 import json
@@ -814,7 +815,7 @@ class HTTPProtocol(asyncio.Protocol):
                   }.get(status, "Status")
         self._write(
             f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n"
-            f"server: fake-openai\r\n{extra}\r\n".encode() + body)
+            f"server: fake-openai\r\ndate: {email.utils.formatdate(usegmt=True)}\r\n{extra}\r\n".encode() + body)
 
     def _send_json(self, status: int, obj: Any) -> None:
         self._send(status, "application/json", json.dumps(obj).encode())
