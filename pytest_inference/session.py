@@ -358,7 +358,7 @@ class InferenceSession:
             self._environment = collect(
                 target_name=self.target.name, target_source=self.target.source,
                 model=self.model or meta.get("model"),
-                model_path=meta.get("model_path") or self.settings.model_path,
+                model_path=meta.get("model_path") or self.settings.model_path or meta.get("model_root"),
                 endpoint=endpoint, api_key=self.api_key if endpoint == self.endpoint else None,
                 vllm=vllm, plugin_version=__version__)
         return self._environment

@@ -129,18 +129,34 @@ def _nvidia(env: Mapping[str, str], timeout_s: float) -> dict[str, Any]:
     return _build("nvidia", "nvidia-smi", gpus, gpus[0]["driver"], f"CUDA {cuda}" if cuda else None, env)
 
 
+def _rocm_installed(env: Mapping[str, str]) -> str | None:
+    """The ROCm release installed: ``$ROCM_PATH/.info/version`` (``6.2.0-66``), else /opt/rocm's."""
+    for root in (env.get("ROCM_PATH"), "/opt/rocm"):
+        if root:
+            try:
+                text = (Path(root) / ".info" / "version").read_text().strip()
+            except OSError:
+                continue
+            m = re.match(r"\d+\.\d+(\.\d+)?", text)
+            if m:
+                return m.group(0)
+    return None
+
+
 def _amd_smi(env: Mapping[str, str], timeout_s: float) -> dict[str, Any]:
     gpus = parse.amd_smi_static(run_tool(AMD_STATIC, env, timeout_s))
     try:
         rocm = parse.amd_smi_version(run_tool(AMD_VERSION, env, timeout_s))
     except ToolError:
         rocm = None
+    rocm = rocm or _rocm_installed(env)
     return _build("amd", "amd-smi", gpus, gpus[0]["driver"], f"ROCm {rocm}" if rocm else None, env)
 
 
 def _rocm_smi(env: Mapping[str, str], timeout_s: float) -> dict[str, Any]:
     gpus, driver = parse.rocm_smi(run_tool(ROCM_SMI, env, timeout_s))
-    return _build("amd", "rocm-smi", gpus, driver, None, env)
+    rocm = _rocm_installed(env)
+    return _build("amd", "rocm-smi", gpus, driver, f"ROCm {rocm}" if rocm else None, env)
 
 
 TOOLS = (("nvidia-smi", _nvidia), ("amd-smi", _amd_smi), ("rocm-smi", _rocm_smi))

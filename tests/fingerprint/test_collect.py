@@ -123,12 +123,19 @@ def test_hardware_key_of_nothing_is_unknown():
 
 
 # --- collect(): the whole section ------------------------------------------------------------
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+MODELS = json.dumps({"object": "list", "data": [{"id": "openai/gpt-oss-120b", "object": "model", "owned_by": "vllm",
+                     "root": f"/hub/models--openai--gpt-oss-120b/snapshots/{REVISION}", "max_model_len": 8192}]})
+
+
 class _Version(BaseHTTPRequestHandler):
+    """vLLM's /version and /v1/models (the model card's root: the folder it loaded)."""
     answer = b'{"version": "0.6.3.post1"}'
 
     def do_GET(self):  # noqa: N802
-        body = self.answer if self.path == "/version" else b"{}"
-        self.send_response(200 if self.path == "/version" else 404)
+        pages = {"/version": self.answer, "/v1/models": MODELS.encode()}
+        body = pages.get(self.path, b"{}")
+        self.send_response(200 if self.path in pages else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -195,3 +202,22 @@ def test_model_revision_of_a_local_dir_download(tools, tmp_path):
     (meta / "config.json.metadata").write_text("0123456789abcdef0123456789abcdef01234567\n\"etag\"\n1733000000.0\n")
     out = collect(target_name="t", model="m", model_path=str(folder), env=env, dev=dev)
     assert out["model"]["revision"] == "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_the_model_revision_from_the_servers_model_card(tools, version_server):
+    from pytest_inference.fixtures.endpoints import open_endpoint
+
+    ep = open_endpoint(version_server + "/v1", api_key=None, model=None, fallback_model=None)
+    assert ep.model == "openai/gpt-oss-120b" and ep.root.endswith(REVISION)
+    env, dev = tools({})
+    out = collect(target_name="t", model=ep.model, model_path=ep.root, env=env, dev=dev)
+    assert out["model"] == {"name": "openai/gpt-oss-120b", "revision": REVISION}
+
+
+def test_rocm_release_from_the_install_when_amd_smi_does_not_say(tools, tmp_path):
+    rocm = tmp_path / "rocm"
+    (rocm / ".info").mkdir(parents=True)
+    (rocm / ".info" / "version").write_text("6.2.0-66\n")
+    env, dev = tools({"rocm-smi": [("", "rocm-smi-8xmi300x.json", 0)]}, ROCM_PATH=str(rocm))
+    acc = accelerator(env, dev)
+    assert (acc["tool"], acc["driver"], acc["runtime"]) == ("rocm-smi", "6.7.0", "ROCm 6.2.0")
