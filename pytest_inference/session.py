@@ -358,7 +358,8 @@ class InferenceSession:
             self._environment = collect(
                 target_name=self.target.name, target_source=self.target.source,
                 model=self.model or meta.get("model"),
-                model_path=meta.get("model_path") or self.settings.model_path or meta.get("model_root"),
+                # where the served model came from: the server's model card, the local server's folder
+                model_path=[meta.get("model_root"), meta.get("model_path"), self.settings.model_path],
                 endpoint=endpoint, api_key=self.api_key if endpoint == self.endpoint else None,
                 vllm=vllm, plugin_version=__version__)
         return self._environment
@@ -869,8 +870,8 @@ def server_mismatch(target: Target, *, accelerator: str | None, model: str | Non
             on = describe_accelerator(measured)
             want_on = f"{want_n} x {want_acc}" if isinstance(want_n, int) else want_acc
             if count_differs and not part_differs:
-                hint = (f" [{measured['note']}]" if measured.get("note") else
-                        f" [all {n} visible: set CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES to the ones the server uses]")
+                hint = (f" [{measured['note']}]" if measured.get("note") else f" [all {n} visible: set "
+                        "CUDA_VISIBLE_DEVICES or HIP_VISIBLE_DEVICES to the ones the server uses]")
     model_differs = bool(model and want_model and _norm_model(model) != _norm_model(str(want_model)))
     if not (acc_differs or model_differs):
         return None

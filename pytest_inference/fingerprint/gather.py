@@ -24,7 +24,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from . import parse
 
@@ -188,7 +188,8 @@ def _accelerator(env: dict[str, str], dev: Path, timeout_s: float) -> dict[str, 
     nodes = [p for p in ("nvidiactl", "nvidia0", "kfd") if (dev / p).exists()]
     if not present and not nodes:
         acc = _unknown(None, "cpu")
-        acc.update(count=0, installed=0, unknown=None, note="no nvidia-smi, amd-smi or rocm-smi on PATH and no GPU device "
+        acc.update(count=0, installed=0, unknown=None,
+                   note="no nvidia-smi, amd-smi or rocm-smi on PATH and no GPU device "
                    f"node in {dev}: no accelerator this process can use")
         return acc
     vendor = "nvidia" if any(n.startswith("nvidia") for n in nodes) else "amd" if nodes else None
@@ -319,7 +320,8 @@ def hardware_key(env: Mapping[str, Any] | None) -> str:
 
 
 def collect(*, target_name: str, target_source: str | None = None, model: str | None = None,
-            model_path: str | None = None, endpoint: str | None = None, api_key: str | None = None,
+            model_path: str | Sequence[str | None] | None = None, endpoint: str | None = None,
+            api_key: str | None = None,
             vllm: Mapping[str, Any] | None = None, plugin_version: str | None = None,
             env: Mapping[str, str] | None = None, dev: str | Path = "/dev", proc: str | Path = "/proc",
             timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
@@ -327,9 +329,11 @@ def collect(*, target_name: str, target_source: str | None = None, model: str | 
 
     ``vllm``: what a fixture already learned from the server while it ran (``{"version", "source"}``,
     or ``unknown``: why not); else, when ``endpoint`` is on loopback, ``GET <root>/version`` is asked
-    now (2 s at most). ``env``, ``dev``, ``proc``: the test seam (see the module docstring)."""
+    now (2 s at most). ``model_path``: the model's folder, or several places it may be (the first
+    that names a revision wins). ``env``, ``dev``, ``proc``: the test seam (see the module docstring)."""
     if plugin_version is None:
         from .. import __version__ as plugin_version
+    paths = [model_path] if isinstance(model_path, (str, Path)) or model_path is None else list(model_path)
     if vllm is None and is_loopback(endpoint):  # asked once: a fixture's answer (or reason) stands
         vllm = vllm_version(endpoint, api_key=api_key)
     out = {
@@ -339,7 +343,7 @@ def collect(*, target_name: str, target_source: str | None = None, model: str | 
         "kernel": platform.release() or None,
         "os": os_name(),
         "vllm": dict(vllm) if vllm else {"version": None, "source": None},
-        "model": {"name": model, "revision": model_revision(model_path)},
+        "model": {"name": model, "revision": next(filter(None, map(model_revision, paths)), None)},
         "plugin_version": plugin_version,
         "target": {"name": target_name, "sha256": file_sha256(target_source)},
     }

@@ -14,7 +14,8 @@ C1_ACCELERATOR = {"vendor", "model", "count", "driver", "runtime", "tool", "unkn
 
 NVIDIA_8XH100 = {"nvidia-smi": [("--query-gpu", "nvidia-smi-query-8xh100.csv", 0), ("", "nvidia-smi-8xh100.txt", 0)]}
 AMD_8XMI300X = {"amd-smi": [("static", "amd-smi-static-8xmi300x.json", 0), ("version", "amd-smi-version.txt", 0)]}
-AMD_1XMI300X_TEXT = '{"gpu_data": [{"gpu": 0, "asic": {"market_name": "AMD Instinct MI300X"}, "driver": {"version": "6.7.0"}}]}'
+AMD_1XMI300X_TEXT = ('{"gpu_data": [{"gpu": 0, "asic": {"market_name": "AMD Instinct MI300X"}, '
+                     '"driver": {"version": "6.7.0"}}]}')
 
 
 def write_tools(folder: Path, tools: dict) -> Path:
