@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..incluster.manifests import PART_OF as SUITE_LABELS
 from .shell import exec_points
 from .model import (WORKLOAD_KINDS, Observation, Settings, containers, label_selector_matches, labels_of,
                     name_of, namespace_of, pod_spec, pod_template_labels, selector_matches)
@@ -16,6 +17,10 @@ from .model import (WORKLOAD_KINDS, Observation, Settings, containers, label_sel
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 #: label the suite puts on everything it creates (mutation mode), so it never judges its own pods
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-inference")
+#: label on what `pytest-inference k8s manifests` generates: its in-cluster Jobs/DaemonSet are not the
+#: deployment's workloads or its tuner (the node DaemonSet tolerates the not-tuned taint to probe untuned
+#: nodes); the K8S-SUITE-* checks judge them
+(PART_OF,) = SUITE_LABELS.items()
 
 
 def tolerates(spec: dict[str, Any] | None, key: str, effect: str = "NoSchedule") -> bool:
@@ -75,7 +80,7 @@ def find_deployment(obs: Observation, s: Settings) -> tuple[dict[str, Any] | Non
 
 
 def find_tuner(obs: Observation, s: Settings) -> tuple[dict[str, Any] | None, str]:
-    dss = obs.of_kind("DaemonSet")
+    dss = [d for d in obs.of_kind("DaemonSet") if not is_ours(d)]
     if s.tuner_namespace and obs.live:
         dss = [d for d in dss if namespace_of(d) == s.tuner_namespace]
     if s.tuner_daemonset:
@@ -148,7 +153,8 @@ def gpu_nodes(obs: Observation, s: Settings) -> list[dict[str, Any]]:
 
 
 def is_ours(obj: dict[str, Any]) -> bool:
-    return labels_of(obj).get(MANAGED_BY[0]) == MANAGED_BY[1]
+    labels = labels_of(obj)
+    return labels.get(MANAGED_BY[0]) == MANAGED_BY[1] or labels.get(PART_OF[0]) == PART_OF[1]
 
 
 def workloads(obs: Observation, s: Settings) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "k8s"
 FIXTURES = ROOT / "fixtures" / "k8s"
 STATIC_TESTS = 15
+#: K8S-SUITE-*: skipped where no pytest-inference objects are (tests/k8s/test_incluster_checks.py judges them)
+INCLUSTER = 5
 
 
 def run_suite(pytester, *args):
@@ -33,7 +35,7 @@ def run_suite(pytester, *args):
 
 def test_static_reference_passes(pytester):
     res, claims, data = run_suite(pytester, "--manifests", FIXTURES / "reference")
-    res.assert_outcomes(passed=STATIC_TESTS, skipped=3)
+    res.assert_outcomes(passed=STATIC_TESTS, skipped=3 + INCLUSTER)
     out = res.stdout.str()
     assert "k8s: static, manifests" in out and "(11 objects)" in out
     assert "K8S-TAINT-001 needs a live cluster" in out
@@ -52,7 +54,7 @@ def test_static_reference_passes(pytester):
 ])
 def test_static_broken_variant_fails_its_check_in_one_line(pytester, variant, target, cid, needles):
     res, claims, _ = run_suite(pytester, "--manifests", FIXTURES / "broken" / variant, "--target", target)
-    res.assert_outcomes(passed=STATIC_TESTS - 1, failed=1, skipped=3)
+    res.assert_outcomes(passed=STATIC_TESTS - 1, failed=1, skipped=3 + INCLUSTER)
     line = next(ln for ln in res.stdout.lines if ln.startswith(cid))
     for n in needles + ["— fix:", f"target {target} requires"]:
         assert n in line, line
@@ -106,7 +108,7 @@ def test_bad_input_is_one_line(pytester, setup, args, needle):
 
 def test_no_mode_skips_every_test_with_the_way_to_choose(pytester):
     res, claims, _ = run_suite(pytester)
-    res.assert_outcomes(skipped=STATIC_TESTS + 3)
+    res.assert_outcomes(skipped=STATIC_TESTS + 3 + INCLUSTER)
     assert "--kubeconfig FILE [--context NAME] judges a live cluster" in res.stdout.str()
     assert claims == {}
 
@@ -129,7 +131,7 @@ def test_live_good_cluster_passes_read_only(pytester, kube):
     kube.add(*cluster("good"))
     kc = kube.write_kubeconfig(pytester.path / "kc", namespace="vllm")
     res, claims, data = run_suite(pytester, "--kubeconfig", kc, "--k8s-watch-s", "1")
-    res.assert_outcomes(passed=STATIC_TESTS + 1, skipped=2)
+    res.assert_outcomes(passed=STATIC_TESTS + 1, skipped=2 + INCLUSTER)
     out = res.stdout.str()
     assert "k8s: live, context emulated" in out and "namespace vllm, read-only" in out
     assert claims["K8S-TAINT-001"]["verdict"] == "pass" and claims["K8S-TAINT-001"]["measured"] == 0
@@ -145,7 +147,7 @@ def test_live_racy_cluster_fails_the_timeline(pytester, kube):
     kube.add(*cluster("racy"))
     kc = kube.write_kubeconfig(pytester.path / "kc", namespace="vllm")
     res, claims, _ = run_suite(pytester, "--kubeconfig", kc, "--target", "h100")
-    res.assert_outcomes(passed=STATIC_TESTS, failed=1, skipped=2)
+    res.assert_outcomes(passed=STATIC_TESTS, failed=1, skipped=2 + INCLUSTER)
     line = next(ln for ln in res.stdout.lines if ln.startswith("K8S-TAINT-001"))
     for n in ("pod vllm/vllm-6d9f-a on node gpu-1", "2025-06-01T10:00:14Z", "2025-06-01T10:00:15Z", "— fix:",
               "k8s.taint_gate_violations = 1; target h100 requires == 0"):
@@ -173,7 +175,7 @@ def test_live_mutations_measure_and_clean_up(pytester, kube):
     # kmock cannot exec into a pod: the node check is inconclusive (a failed test), never a pass
     node = claims["K8S-NODE-001"]
     assert node["verdict"] == "inconclusive" and "gpu-1" in node["reason"]
-    res.assert_outcomes(passed=STATIC_TESTS + 2, failed=1)
+    res.assert_outcomes(passed=STATIC_TESTS + 2, failed=1, skipped=INCLUSTER)
     # everything put back: replicas restored, probe pods deleted
     assert kube.get("Deployment", "vllm", "vllm")["spec"]["replicas"] == 1
     created = [r for r in kube.suite_requests() if r.method == "POST" and r.path.endswith("/pods")]
@@ -197,8 +199,8 @@ def test_live_unreachable_api_fails_each_test_in_one_line(pytester, kube):
     out = res.stdout.str()
     msg = f"cannot reach the Kubernetes API at http://127.0.0.1:{port}"
     assert msg in out and "Connection refused" in out and "Traceback" not in out
-    res.assert_outcomes(errors=STATIC_TESTS + 1, skipped=2)  # the mutation tests skip before asking the API
-    assert out.count(msg) == STATIC_TESTS + 1  # once per test that needs the cluster
+    res.assert_outcomes(errors=STATIC_TESTS + 1 + INCLUSTER, skipped=2)  # the mutation tests skip before asking the API
+    assert out.count(msg) == STATIC_TESTS + 1 + INCLUSTER  # once per test that needs the cluster
     assert "During handling" not in out
 
 
@@ -207,7 +209,7 @@ def test_collects_beside_every_other_suite(pytester):
     res = pytester.runpytest_subprocess(str(ROOT / "suites"), "--co", "-q", "-p", "no:cacheprovider", "--rootdir",
                                         str(ROOT), "--manifests", str(FIXTURES / "reference"), timeout=120)
     assert res.ret == 0, res.stdout.str()
-    assert sum(1 for ln in res.stdout.lines if ln.startswith("suites/k8s/")) == STATIC_TESTS + 3
+    assert sum(1 for ln in res.stdout.lines if ln.startswith("suites/k8s/")) == STATIC_TESTS + 3 + INCLUSTER
 
 
 def test_without_the_client_a_kubeconfig_is_one_line_naming_the_extra(tmp_path):
