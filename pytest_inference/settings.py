@@ -113,6 +113,8 @@ SETTINGS: dict[str, Setting] = {
                      doc="model the target is about: asked for when the endpoint serves several, served name of a "
                      "--model-path server (the embedded tiny model is tiny-llama unless --model)"),
     "accelerator": Setting("str", minimum=1, doc="accelerator the target is about: MI300X, H100, H200, cpu"),
+    "accelerators": Setting(**_COUNT, maximum=100_000, doc="accelerators one server of the target uses (1: one "
+                            "MI300X); a server on this host with another count is not judged"),
     "warm_requests": Setting(**_COUNT, maximum=MAX_REQUESTS, default=20, option="inference_warm_requests",
                              flag="--warm-requests", why_max=_IN_MEMORY, doc="measured warm requests"),
     "warm_warmup": Setting("int", minimum=0, maximum=MAX_REQUESTS, default=2, option="inference_warm_warmup",

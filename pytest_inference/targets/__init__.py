@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import catalog
 from ..claims import Requirement, fmt
-from ..settings import SETTINGS, Setting, SettingsError, check_workload
+from ..settings import SETTINGS, SettingsError, check_workload
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TARGET = "cpu-local"
@@ -34,10 +34,6 @@ DEFAULT_TARGET = "cpu-local"
 _TOP_KEYS = {"name", "description", "extends", "confidence", "claims", "workload", "load", "api", "economics", "notes"}
 _CLAIM_KEYS = {"op", "threshold", "unit", "stat", "min_samples", "description"}
 #: [workload] keys that describe the target's hardware and are no run setting: checked here
-HARDWARE_KEYS = {"accelerators": Setting("int", minimum=1, maximum=100_000,
-                                         doc="accelerators one server of the target uses: 1 (one MI300X), 8")}
-
-
 class TargetError(Exception):
     """A target cannot be loaded; the message is one line meant for the user."""
 
@@ -188,16 +184,10 @@ def load_target(name_or_path: str, _seen: tuple[str, ...] = (), _base_dir: Path 
         reqs[metric] = _requirement(path, metric, spec)
     workload = dict(base.workload) if base else {}
     table = dict(data.get("workload", {}))
-    hardware = {k: table.pop(k) for k in HARDWARE_KEYS if k in table}
-    for key, value in hardware.items():
-        problem = HARDWARE_KEYS[key].check(value)
-        if problem:
-            raise TargetError(f"malformed target profile {path}: [workload] {key} {problem}; got {value!r}")
     try:
         workload.update(check_workload(path, table))
     except SettingsError as exc:
         raise TargetError(str(exc)) from None
-    workload.update(hardware)
     load = dict(base.load) if base else {}
     try:
         load.update(check_workload(path, data.get("load", {}), "load"))

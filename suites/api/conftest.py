@@ -79,7 +79,7 @@ def api_endpoint(request, inference_session):
     model, ids, context = _discover(probe, s.model, s.settings.model)
     s.add_metadata(endpoint=base_url, model=model)
     if given:
-        s.note_server(accelerator=None, model=model, how=f"--endpoint {base_url}")
+        s.note_server(accelerator=None, model=model, how=f"--endpoint {base_url}", url=base_url)
     yield ApiEndpoint(base_url, model, ids, context, probe)
     # every request the checks made and what came back: <report>/records/api-exchanges.jsonl
     import os
