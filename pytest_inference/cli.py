@@ -73,14 +73,15 @@ def _crossover(args: argparse.Namespace) -> int:
     return 0
 
 
-def verb_parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:
-    """A subcommand parser whose bad input is one line on stderr (``pytest-inference NAME: ...``)
-    and exit status 2, never argparse's usage block; its ``on_error`` default says unknown
-    arguments the same way."""
+def verb_parser(sub, name: str, *, parent: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand parser whose bad input is one line on stderr (``pytest-inference NAME: ...``, or
+    ``pytest-inference PARENT NAME: ...`` for a sub-verb such as ``k8s collect``) and exit status 2,
+    never argparse's usage block; its ``on_error`` default says unknown arguments the same way."""
     p = sub.add_parser(name, **kwargs)
+    said = f"{parent} {name}" if parent else name
 
     def one_line(message: str) -> None:
-        print(f"pytest-inference {name}: {message}", file=sys.stderr)
+        print(f"pytest-inference {said}: {message}", file=sys.stderr)
         sys.exit(2)
 
     p.error = one_line  # type: ignore[method-assign]
@@ -136,13 +137,7 @@ def _register_verbs(sub) -> None:
     import importlib
 
     for name in VERBS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):  # not built yet (in development)
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

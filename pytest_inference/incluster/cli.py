@@ -1,27 +1,10 @@
 """The in-cluster verbs: ``pytest-inference in-pod`` (the container's entrypoint, :mod:`.entrypoint`)
-and ``pytest-inference k8s manifests`` (:mod:`.manifests`) / ``k8s collect`` (:mod:`.collect`, when present).
+and ``pytest-inference k8s manifests`` (:mod:`.manifests`) / ``k8s collect`` (:mod:`.collect`).
 Light imports only: ``pytest-inference --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-
-
-def _sub_verb(sub, verb: str, name: str, **kwargs) -> argparse.ArgumentParser:
-    """A parser for ``pytest-inference VERB NAME`` whose bad input is one line naming both words."""
-    from ..cli import verb_parser
-
-    p = verb_parser(sub, name, **kwargs)
-
-    def one_line(message: str) -> None:
-        print(f"pytest-inference {verb} {name}: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    p.error = one_line  # type: ignore[method-assign]
-    p.set_defaults(on_error=one_line)
-    return p
 
 
 def register(sub) -> None:
@@ -44,23 +27,16 @@ def register(sub) -> None:
                     "Jobs/DaemonSet), and the collection of their results.")
     k8s_sub = k.add_subparsers(dest="k8s_command", required=True, metavar="{manifests,collect}")
     _add_manifests(k8s_sub)
-    try:
-        collect = importlib.import_module("pytest_inference.incluster.collect")
-    except ModuleNotFoundError as exc:
-        if exc.name != "pytest_inference.incluster.collect":
-            raise
-    else:
-        collect.register(k8s_sub)
+    from . import collect
+
+    collect.register(k8s_sub)
 
 
 def _add_manifests(k8s_sub) -> None:
-    try:
-        manifests = importlib.import_module("pytest_inference.incluster.manifests")
-    except ModuleNotFoundError as exc:  # pragma: no cover - during development only
-        if exc.name != "pytest_inference.incluster.manifests":
-            raise
-        return
-    p = _sub_verb(k8s_sub, "k8s", "manifests", help="write reviewable YAML that runs the suites in-cluster",
+    from ..cli import verb_parser
+    from . import manifests
+
+    p = verb_parser(k8s_sub, "manifests", parent="k8s", help="write reviewable YAML that runs the suites in-cluster",
                   description=manifests.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     manifests.add_arguments(p)
     p.set_defaults(func=manifests.handle)

@@ -291,9 +291,9 @@ def _absent_workloads(r: Any, namespace: str, sel: str, pods: list[dict[str, Any
 
 def register(k8s_sub) -> None:
     """Add ``collect`` to the ``k8s`` verb's sub-verbs."""
-    from .cli import _sub_verb  # verb_parser, its one line naming "k8s collect"
+    from ..cli import verb_parser
 
-    p = _sub_verb(k8s_sub, "k8s", "collect", help="fetch the plain Jobs'/DaemonSet's results from their pods' logs "
+    p = verb_parser(k8s_sub, "collect", parent="k8s", help="fetch the plain Jobs'/DaemonSet's results from their pods' logs "
                   "(read-only)", description=(
                       "Fetch the results of pytest-inference's plain Jobs and DaemonSet (k8s manifests --plain) from "
                       "their pods' logs: each pod prints its results folder as a base64 tar.gz block (in-pod "
