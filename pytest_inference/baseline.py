@@ -8,10 +8,8 @@ read-only, so every xdist worker can judge its own tests' claims.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .claims import Claim, direction, fmt
@@ -67,17 +65,13 @@ class Baseline:
 
     @classmethod
     def load(cls, path: str, tolerance: str | None = None) -> "Baseline":
+        from .report.summary import SummaryError, read_summary
+
         tol = parse_tolerance(tolerance)
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise BaselineError(f"baseline {path} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"cannot read baseline {path}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise BaselineError(f"baseline {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
-        if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("claims"), list):
-            raise BaselineError(f"baseline {path} is not a pytest-inference summary.json (schema 1)")
+            data = read_summary(path, f"baseline {path}")
+        except SummaryError as exc:
+            raise BaselineError(str(exc)) from None
         by_tm: dict[tuple[str, str], dict[str, Any]] = {}
         by_m: dict[str, dict[str, Any]] = {}
         for i, c in enumerate(data["claims"]):

@@ -164,16 +164,14 @@ def read_shard(arg: str) -> tuple[Path, dict[str, Any]]:
     path = Path(arg)
     if path.is_dir():
         path = path / "summary.json"
+    from .report.summary import SummaryError, read_summary
+
+    if not path.exists():
+        raise MergeError(f"{arg}: no summary.json there")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MergeError(f"{arg}: no summary.json there") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MergeError(f"{path}: cannot read ({type(exc).__name__})") from None
-    except json.JSONDecodeError as exc:
-        raise MergeError(f"{path}: malformed summary.json (not JSON: {exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("claims"), list):
-        raise MergeError(f"{path}: malformed summary.json (not schema 1 with a claims list)")
+        data = read_summary(path)
+    except SummaryError as exc:
+        raise MergeError(f"malformed shard: {exc}") from None
     shard = (data.get("run") or {}).get("shard") if isinstance(data.get("run"), dict) else None
     if not isinstance(shard, dict):
         raise MergeError(f"{path}: not a shard's summary (no run.shard: run the load suite with --load-shard)")

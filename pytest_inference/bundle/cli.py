@@ -18,6 +18,7 @@ from ..cli import fail, verb_parser
 
 
 def _bundle(args: argparse.Namespace) -> int:
+    from ..report.summary import SummaryError
     from . import BundleError
     from .pack import load_run, pack
 
@@ -33,7 +34,7 @@ def _bundle(args: argparse.Namespace) -> int:
             print(f"page written to {out}")
             return 0
         packed = pack(args.path, args.output, allure_html=not args.no_allure_html)
-    except BundleError as exc:
+    except (BundleError, SummaryError) as exc:
         return fail("bundle", str(exc))
     except OSError as exc:
         return fail("bundle", f"cannot write {args.output or 'the bundle'}: {exc.strerror or exc}")
@@ -47,12 +48,13 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from ..report.summary import SummaryError
     from . import BundleError
     from .pack import verify
 
     try:
         b = verify(args.bundle)
-    except BundleError as exc:
+    except (BundleError, SummaryError) as exc:
         return fail("verify", str(exc))
     print(f"bundle {args.bundle}: {len(b.files) - 1} files match MANIFEST.sha256 "
           f"(target {b.info.get('target')}, hardware {b.info.get('hardware')}, created {b.info.get('created')})")
@@ -60,13 +62,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from ..report.summary import SummaryError
     from . import BundleError
     from .compare import DIFFERENT_HARDWARE, REGRESSED, compare_summaries, format_rows, hardware_problem, tally
     from .pack import load_run
 
     try:
         old, new = load_run(args.old), load_run(args.new)
-    except BundleError as exc:
+    except (BundleError, SummaryError) as exc:
         return fail("compare", str(exc))
     problem = hardware_problem(old.hardware, new.hardware)
     if problem and not args.allow_different_hardware:

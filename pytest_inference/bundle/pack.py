@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..report.summary import parse_summary
 from ..supervise import write_bytes_atomic
 from . import BundleError
 
@@ -123,19 +124,6 @@ def _walk(root: Path, sub: str, out: Collected, suffix: str | None = None) -> No
                 continue
             path = here / name
             _read_plain(path, path.relative_to(root).as_posix(), out)
-
-
-def parse_summary(data: bytes, where: str) -> dict[str, Any]:
-    """A summary.json's object; one line when it is not one."""
-    try:
-        summary = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BundleError(f"{where} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{where} is not JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(summary, dict) or summary.get("schema") != 1 or not isinstance(summary.get("claims"), list):
-        raise BundleError(f"{where} is not a pytest-inference summary.json (schema 1 with a claims list)")
-    return summary
 
 
 def collect(report_dir: str | os.PathLike[str]) -> Collected:

@@ -28,6 +28,36 @@ def json_safe(obj: Any, where: str = "", notes: list[str] | None = None) -> Any:
     return obj
 
 
+class SummaryError(ValueError):
+    """A file that is not a readable pytest-inference ``summary.json``; the message is one line."""
+
+
+def parse_summary(data: bytes | str, where: str) -> dict[str, Any]:
+    """The object of a ``summary.json`` (schema 1 with a claims list) whose text is ``data``;
+    :class:`SummaryError` naming ``where`` when it is not one."""
+    try:
+        summary = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except UnicodeDecodeError:
+        raise SummaryError(f"{where} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise SummaryError(f"{where} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(summary, dict) or summary.get("schema") != 1 or not isinstance(summary.get("claims"), list):
+        raise SummaryError(f"{where} is not a pytest-inference summary.json (schema 1 with a claims list)")
+    return summary
+
+
+def read_summary(path: str | Path, where: str | None = None) -> dict[str, Any]:
+    """:func:`parse_summary` of the file ``path`` (``where`` names it in the error, default the path)."""
+    where = where or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SummaryError(f"{where} not found") from None
+    except OSError as exc:
+        raise SummaryError(f"cannot read {where}: {exc.strerror or exc}") from None
+    return parse_summary(data, where)
+
+
 def write_summary_json(path: Path, summary: dict[str, Any]) -> Path:
     """Write atomically (temp file + rename), so a reader never sees half a file. Strict JSON:
     NaN/Infinity become null with a line in ``notes`` (``allow_nan=False`` proves none is left)."""

@@ -187,7 +187,7 @@ def test_steadiness_is_recomputed_from_the_pooled_records(tmp_path):
     (lambda s: s["run"].pop("shard"), "not a shard's summary (no run.shard"),
     (lambda s: s["run"]["shard"].update(index="1"), "malformed summary.json (run.shard.index is '1')"),
     (lambda s: s["claims"].append("x"), "malformed summary.json (claims[8] is not a claim)"),
-    (lambda s: s.update(schema=2), "malformed summary.json (not schema 1"),
+    (lambda s: s.update(schema=2), "is not a pytest-inference summary.json (schema 1"),
 ])
 def test_bad_shard_sets_are_one_line(tmp_path, capsys, edit, said):
     dirs, _ = _p99_shards(tmp_path)
