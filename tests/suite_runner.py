@@ -43,3 +43,13 @@ def run_suite(tmp_path, *args, suite, env=None, expect=None, real_host_load=Fals
 
 def claims_by_metric(summary):
     return {c["metric"]: c for c in summary["claims"]}
+
+
+def ensure_tiny_model(python: str | os.PathLike[str]) -> Path:
+    """The embedded tiny model (``.cache/tiny-llama``), generated offline with ``python`` (the CPU
+    vLLM venv's) when no earlier test or run made it; so a test needing it does not depend on order."""
+    model = ROOT / ".cache" / "tiny-llama"
+    if not (model / "config.json").exists():
+        subprocess.run([str(python), str(ROOT / "fixtures" / "tiny_model" / "generate.py"), str(model)], check=True,
+                       timeout=600)
+    return model

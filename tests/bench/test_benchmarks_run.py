@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from suite_runner import ensure_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +75,9 @@ def test_openloop_bench_without_vllm_says_so_in_one_line_and_still_runs_the_engi
 
 
 def test_openloop_bench_runs_vllm_bench_serve_beside_the_engine(tmp_path):
+    venv_python = _vllm_bench.venv_python()
+    if venv_python.exists():  # its tokenizer is the tiny model's: made here when no earlier test made it
+        ensure_tiny_model(venv_python)
     why = _vllm_bench.missing()
     if why:  # the path without it is the test above; this one needs the real thing
         pytest.skip(f"needs vllm bench serve: {why}")

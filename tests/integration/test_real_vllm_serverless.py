@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from suite_runner import ensure_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_PY = Path(os.environ.get("PYTEST_INFERENCE_VLLM_VENV", ROOT / ".venv-vllm")) / "bin" / "python"
@@ -25,9 +26,7 @@ def keyed_server(tmp_path_factory):
     from pytest_inference.vllm import command as vllm_command
 
     tmp = tmp_path_factory.mktemp("keyed")
-    model = ROOT / ".cache" / "tiny-llama"
-    if not (model / "config.json").exists():
-        subprocess.run([str(VENV_PY), str(ROOT / "fixtures" / "tiny_model" / "generate.py"), str(model)], check=True)
+    model = ensure_tiny_model(VENV_PY)
     spec = vllm_command.spec(model_path=model, model="tiny-llama", python=str(VENV_PY),
                              args="--max-model-len 512 --dtype float32", env={"VLLM_API_KEY": KEY},
                              cache_dir=tmp / "cache", log_path=tmp / "server.log", api_key=KEY, device="cpu")
