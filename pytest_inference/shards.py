@@ -4,7 +4,7 @@ A shard (``--load-shard INDEX/COUNT --load-start-at WHEN``, :mod:`pytest_inferen
 the same schedule as the unsharded run, keeps the arrivals whose index % COUNT == INDEX and sends
 them at their original offsets from the common start, so COUNT shards offer the one schedule
 together. Each shard's ``summary.json`` says what it was in ``run["shard"]``: ``index``, ``count``,
-``schedule_sha256`` (:func:`schedule_sha256`: what defines the schedule), ``start_at``,
+``schedule_sha256`` (:func:`..engine.arrivals.schedule_sha256`: what defines the schedule), ``start_at``,
 ``first_send_lag_s`` (its first send vs its scheduled moment, by its own clock) and its clock's
 offset against a common reference (:func:`measure_clock_offset`).
 
@@ -31,15 +31,13 @@ attainment, rates, drift) is inconclusive with the figures.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["schedule_sha256", "offset_from_polls", "measure_clock_offset", "read_shard", "check_shards",
+__all__ = ["offset_from_polls", "measure_clock_offset", "read_shard", "check_shards",
            "timing_check", "merge_claims", "merge", "register", "MAX_SKEW_MS", "TIMING_UNITS"]
 
 #: the default bound on the shards' clock-offset and start disagreement
@@ -55,18 +53,6 @@ ANNOUNCED = frozenset({"load.kv_cache_tokens", "load.max_concurrency", "load.res
 #: server counters each shard read over (nearly) the same window: the largest covers them all
 SERVER_COUNTERS = frozenset({"load.preemptions"})
 DRIFT_METRIC = "load.ttft_drift_ms"
-
-
-# ------------------------------------------------------------------------------ the schedule
-
-
-def schedule_sha256(definition: dict[str, Any], offsets: Sequence[float], max_tokens: Sequence[Any]) -> str:
-    """SHA-256 over what defines a schedule: ``definition`` (shape, rate, seed, length, workload
-    content hash, api, model, max_tokens ...), every arrival's offset (to the nanosecond) and every
-    request's max_tokens. Two shards with the same hash offer parts of one schedule."""
-    body = json.dumps({"definition": definition, "offsets_ns": [round(x * 1e9) for x in offsets],
-                       "max_tokens": list(max_tokens)}, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------ the clock

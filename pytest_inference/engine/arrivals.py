@@ -17,11 +17,13 @@ Bad input is one ``ValueError`` line. :func:`parse_arrival` reads an ``--arrival
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 from typing import Callable
 
-__all__ = ["SHAPES", "constant", "poisson", "gamma", "schedule", "offered_rate", "parse_arrival", "MAX_REQUESTS"]
+__all__ = ["SHAPES", "schedule_sha256", "constant", "poisson", "gamma", "schedule", "offered_rate", "parse_arrival", "MAX_REQUESTS"]
 
 SHAPES = ("constant", "poisson", "gamma")
 #: the most arrivals one schedule may hold (a typo such as rate 1e9 must not eat the memory)
@@ -154,3 +156,12 @@ def parse_arrival(text: str) -> tuple[str, float]:
         raise ValueError(f"--arrival {text!r}: the gamma CV must be in [{lo:g}, {hi:g}] "
                          "(1 = Poisson, > 1 burstier)")
     return "gamma", cv
+
+
+def schedule_sha256(definition: dict, offsets: list[float] | tuple[float, ...], max_tokens: list | tuple) -> str:
+    """SHA-256 over what defines a schedule: ``definition`` (shape, rate, seed, length, workload
+    content hash, api, model, max_tokens ...), every arrival's offset (to the nanosecond) and every
+    request's max_tokens. Two shards with the same hash offer parts of one schedule."""
+    body = json.dumps({"definition": definition, "offsets_ns": [round(x * 1e9) for x in offsets],
+                       "max_tokens": list(max_tokens)}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()

@@ -496,7 +496,7 @@ def measure_load(client, workload, *, model: str, api: str = "chat", rate_rps: f
     asked_in = [workload.requests[i % len(base)].input_tokens for i in range(n)]
     start_ns = shard_info = None
     if keep is not None:
-        from ..shards import schedule_sha256
+        from ..engine.arrivals import schedule_sha256
 
         described = workload.describe()
         shard_info = {"index": shard[0], "count": shard[1], "start_at": start_at,  # type: ignore[index]
