@@ -481,18 +481,6 @@ def _shards_target(t0: dict[str, Any], load_target):
 # ------------------------------------------------------------------------------ the verb
 
 
-def _positive_ms(text: str) -> float:
-    import argparse
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-skew-ms {text!r} is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"--max-skew-ms {text!r} must be > 0")
-    return v
-
-
 def _handler(args) -> int:
     from .cli import fail
     from .report.terminal import format_table
@@ -520,6 +508,7 @@ def _handler(args) -> int:
 
 def register(sub) -> None:
     from .cli import verb_parser
+    from .engine.options import positive_number
 
     p = verb_parser(sub, "merge", help="merge load shards' summaries into one, judged on the pooled samples",
                     description="Merge the summary.json of every shard of one load schedule (--load-shard i/N): "
@@ -531,7 +520,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the merged summary.json and records")
     p.add_argument("--target", default=None, metavar="NAME_OR_PATH",
                    help="judge against this target profile (default: the shards' own)")
-    p.add_argument("--max-skew-ms", type=_positive_ms, default=MAX_SKEW_MS, metavar="N",
+    p.add_argument("--max-skew-ms", type=positive_number("milliseconds"), default=MAX_SKEW_MS, metavar="N",
                    help=f"largest disagreement of the shards' clocks or starts (default {MAX_SKEW_MS:g} ms)")
     p.set_defaults(func=_handler)
 

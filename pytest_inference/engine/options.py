@@ -14,14 +14,24 @@ DEADLINE_BASE_S = 60.0
 DEADLINE_PER_TOKEN_S = 1.0
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}")
-    return v
+def positive_number(what: str):
+    """An option type (argparse / pytest) taking a finite number > 0 of ``what`` (``seconds``,
+    ``milliseconds``); anything else is one line: ``expected seconds (a number > 0), got 'x'``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v) or v <= 0:
+            raise argparse.ArgumentTypeError(f"expected {what} (a number > 0), got {text!r}")
+        return v
+
+    parse.__name__ = f"positive {what}"
+    return parse
+
+
+_positive_seconds = positive_number("seconds")
 
 
 def add_options(group) -> None:
