@@ -277,14 +277,17 @@ class Bundle:
     info: dict[str, Any]
 
 
-def _member_problem(m: tarfile.TarInfo) -> str | None:
+def member_problem(m: tarfile.TarInfo, holder: str = "a bundle") -> str | None:
+    """Why a tar member must not be read or unpacked (a link, a device or fifo, a path that is absolute,
+    climbs with ``..`` or hides a backslash), or None; ``holder`` names the archive in the line. The one
+    check of every archive pytest-inference opens (bundles here, pods' results in ``k8s collect``)."""
     if m.issym() or m.islnk():
-        return f"member {m.name} is a link; a bundle holds plain files only"
+        return f"member {m.name} is a link; {holder} holds plain files only"
     if not (m.isfile() or m.isdir()):
         return f"member {m.name} is not a plain file"
     parts = PurePosixPath(m.name).parts
     if not parts or m.name.startswith("/") or ".." in parts or "\\" in m.name:
-        return f"member {m.name!r} has an unsafe path"
+        return f"member {m.name!r} has an unsafe path (it escapes the folder it unpacks into)"
     return None
 
 
@@ -306,7 +309,7 @@ def verify(path: str | os.PathLike[str]) -> Bundle:
     try:
         with tar:
             for m in tar:
-                problem = _member_problem(m)
+                problem = member_problem(m)
                 if problem:
                     raise BundleError(f"{where}: {problem}")
                 parts = PurePosixPath(m.name).parts

@@ -36,7 +36,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .entrypoint import BEGIN, END  # the marker lines in-pod --print-results writes (contract C3)
@@ -113,15 +113,15 @@ def extract_block(log: str) -> bytes:
 def safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     """The members, when every one is a plain file or folder whose path stays inside the folder it
     is unpacked into (no absolute path, no '..', no link, device or fifo); else :class:`BlockError`."""
+    from ..bundle.pack import member_problem
+
     members, total = [], 0
     for m in tar:
-        name = PurePosixPath(m.name)
         if len(members) >= MAX_MEMBERS:
             raise BlockError(UNSAFE, f"more than {MAX_MEMBERS} members")
-        if name.is_absolute() or ".." in name.parts or "\\" in m.name:
-            raise BlockError(UNSAFE, f"member {m.name!r} escapes the results folder")
-        if not (m.isfile() or m.isdir()):
-            raise BlockError(UNSAFE, f"member {m.name!r} is a link or special file")
+        problem = member_problem(m, "a results tarball")
+        if problem:
+            raise BlockError(UNSAFE, problem)
         total += m.size
         if total > MAX_UNPACKED_BYTES:
             raise BlockError(UNSAFE, f"unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB")

@@ -158,17 +158,6 @@ def print_results(tarball: Path, stream=None) -> None:
     stream.flush()
 
 
-def decode_printed(text: str) -> bytes:
-    """The tarball from a log that holds one :func:`print_results` block (ValueError if none)."""
-    lines = text.splitlines()
-    try:
-        start = lines.index(BEGIN)
-        end = lines.index(END, start)
-    except ValueError:
-        raise ValueError("no pytest-inference results block in the text") from None
-    return base64.b64decode("".join(lines[start + 1:end]), validate=True)
-
-
 def wait_forever() -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))

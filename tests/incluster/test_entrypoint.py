@@ -19,6 +19,7 @@ import pytest
 
 from pytest_inference.cli import main
 from pytest_inference.incluster import entrypoint
+from pytest_inference.incluster.collect import extract_block
 
 REPO = Path(__file__).resolve().parents[2]
 #: one fast, real suite test (the k8s suite on the bundled reference manifests, no cluster)
@@ -56,7 +57,7 @@ def test_sonobuoy_layout_and_printed_block(tmp_path):
     assert json.loads(inside["in-pod.json"])["pytest_exit_status"] == 0
     assert "done" not in inside and "results.tar.gz" not in inside
     # the pod-log copy (plain Jobs, read by `k8s collect`) decodes to the very same tarball
-    assert entrypoint.decode_printed(r.stdout) == tarball.read_bytes()
+    assert extract_block(r.stdout) == tarball.read_bytes()
     assert r.stdout.rstrip().endswith(entrypoint.END)
     assert "1 passed" in r.stdout  # pytest's own output streamed before the block
 

@@ -18,6 +18,7 @@ import yaml
 
 from pytest_inference.cli import main
 from pytest_inference.incluster import entrypoint, manifests as m
+from pytest_inference.incluster.collect import extract_block
 from pytest_inference.load import parse_shard, parse_start_at
 
 REPO = Path(__file__).resolve().parents[2]
@@ -302,4 +303,4 @@ def test_generated_args_run_through_in_pod_and_pytests_option_parser(tmp_path):
             assert " collected" in r.stdout and "error" not in r.stdout.lower().split("collected")[-1], r.stdout[-1500:]
             suites = {a.rsplit(".", 1)[1] for a in pytest_args if a.startswith("pytest_inference.suites.")}
             assert suites == ({"node"} if role == "node" else {"load"} if role == "load-shard" else set(o.suites))
-            assert entrypoint.decode_printed(r.stdout) == (tmp_path / role / "results.tar.gz").read_bytes()
+            assert extract_block(r.stdout) == (tmp_path / role / "results.tar.gz").read_bytes()
