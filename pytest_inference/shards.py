@@ -81,16 +81,20 @@ def _date_second(value: str | None) -> int | None:
         return None
 
 
+#: polling for a Date-second flip starts this long before the aimed-at second (by the shard's clock)
+FLIP_LEAD_S = 0.6
+
+
 def measure_clock_offset(read_date: Callable[[], int | None], *, clock: Callable[[], float],
                          target_second: int | None = None, poll_s: float = 0.005, max_s: float = 3.0,
                          sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Poll ``read_date`` (the reference's Date as epoch seconds, None when it sent none) until its
     second flips and return :func:`offset_from_polls`'s figures, or ``{"offset_s": None, "problem":
     why}``. ``target_second``: aim at the flip into that reference second (every shard the same
-    one): sleep until 0.6 s before it by ``clock``, then poll every ``poll_s``; at most ``max_s``
-    of polling."""
+    one): sleep until :data:`FLIP_LEAD_S` before it by ``clock``, then poll every ``poll_s``; at most
+    ``max_s`` of polling."""
     if target_second is not None:
-        ahead = target_second - 0.6 - clock()
+        ahead = target_second - FLIP_LEAD_S - clock()
         if ahead > 0:
             sleep(ahead)
     polls: list[tuple[float, float, int | None]] = []
@@ -380,9 +384,10 @@ def _group(shards: Sequence[tuple[Path, dict[str, Any]]]) -> list[list[dict[str,
     return [groups[k] for k in order]
 
 
-def _pool_records(shards: Sequence[tuple[Path, dict[str, Any]]], out_dir: Path) -> tuple[dict[str, int], list[str]]:
+def _pool_records(shards: Sequence[tuple[Path, dict[str, Any]]],
+                  out_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """Every shard's ``records/*.jsonl`` pooled by file name (each record gets its ``shard``; sorted by
-    the schedule's index) into ``out_dir/records``; returns ``{name: records}`` and notes."""
+    the schedule's index) into ``out_dir/records``; returns ``{name: pooled records}`` and notes."""
     from .report.records import RECORDS_DIR, read_records, write_records
 
     pooled: dict[str, list[dict[str, Any]]] = {}
@@ -399,12 +404,10 @@ def _pool_records(shards: Sequence[tuple[Path, dict[str, Any]]], out_dir: Path) 
             except ValueError as exc:
                 raise MergeError(str(exc)) from None
             pooled.setdefault(f.stem, []).extend({**r, "shard": k} for r in rows)
-    counts = {}
     for name, rows in pooled.items():
         rows.sort(key=lambda r: (r.get("index") if isinstance(r.get("index"), int) else -1, r["shard"]))
         write_records(out_dir, name, rows)
-        counts[name] = len(rows)
-    return counts, notes
+    return pooled, notes
 
 
 def merge(args: Sequence[str], out_dir: str | Path, *, target: str | None = None,
@@ -412,7 +415,6 @@ def merge(args: Sequence[str], out_dir: str | Path, *, target: str | None = None
     """Merge shard summaries into ``out_dir/summary.json`` (and pooled records); returns the summary
     and the merged claims. Bad input: MergeError (one line)."""
     from . import __version__
-    from .report.records import RECORDS_DIR, read_records
     from .report.summary import write_summary_json
     from .targets import TargetError, load_target
 
@@ -429,9 +431,10 @@ def merge(args: Sequence[str], out_dir: str | Path, *, target: str | None = None
         raise MergeError(f"--out {out}: exists and is not a folder")
     blocks = [dict(d["run"]["shard"]) for _, d in shards]
     timing = timing_check(blocks, max_skew_ms)
-    counts, notes = _pool_records(shards, out)
+    pooled, notes = _pool_records(shards, out)
+    counts = {name: len(rows) for name, rows in pooled.items()}
     load_files = [n for n in counts if n.startswith("load-")]
-    records = read_records(out / RECORDS_DIR / f"{load_files[0]}.jsonl") if len(load_files) == 1 else None
+    records = pooled[load_files[0]] if len(load_files) == 1 else None  # the load run's, as just written
     if len(load_files) > 1:
         notes.append(f"more than one load run's records ({', '.join(load_files)}): the steadiness is not recomputed")
     claims = merge_claims(_group(shards), profile, timing_problem=timing["problem"], records=records)

@@ -73,12 +73,6 @@ def _watch(endpoint, client) -> Any:
                                        verify=getattr(client, "_verify", True)))
 
 
-def _planted_skew() -> float:
-    from pytest_inference.load import shard_clock_skew_s
-
-    return shard_clock_skew_s()
-
-
 @dataclass
 class LoadBench:
     """The session's load runs, each measured on first use."""
@@ -149,9 +143,11 @@ class LoadBench:
 
         from pytest_inference.load import wall_clock
         from pytest_inference.probes.load import START_LEAD_S
+        from pytest_inference.shards import FLIP_LEAD_S
 
         target = math.floor(self.start_at) - self.CLOCK_LEAD_S  # type: ignore[arg-type]
-        if target - 0.6 - 0.5 > wall_clock() and target < self.start_at - START_LEAD_S:  # type: ignore[operator]
+        # time to sleep up to the flip's lead (and half a second to spare) before the polls begin
+        if target - FLIP_LEAD_S - 0.5 > wall_clock() and target < self.start_at - START_LEAD_S:  # type: ignore[operator]
             self.clock = {**self._measure_clock(target), "when": "before the start"}
 
     def _shard_metadata(self, run) -> None:
@@ -163,7 +159,7 @@ class LoadBench:
         self.session.add_metadata(shard={
             **run.shard, "clock_offset_s": c.get("offset_s"), "clock_uncertainty_s": c.get("uncertainty_s"),
             "clock_reference": c.get("reference"), "clock_method": c.get("method"), "clock_measured": c.get("when"),
-            "clock_problem": c.get("problem"), "clock_skew_planted_s": _planted_skew() or None})
+            "clock_problem": c.get("problem"), "clock_skew_planted_s": load_plan.shard_clock_skew_s() or None})
 
     @property
     def settings_requests(self) -> int:
