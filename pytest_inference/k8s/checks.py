@@ -313,6 +313,27 @@ def _rule_excess(rule: dict[str, Any]) -> list[str]:
     return out
 
 
+def _bindings_of(obs: Observation, accounts: set[tuple[str, str]],
+                 also: Callable[[dict[str, Any]], bool] = lambda b: False):
+    """Each ClusterRoleBinding/RoleBinding binding one of ``accounts`` (``(namespace, name)`` of
+    ServiceAccounts), or that ``also`` picks: ``(binding, its name for a finding, the role it grants
+    (None: not in view), its roleRef, which of accounts it binds)``."""
+    for b in obs.of_kind("ClusterRoleBinding", "RoleBinding"):
+        bns = namespace_of(b) or "default"
+        subj = {((x.get("namespace") or bns), x.get("name")) for x in b.get("subjects") or []
+                if x.get("kind") == "ServiceAccount"}
+        if not (subj & accounts) and not also(b):
+            continue
+        rr = b.get("roleRef") or {}
+        role = obs.get(rr.get("kind", ""), rr.get("name", ""), None if rr.get("kind") == "ClusterRole" else bns)
+        yield b, f"{b.get('kind')} {name_of(b)}", role, rr, subj & accounts
+
+
+def _builtin_role(rr: dict[str, Any]) -> bool:
+    """A roleRef to one of Kubernetes' own roles (cluster-admin, admin, edit, view, system:...)."""
+    return rr.get("name") in _BUILTIN_ROLES or str(rr.get("name", "")).startswith("system:")
+
+
 @check("K8S-TUNER-002")
 def tuner_rbac(obs: Observation, s: Settings) -> CheckResult:
     expected = "the tuner's ServiceAccount may get and patch nodes, and nothing else"
@@ -325,18 +346,11 @@ def tuner_rbac(obs: Observation, s: Settings) -> CheckResult:
     ns = namespace_of(tuner) or "default"
     sa = (pod_spec(tuner) or {}).get("serviceAccountName") or (pod_spec(tuner) or {}).get("serviceAccount") or "default"
     findings, unknown, grants_patch = [], [], False
-    for b in obs.of_kind("ClusterRoleBinding", "RoleBinding"):
+    for b, bref, role, rr, _ in _bindings_of(obs, {(ns, sa)}):
         if b.get("kind") == "RoleBinding" and (namespace_of(b) or "default") != ns:
             continue
-        subj = [x for x in b.get("subjects") or [] if x.get("kind") == "ServiceAccount" and x.get("name") == sa
-                and (x.get("namespace") or namespace_of(b) or "default") == ns]
-        if not subj:
-            continue
-        rr = b.get("roleRef") or {}
-        role = obs.get(rr.get("kind", ""), rr.get("name", ""), None if rr.get("kind") == "ClusterRole" else ns)
-        bref = f"{b.get('kind')} {name_of(b)}"
         if role is None:
-            if rr.get("name") in _BUILTIN_ROLES or str(rr.get("name", "")).startswith("system:"):
+            if _builtin_role(rr):
                 findings.append({"binding": bref, "text": f"{bref} grants the built-in {rr.get('kind')} "
                                  f"{rr.get('name')}: far beyond nodes get/patch"})
             else:
@@ -1028,18 +1042,10 @@ def suite_rbac(obs: Observation, s: Settings) -> CheckResult:
     accounts = {(namespace_of(o) or "default", _sa_of(o)) for o in pods}
     roles: dict[tuple[str, str | None, str], dict[str, Any]] = {}
     bound: set[tuple[str, str]] = set()
-    for b in obs.of_kind("ClusterRoleBinding", "RoleBinding"):
-        bns = namespace_of(b) or "default"
-        subj = {((x.get("namespace") or bns), x.get("name")) for x in b.get("subjects") or []
-                if x.get("kind") == "ServiceAccount"}
-        if not (subj & accounts) and not is_suite_object(b):
-            continue
-        bound |= subj & accounts
-        rr = b.get("roleRef") or {}
-        role = obs.get(rr.get("kind", ""), rr.get("name", ""), None if rr.get("kind") == "ClusterRole" else bns)
-        bref = f"{b.get('kind')} {name_of(b)}"
+    for _, bref, role, rr, binds in _bindings_of(obs, accounts, also=is_suite_object):
+        bound |= binds
         if role is None:
-            if rr.get("name") in _BUILTIN_ROLES or str(rr.get("name", "")).startswith("system:"):
+            if _builtin_role(rr):
                 findings.append({"binding": bref, "text": f"{bref} grants the built-in {rr.get('kind')} {rr.get('name')}"})
             else:
                 unknown.append(f"{bref} refers to {rr.get('kind')} {rr.get('name')}, which is not in view")
