@@ -119,7 +119,8 @@ _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 def check_image(image: str) -> str:
-    """An image reference that names one build: ``...@sha256:<64 hex>``, or a tag other than ``latest``."""
+    """An image reference that names one build: ``...@sha256:<64 hex>``, or a version tag (not
+    ``latest`` nor another moving name: :func:`pytest_inference.k8s.model.image_pinned`)."""
     if not image or any(c.isspace() for c in image):
         raise ManifestError(f"--image {image!r}: not an image reference")
     if "@" in image:
@@ -133,6 +134,11 @@ def check_image(image: str) -> str:
                             "(an untagged image is :latest, which changes under a running test)")
     if tag == "latest":
         raise ManifestError(f"--image {image}: :latest is not pinned; give a version tag or @sha256:<digest>")
+    from ..k8s.model import image_pinned  # the rule K8S-SUITE-001 judges the written manifests by
+
+    if not image_pinned(image):
+        raise ManifestError(f"--image {image}: the tag {tag} names no version (it moves as latest does); give a "
+                            "version tag or @sha256:<digest>")
     return image
 
 

@@ -26,8 +26,9 @@ from ..checks import stamp
 from ..checks import unimplemented as shared_unimplemented
 from ..incluster.manifests import PART_OF as SUITE_LABELS
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
-from .model import (LIVE, STATIC, WORKLOAD_KINDS, CheckResult, Observation, Settings, containers, key_of,
-                    label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec, pod_template_labels)
+from .model import (LIVE, STATIC, WORKLOAD_KINDS, CheckResult, Observation, Settings, containers, image_pinned,
+                    key_of, label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec,
+                    pod_template_labels)
 from .shell import (drain_hook_findings, masked_failures, pre_loop_sleep, script_index, scripts, statements,
                     stops_on_error, unguarded_commands)
 from .timeline import binding_evidence, judge_timeline, node_evidence
@@ -561,20 +562,6 @@ def liveness_during_load(obs: Observation, s: Settings) -> CheckResult:
                        subject=_ref(obs, dep))
     return _count([], expected=expected, subject=_ref(obs, dep),
                   ok="liveness waits for the startupProbe (or there is none)")
-
-
-_FLOATING_TAGS = {"latest", "stable", "main", "master", "nightly", "edge", "dev", "slim", "alpine"}
-
-
-def image_pinned(image: str) -> bool:
-    """A digest, or a tag that names a version (has a digit and is not a moving name)."""
-    if "@sha256:" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return False
-    tag = last.rsplit(":", 1)[1]
-    return tag.lower() not in _FLOATING_TAGS and bool(re.search(r"\d", tag))
 
 
 @check("K8S-DEPLOY-006")

@@ -8,6 +8,7 @@ a live cluster and on a folder of manifests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
@@ -280,3 +281,17 @@ def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, st
         if op == "DoesNotExist" and has:
             return False
     return True
+
+
+_FLOATING_TAGS = {"latest", "stable", "main", "master", "nightly", "edge", "dev", "slim", "alpine"}
+
+
+def image_pinned(image: str) -> bool:
+    """A digest, or a tag that names a version (has a digit and is not a moving name)."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return False
+    tag = last.rsplit(":", 1)[1]
+    return tag.lower() not in _FLOATING_TAGS and bool(re.search(r"\d", tag))

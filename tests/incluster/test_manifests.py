@@ -201,10 +201,19 @@ def test_an_api_key_comes_from_a_secret_and_is_never_written(tmp_path):
 
 
 @pytest.mark.parametrize("image", ["registry.example/p", "registry.example/p:latest", "p@sha256:abc",
-                                   "localhost:5000/p", "p:1 2", ""])
+                                   "localhost:5000/p", "p:1 2", "", "registry.example/p:stable", "p:main"])
 def test_an_unpinned_image_is_refused(image):
     with pytest.raises(m.ManifestError, match="--image"):
         m.check_image(image)
+
+
+def test_the_generator_refuses_what_the_suite_check_fails():
+    """A moving tag other than latest (stable, main): the generator and K8S-SUITE-001 share one rule."""
+    from pytest_inference.k8s.model import image_pinned
+
+    with pytest.raises(m.ManifestError, match="names no version"):
+        m.check_image("registry.example/p:stable")
+    assert not image_pinned("registry.example/p:stable") and image_pinned(IMAGE)
 
 
 @pytest.mark.parametrize("image", [IMAGE, DIGEST, "localhost:5000/p:v1", "p:latest-2026@sha256:" + "a" * 64])
