@@ -12,6 +12,15 @@ Heavy imports (Allure rendering) happen inside the functions that need them.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 class BundleError(ValueError):
     """Bad input or a bundle that fails its check: one line for the user (exit status 2)."""
+
+
+def finite(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number (not a bool), else None: how the page and compare
+    read the figures of a summary.json someone else wrote."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None

@@ -43,13 +43,13 @@ regressed, 1 when at least one claim regressed (a CI gate, as pytest-benchmark's
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from .. import stats
 from ..claims import direction, fmt
+from . import finite
 
 IMPROVED, REGRESSED, NO_CHANGE, INCONCLUSIVE = "improved", "regressed", "no change", "inconclusive"
 VERDICTS = (IMPROVED, REGRESSED, NO_CHANGE, INCONCLUSIVE)
@@ -152,16 +152,12 @@ def _samples(c: dict[str, Any]) -> list[float]:
     xs = c.get("sample_values")
     if not isinstance(xs, list):
         return []
-    return [float(x) for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)]
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+    return [v for v in map(finite, xs) if v is not None]
 
 
 def _consistent(c: dict[str, Any], stat: str, xs: list[float]) -> bool:
     """Is the claim's figure the ``stat`` of its stored samples?"""
-    m = _num(c.get("measured"))
+    m = finite(c.get("measured"))
     if m is None:
         return True
     try:
@@ -179,13 +175,13 @@ def judge_pair(old: dict[str, Any], new: dict[str, Any], *, confidence: float = 
     a, b = _samples(old), _samples(new)
     better = direction(new.get("op"), metric) or direction(old.get("op"), metric)
     row = Row(test=new.get("test") or old.get("test"), metric=metric, stat=stat, unit=new.get("unit") or old.get("unit"),
-              old=_num(old.get("measured")), new=_num(new.get("measured")), n_old=len(a), n_new=len(b),
+              old=finite(old.get("measured")), new=finite(new.get("measured")), n_old=len(a), n_new=len(b),
               better=better, verdict=INCONCLUSIVE, reason="")
     if old.get("stat") != new.get("stat"):
         row.reason = f"the statistic changed ({old.get('stat')} -> {new.get('stat')})"
         return row
     for side, c, xs in (("old", old, a), ("new", new, b)):
-        if _num(c.get("measured")) is None:
+        if finite(c.get("measured")) is None:
             row.reason = f"not measured in the {side} run" + (f" ({c.get('reason')})" if c.get("reason") else "")
             return row
         if not xs:
@@ -245,8 +241,8 @@ def _keyed(claims: Sequence[Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
 
 def _absent(c: dict[str, Any], side: str) -> Row:
     return Row(test=c.get("test"), metric=str(c.get("metric")), stat=c.get("stat"), unit=c.get("unit"),
-               old=_num(c.get("measured")) if side == "new" else None,
-               new=_num(c.get("measured")) if side == "old" else None,
+               old=finite(c.get("measured")) if side == "new" else None,
+               new=finite(c.get("measured")) if side == "old" else None,
                n_old=len(_samples(c)) if side == "new" else 0, n_new=len(_samples(c)) if side == "old" else 0,
                better=direction(c.get("op"), str(c.get("metric"))), verdict=INCONCLUSIVE,
                reason=f"not in the {side} run")

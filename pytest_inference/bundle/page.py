@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .. import stats
 from ..claims import FAIL, INCONCLUSIVE, MEASURED, OPS, PASS, fmt
 from ..report.charts import MISS_COLOUR, SAMPLE_COLOUR, THRESHOLD_COLOUR, VERDICT_COLOURS
+from . import finite
 
 #: records fields drawn as distributions, with their titles
 DISTRIBUTIONS = (("ttft_ms", "time to first token (ms)"), ("tpot_ms", "time per output token (ms)"),
@@ -55,20 +56,16 @@ def _badge(verdict: str) -> str:
     return f'<span class="v" style="background:{colour}">{_e(verdict)}</span>'
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
-
-
 # ------------------------------------------------------------------------------------------ SVG
 def bullet_svg(claim: Mapping[str, Any], width: int = 280, height: int = 30) -> str:
     """Measured figure (a bar in the verdict's colour) against the threshold (a red line); the
     samples as ticks when they are on the figure's scale. Empty text when nothing was measured."""
-    measured = _num(claim.get("measured"))
+    measured = finite(claim.get("measured"))
     if measured is None:
         return ""
-    threshold = _num(claim.get("threshold"))
+    threshold = finite(claim.get("threshold"))
     stat = claim.get("stat")
-    samples = [v for v in (_num(x) for x in claim.get("sample_values") or []) if v is not None]
+    samples = [v for v in (finite(x) for x in claim.get("sample_values") or []) if v is not None]
     samples = samples if stat in _ON_SAMPLE_SCALE else []
     values = [measured, *([threshold] if threshold is not None else []), *samples]
     lo, hi = min(0.0, *values), max(0.0, *values)
@@ -184,8 +181,8 @@ def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
     order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2, MEASURED: 3}
     for c in sorted(claims, key=lambda c: order.get(str(c.get("verdict")), 4)):
         unit = c.get("unit") or ""
-        measured = _num(c.get("measured"))
-        req = (f"{c.get('stat')} {c.get('op')} {fmt(_num(c.get('threshold')))} {unit}".strip()
+        measured = finite(c.get("measured"))
+        req = (f"{c.get('stat')} {c.get('op')} {fmt(finite(c.get('threshold')))} {unit}".strip()
                if c.get("op") else "none (measured only)")
         test = str(c.get("test") or "")
         out.append(
@@ -200,7 +197,7 @@ def _claims_table(claims: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _record_files(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
-    names = [n for n in records if any(_num(r.get(k)) is not None for r in records[n] for k, _ in DISTRIBUTIONS)]
+    names = [n for n in records if any(finite(r.get(k)) is not None for r in records[n] for k, _ in DISTRIBUTIONS)]
     return sorted(names, key=lambda n: (n.startswith("capacity-probe"), n))
 
 
@@ -214,7 +211,7 @@ def _distributions(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
         ok = sum(1 for r in rows if r.get("ok") is True)
         out.append(f'<h3>{_e(name)} <span class="sub">({len(rows)} requests, {ok} completed)</span></h3>')
         for key, title in DISTRIBUTIONS:
-            xs = [v for v in (_num(r.get(key)) for r in rows) if v is not None]
+            xs = [v for v in (finite(r.get(key)) for r in rows) if v is not None]
             svg = histogram_svg(xs, title)
             if svg:
                 out.append(f'<div class="hist">{svg}</div>')
