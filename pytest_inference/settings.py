@@ -100,6 +100,25 @@ class Setting:
         return value
 
 
+def positive_number(what: str):
+    """An option type (argparse / pytest) taking a finite number > 0 of ``what`` (``seconds``,
+    ``milliseconds``); anything else is one line: ``expected seconds (a number > 0), got 'x'``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v) or v <= 0:
+            import argparse
+
+            raise argparse.ArgumentTypeError(f"expected {what} (a number > 0), got {text!r}")
+        return v
+
+    parse.__name__ = f"positive {what}"
+    return parse
+
+
 _COUNT = dict(kind="int", minimum=1)
 _LOAD = dict(table="load")
 _API = dict(table="api")

@@ -511,7 +511,7 @@ def _handler(args) -> int:
 
 def register(sub) -> None:
     from .cli import verb_parser
-    from .engine.options import positive_number
+    from .settings import positive_number
 
     p = verb_parser(sub, "merge", help="merge load shards' summaries into one, judged on the pooled samples",
                     description="Merge the summary.json of every shard of one load schedule (--load-shard i/N): "

@@ -5,30 +5,12 @@ Kept here so the plugin module stays a list of hooks; values are read by the sui
 
 from __future__ import annotations
 
-import argparse
-import math
+from ..settings import positive_number
 
 #: default per-request deadline: a base for connection, queueing and prefill, plus a budget
 #: per requested token (a server slower than 1 token/s is not being measured, it is stuck)
 DEADLINE_BASE_S = 60.0
 DEADLINE_PER_TOKEN_S = 1.0
-
-
-def positive_number(what: str):
-    """An option type (argparse / pytest) taking a finite number > 0 of ``what`` (``seconds``,
-    ``milliseconds``); anything else is one line: ``expected seconds (a number > 0), got 'x'``."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        if not math.isfinite(v) or v <= 0:
-            raise argparse.ArgumentTypeError(f"expected {what} (a number > 0), got {text!r}")
-        return v
-
-    parse.__name__ = f"positive {what}"
-    return parse
 
 
 _positive_seconds = positive_number("seconds")

@@ -40,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PART_OF = {"app.kubernetes.io/part-of": "pytest-inference"}
+from ..k8s import PART_OF as PART_OF_LABEL
+
+PART_OF = dict([PART_OF_LABEL])  # on every object written: the k8s suite and `k8s collect` find them by it
 ROLE_LABEL = "pytest-inference/role"
 ROLES = ("serving", "node", "load-shard")
 #: suites that run as a client of an endpoint (the others start their own server, or need API rights)

@@ -15,3 +15,6 @@ Nothing here imports ``kubernetes`` at module load: ``pytest --help`` stays fast
 """
 
 DEFAULT_TAINT_KEY = "node.digitalocean.com/network-not-tuned"
+#: the label `pytest-inference k8s manifests` puts on every object it writes: how the k8s suite's
+#: K8S-SUITE-* checks and `pytest-inference k8s collect` recognise pytest-inference's own objects
+PART_OF = ("app.kubernetes.io/part-of", "pytest-inference")

@@ -24,7 +24,7 @@ from ..catalog.checks import check as check_spec
 from ..catalog.checks import checks as catalog_checks
 from ..checks import stamp
 from ..checks import unimplemented as shared_unimplemented
-from ..incluster.manifests import PART_OF as SUITE_LABELS
+from . import PART_OF as SUITE_LABEL
 from .inventory import (find_deployment, find_tuner, gpu_nodes, tolerates, toleration_of, tuner_pods, workloads)
 from .model import (LIVE, STATIC, WORKLOAD_KINDS, CheckResult, Observation, Settings, containers, image_pinned,
                     key_of, label_selector_matches, labels_of, name_of, namespace_of, parse_time, pod_spec,
@@ -896,7 +896,6 @@ def unrendered_templates(obs: Observation, s: Settings) -> CheckResult:
 # app.kubernetes.io/part-of=pytest-inference and its Sonobuoy plugin definitions. A set without
 # them is not judged: the suite skips these checks and run_all leaves them out (applies()).
 
-SUITE_LABEL, = SUITE_LABELS.items()  # the label `pytest-inference k8s manifests` puts on its objects
 _READ_VERBS = {"get", "list", "watch"}
 
 

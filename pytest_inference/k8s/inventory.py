@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..incluster.manifests import PART_OF as SUITE_LABELS
+from . import PART_OF  # what `pytest-inference k8s manifests` writes: not the deployment's workloads or tuner
 from .shell import exec_points
 from .model import (WORKLOAD_KINDS, Observation, Settings, containers, label_selector_matches, labels_of,
                     name_of, namespace_of, pod_spec, pod_template_labels, selector_matches)
@@ -17,10 +17,6 @@ from .model import (WORKLOAD_KINDS, Observation, Settings, containers, label_sel
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 #: label the suite puts on everything it creates (mutation mode), so it never judges its own pods
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-inference")
-#: label on what `pytest-inference k8s manifests` generates: its in-cluster Jobs/DaemonSet are not the
-#: deployment's workloads or its tuner (the node DaemonSet tolerates the not-tuned taint to probe untuned
-#: nodes); the K8S-SUITE-* checks judge them
-(PART_OF,) = SUITE_LABELS.items()
 
 
 def tolerates(spec: dict[str, Any] | None, key: str, effect: str = "NoSchedule") -> bool:
